@@ -1,0 +1,105 @@
+"""Render cell Dockerfiles from images/ templates and build them; identical inputs reuse an image."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+
+from harness.engine import LABEL, Engine
+from harness.model import BaseImage, BuildOutcome, Lock
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "images"
+_FAILED_STEP = re.compile(r"The command '/bin/sh -c (.*?)' returned a non-zero code", re.S)
+
+
+def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label: str,
+                      templates: Path = TEMPLATES) -> str:
+    """The Dockerfile for one cell: pure, so golden tests can pin it."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    pip_wheel = next(p.filename for p in lock.build if p.name == "pip")
+    return env.get_template("cell.Dockerfile.j2").render(
+        base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip_wheel,
+        import_name=import_name, cell_label=cell_label)
+
+
+def image_tag(dockerfile: str, lock: Lock, base: BaseImage) -> str:
+    """A content address: same base image, Dockerfile and files give the same tag."""
+    digest = hashlib.sha256()
+    for part in (base.image_id, dockerfile, lock.requirement_lines(lock.build),
+                 lock.requirement_lines(lock.runtime)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return f"repro-matrix/cell:{digest.hexdigest()[:20]}"
+
+
+def failed_step(log: str) -> str:
+    """Which Dockerfile step broke: 'import' when the package did not import, else 'install'."""
+    match = _FAILED_STEP.search(log)
+    command = match.group(1) if match else ""
+    return "import" if "-c \"import " in command or "-c 'import " in command else "install"
+
+
+class Builder:
+    """Builds cell images from locks; remembers failures by content address for this cache."""
+
+    def __init__(self, engine: Engine, wheelhouse: Path, cache_dir: Path) -> None:
+        self.engine = engine
+        self.wheelhouse = wheelhouse
+        self.failures_dir = cache_dir / "build-failures"
+        self.work_dir = cache_dir / "contexts"
+
+    def build(self, base: BaseImage, lock: Lock, import_name: str,
+              cell_label: str) -> BuildOutcome:
+        dockerfile = render_dockerfile(base, lock, import_name, cell_label)
+        tag = image_tag(dockerfile, lock, base)
+        existing = self.engine.image_id(tag)
+        if existing:
+            return BuildOutcome(ok=True, image_ref=tag, image_id=existing, log_excerpt="")
+        failure = self.failures_dir / f"{tag.split(':')[1]}.json"
+        if failure.exists():
+            return BuildOutcome(**json.loads(failure.read_text()))
+        outcome = self._build(dockerfile, lock, tag)
+        if not outcome.ok:
+            self.failures_dir.mkdir(parents=True, exist_ok=True)
+            tmp = failure.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(outcome.__dict__))
+            os.replace(tmp, failure)
+        return outcome
+
+    def _build(self, dockerfile: str, lock: Lock, tag: str) -> BuildOutcome:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
+            context = Path(tmp)
+            (context / "Dockerfile").write_text(dockerfile)
+            (context / "requirements.txt").write_text(lock.requirement_lines(lock.runtime))
+            (context / "build-requirements.txt").write_text(lock.requirement_lines(lock.build))
+            wheels = context / "wheelhouse"
+            wheels.mkdir()
+            for pin in (*lock.build, *lock.runtime):
+                _link(self.wheelhouse / pin.filename, wheels / pin.filename)
+            image_id, log = self.engine.build(context, tag, labels={f"{LABEL}.kind": "cell"})
+        excerpt = _excerpt(log)
+        if image_id is None:
+            return BuildOutcome(ok=False, image_ref=tag, image_id="", log_excerpt=excerpt,
+                                failed_step=failed_step(log))
+        return BuildOutcome(ok=True, image_ref=tag, image_id=image_id, log_excerpt=excerpt)
+
+
+def _link(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _excerpt(log: str, lines: int = 25) -> str:
+    kept = [line for line in log.splitlines() if line.strip() and not line.startswith(" ---> ")]
+    return "\n".join(kept[-lines:])

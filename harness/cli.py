@@ -1,0 +1,121 @@
+"""Command line: parse options, run the pipeline, and turn every HarnessError into one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness import __version__, config, plan
+from harness.errors import HarnessError, UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", "see --help")
+
+
+def _split(values: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(part.strip() for value in values or () for part in value.split(",")
+                 if part.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description=(
+        "Run a reproduction across Python and package versions in real containers and render "
+        "a compatibility table with a verdict."))
+    parser.add_argument("--version", action="version", version=f"repro-matrix {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the matrix and write results and the report")
+    _common(run)
+    run.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
+                     help="cells built and run in parallel (default: cores)")
+    run.add_argument("--provider", choices=config.PROVIDERS,
+                     help="base image provider (default: the matrix file's, else auto)")
+    run.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
+                     "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
+
+    show = commands.add_parser("plan", help="print the cells a run would execute")
+    _common(show)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
+    rep.add_argument("--results", type=Path, default=Path("results"),
+                     help="results folder (default: results)")
+    return parser
+
+
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
+                     help="matrix file (default: matrix.yaml)")
+    sub.add_argument("--case", action="append", help="only this case id (repeatable)")
+    sub.add_argument("--python", action="append",
+                     help="only these Pythons, e.g. 3.9,3.11 (repeatable)")
+    sub.add_argument("--versions", default="", help="a PEP 440 specifier ('>=1.0,<1.2') or "
+                     "exact versions ('1.0.2,1.0.3')")
+    sub.add_argument("--results", type=Path, default=Path("results"),
+                     help="results folder (default: results)")
+
+
+def _selection(args: argparse.Namespace) -> plan.Selection:
+    return plan.Selection(case_ids=_split(args.case), pythons=_split(args.python),
+                          versions=args.versions)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from harness.pipeline import MatrixRun, RunOptions, default_cache_dir
+
+    if args.jobs < 1:
+        raise UsageError("--jobs: must be at least 1")
+    matrix = config.load(args.matrix)
+    options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
+                         jobs=args.jobs, provider=args.provider)
+    MatrixRun(matrix, options).run(_selection(args))
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.index import IndexClient
+    from harness.pipeline import default_cache_dir, make_plan
+
+    matrix = config.load(args.matrix)
+    case_plans, _ = make_plan(matrix, _selection(args), IndexClient(default_cache_dir()))
+    if args.json:
+        print(json.dumps({cp.case.id: [c.id for c in cp.cells] for cp in case_plans}, indent=2))
+        return 0
+    for cp in case_plans:
+        print(f"{cp.case.id}: {len(cp.versions)} versions × {len(cp.pythons)} Pythons = "
+              f"{len(cp.cells)} cells")
+        print(f"  Pythons: {', '.join(cp.pythons)}")
+        print(f"  versions: {', '.join(cp.versions)}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.pipeline import render_results
+
+    render_results(args.results, on_case=lambda case: print(f"rendered {case}",
+                                                            file=sys.stderr))
+    print(f"report: {args.results / 'report.md'}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        command = {"run": _run, "plan": _plan, "report": _report}[args.command]
+        return command(args)
+    except HarnessError as exc:
+        print(f"repro-matrix: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("repro-matrix: interrupted; finished cells are kept in the results folder, "
+              "run the same command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,273 @@
+"""Load and validate the matrix file into frozen dataclasses; every mistake is one UsageError line."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from harness import pythons
+from harness.errors import UsageError
+from harness.model import (
+    Case,
+    Claim,
+    EraPolicy,
+    MatrixConfig,
+    OutcomeRule,
+    ProviderSettings,
+    VersionSelection,
+)
+
+PROVIDERS = ("auto", "registry", "debian")
+_CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
+_CASE_KEYS = (
+    "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
+)
+_VERSIONS_KEYS = ("spec", "include_prereleases", "include_yanked")
+_OUTCOME_KEYS = ("signature", "timeout")
+_CLAIM_KEYS = ("first_fixed", "introduced", "source")
+_BASE_KEYS = ("provider", "debian_suites")
+_ERA_KEYS = ("max_attempts", "step_days")
+
+
+class _Reader:
+    """Reads values out of parsed YAML, naming the file and key path in every error."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, problem: str) -> UsageError:
+        return UsageError(f"{self.path}: {key}: {problem}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"expected a mapping, got {_type_name(value)}")
+        for name in value:
+            if name not in allowed:
+                close = difflib.get_close_matches(str(name), allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise self.fail(f"{key}.{name}".lstrip("."), f"unknown key{hint}; expected one of "
+                                f"{', '.join(allowed)}")
+        return value
+
+    def string(self, value: Any, key: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.fail(key, f"expected a string, got {_type_name(value)}")
+        text = str(value).strip()
+        if not text:
+            raise self.fail(key, "must not be empty")
+        return text
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {_type_name(value)}")
+        return value
+
+    def number(self, value: Any, key: str, minimum: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {_type_name(value)}")
+        if value < minimum:
+            raise self.fail(key, f"must be at least {minimum:g}")
+        return float(value)
+
+    def string_list(self, value: Any, key: str) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        return tuple(self.string(item, f"{key}[{i}]") for i, item in enumerate(items))
+
+    def optional(self, data: Mapping[str, Any], name: str, key: str,
+                 read: Callable[[Any, str], Any], default: Any) -> Any:
+        return read(data[name], f"{key}.{name}".lstrip(".")) if name in data else default
+
+
+def _type_name(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def load(path: Path) -> MatrixConfig:
+    """Parse and validate the matrix file at ``path``."""
+    try:
+        raw_text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such matrix file", "pass --matrix PATH") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(raw_text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: {where}: malformed YAML: {problem}") from None
+    return parse(data, path, hashlib.sha256(raw_text.encode()).hexdigest())
+
+
+def parse(data: Any, path: Path, digest: str = "") -> MatrixConfig:
+    """Validate already-parsed YAML data; relative paths are resolved against the file's folder."""
+    reader = _Reader(path)
+    top = reader.mapping(data, "", _TOP_KEYS)
+    if "cases" not in top:
+        raise reader.fail("cases", "missing; the matrix needs at least one case")
+    release_dates = dict(pythons.RELEASE_DATES)
+    release_dates.update(_release_dates(reader, top.get("python_release_dates", {})))
+    raw_cases = top["cases"]
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise reader.fail("cases", "expected a non-empty list of cases")
+    cases = tuple(
+        _case(reader, item, f"cases[{i}]", path.parent, release_dates)
+        for i, item in enumerate(raw_cases)
+    )
+    seen: set[str] = set()
+    for i, case in enumerate(cases):
+        if case.id in seen:
+            raise reader.fail(f"cases[{i}].id", f"duplicate case id '{case.id}'")
+        seen.add(case.id)
+    return MatrixConfig(
+        path=path,
+        cases=cases,
+        providers=_providers(reader, top.get("base_images", {})),
+        era=_era(reader, top.get("era", {})),
+        python_release_dates=tuple(sorted(release_dates.items())),
+        digest=digest,
+    )
+
+
+def _release_dates(reader: _Reader, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise reader.fail("python_release_dates", "expected a mapping of X.Y to YYYY-MM-DD")
+    dates = {}
+    for python, date in value.items():
+        key = f"python_release_dates.{python}"
+        if not pythons.is_feature_version(str(python)):
+            raise reader.fail(key, "expected a Python version spelled X.Y")
+        text = reader.string(date, key)
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+            raise reader.fail(key, "expected a date YYYY-MM-DD")
+        dates[str(python)] = text
+    return dates
+
+
+def _case(reader: _Reader, value: Any, key: str, root: Path,
+          release_dates: Mapping[str, str]) -> Case:
+    data = reader.mapping(value, key, _CASE_KEYS)
+    for required in ("id", "package", "repro", "outcome"):
+        if required not in data:
+            raise reader.fail(f"{key}.{required}", "missing")
+    case_id = reader.string(data["id"], f"{key}.id")
+    if not _CASE_ID.match(case_id):
+        raise reader.fail(f"{key}.id", "use lowercase letters, digits, '.', '_' and '-'")
+    package = reader.string(data["package"], f"{key}.package")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", package):
+        raise reader.fail(f"{key}.package", f"'{package}' is not a valid project name")
+    return Case(
+        id=case_id,
+        package=package,
+        import_name=reader.optional(data, "import", key, reader.string,
+                                    package.lower().replace("-", "_")),
+        description=reader.optional(data, "description", key, reader.string, ""),
+        versions=_versions(reader, data.get("versions", {}), f"{key}.versions"),
+        pythons=_pythons(reader, data.get("pythons", sorted(release_dates, key=pythons.sort_key)),
+                         f"{key}.pythons", release_dates),
+        repro=_repro(reader, data["repro"], f"{key}.repro", root),
+        outcome=_outcome(reader, data["outcome"], f"{key}.outcome"),
+        claim=_claim(reader, data.get("claim", {}), f"{key}.claim"),
+    )
+
+
+def _versions(reader: _Reader, value: Any, key: str) -> VersionSelection:
+    data = reader.mapping(value, key, _VERSIONS_KEYS)
+    spec = reader.optional(data, "spec", key, reader.string, "")
+    try:
+        SpecifierSet(spec)
+    except InvalidSpecifier:
+        raise reader.fail(f"{key}.spec", f"'{spec}' is not a PEP 440 specifier "
+                          "(for example '>=1.0,<3')") from None
+    return VersionSelection(
+        spec=spec,
+        include_prereleases=reader.optional(data, "include_prereleases", key, reader.boolean,
+                                            False),
+        include_yanked=reader.optional(data, "include_yanked", key, reader.boolean, False),
+    )
+
+
+def _pythons(reader: _Reader, value: Any, key: str,
+             release_dates: Mapping[str, str]) -> tuple[str, ...]:
+    versions = reader.string_list(value, key)
+    if not versions:
+        raise reader.fail(key, "must list at least one Python version")
+    for i, python in enumerate(versions):
+        if not pythons.is_feature_version(python):
+            raise reader.fail(f"{key}[{i}]", f"'{python}' is not a Python version spelled X.Y")
+        if python not in release_dates:
+            raise reader.fail(f"{key}[{i}]", f"unknown Python {python}; add its release date "
+                              "under python_release_dates")
+    return tuple(sorted(set(versions), key=pythons.sort_key))
+
+
+def _repro(reader: _Reader, value: Any, key: str, root: Path) -> Path:
+    repro = (root / reader.string(value, key)).resolve()
+    if not repro.is_file():
+        raise reader.fail(key, f"no such file: {repro}")
+    return repro
+
+
+def _outcome(reader: _Reader, value: Any, key: str) -> OutcomeRule:
+    data = reader.mapping(value, key, _OUTCOME_KEYS)
+    if "signature" not in data:
+        raise reader.fail(f"{key}.signature", "missing; give the text a real reproduction prints")
+    return OutcomeRule(
+        signatures=reader.string_list(data["signature"], f"{key}.signature"),
+        timeout_s=reader.optional(data, "timeout", key,
+                                  lambda v, k: reader.number(v, k, 1), 60.0),
+    )
+
+
+def _claim(reader: _Reader, value: Any, key: str) -> Claim:
+    data = reader.mapping(value, key, _CLAIM_KEYS)
+    versions = {}
+    for name in ("first_fixed", "introduced"):
+        if name in data:
+            text = reader.string(data[name], f"{key}.{name}")
+            try:
+                Version(text)
+            except InvalidVersion:
+                raise reader.fail(f"{key}.{name}", f"'{text}' is not a version") from None
+            versions[name] = text
+    return Claim(
+        first_fixed=versions.get("first_fixed"),
+        introduced=versions.get("introduced"),
+        source=reader.optional(data, "source", key, reader.string, ""),
+    )
+
+
+def _providers(reader: _Reader, value: Any) -> ProviderSettings:
+    data = reader.mapping(value, "base_images", _BASE_KEYS)
+    provider = reader.optional(data, "provider", "base_images", reader.string, "auto")
+    if provider not in PROVIDERS:
+        raise reader.fail("base_images.provider", f"expected one of {', '.join(PROVIDERS)}")
+    suites = dict(pythons.DEBIAN_SUITES)
+    raw_suites = data.get("debian_suites", {})
+    if not isinstance(raw_suites, dict):
+        raise reader.fail("base_images.debian_suites", "expected a mapping of X.Y to suite name")
+    for python, suite in raw_suites.items():
+        if not pythons.is_feature_version(str(python)):
+            raise reader.fail(f"base_images.debian_suites.{python}", "expected X.Y")
+        suites[str(python)] = reader.string(suite, f"base_images.debian_suites.{python}")
+    return ProviderSettings(provider=provider, debian_suites=tuple(sorted(suites.items())))
+
+
+def _era(reader: _Reader, value: Any) -> EraPolicy:
+    data = reader.mapping(value, "era", _ERA_KEYS)
+    return EraPolicy(
+        max_attempts=int(reader.optional(data, "max_attempts", "era",
+                                         lambda v, k: reader.number(v, k, 1), 3)),
+        step_days=int(reader.optional(data, "step_days", "era",
+                                      lambda v, k: reader.number(v, k, 1), 365)),
+    )

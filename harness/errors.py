@@ -1,0 +1,41 @@
+"""The HarnessError family: infrastructure and input failures, each with an exit code and a hint."""
+
+from __future__ import annotations
+
+
+class HarnessError(Exception):
+    """A failure of the harness's inputs or infrastructure (never of a cell)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class UsageError(HarnessError):
+    """Bad input: the matrix file, a command-line option or a case's files."""
+
+    exit_code = 2
+
+
+class EngineError(HarnessError):
+    """No Docker engine answers, or it refused an operation the harness needs."""
+
+    exit_code = 3
+
+
+class IndexError_(HarnessError):
+    """The package index could not be read."""
+
+    exit_code = 4
+
+
+class ResolveToolError(HarnessError):
+    """A resolution tool (uv) is missing or broke in a way no cutoff can fix."""
+
+    exit_code = 4

@@ -1,0 +1,195 @@
+"""Read a project's releases from the package index (PEP 691 JSON), with a small on-disk cache.
+
+The index is the one the user's tools are configured for; the harness names no index itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from harness.errors import IndexError_
+from harness.model import DistFile, Release
+
+_ACCEPT = "application/vnd.pypi.simple.v1+json"
+_INDEX_ENV = ("REPRO_MATRIX_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+
+
+def configured_index_url() -> str:
+    """The simple-API root the user's tools use: environment, then pip's config, then pip's default."""
+    for name in _INDEX_ENV:
+        if os.environ.get(name):
+            return os.environ[name].rstrip("/") + "/"
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip().rstrip("/") + "/"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from pip._internal.models.index import PyPI  # the tool's own default, not ours
+
+        return str(PyPI.simple_url).rstrip("/") + "/"
+    except ImportError:
+        raise IndexError_(
+            "no package index configured and pip is not importable to tell its default",
+            "set REPRO_MATRIX_INDEX_URL or PIP_INDEX_URL",
+        ) from None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _file_version(project: str, filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        return str(parse_sdist_filename(filename)[1])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        # Old uploads (".zip", ".exe", ".egg") do not parse; try the name-version convention.
+        match = re.match(rf"^{re.escape(project)}-(.+?)(\.tar\.gz|\.zip|\.tar\.bz2)$", filename,
+                         re.IGNORECASE)
+        return match.group(1) if match else None
+
+
+def releases_from_json(project: str, payload: dict[str, Any]) -> list[Release]:
+    """Group a PEP 691 project page into releases, oldest first by upload time."""
+    by_version: dict[str, list[DistFile]] = defaultdict(list)
+    for item in payload.get("files", []):
+        version = _file_version(project, item["filename"])
+        if version is None:
+            continue
+        try:
+            version = str(Version(version))
+        except InvalidVersion:
+            continue
+        by_version[version].append(DistFile(
+            filename=item["filename"],
+            url=item["url"],
+            sha256=item.get("hashes", {}).get("sha256", ""),
+            upload_time=_parse_time(item.get("upload-time")),
+            requires_python=item.get("requires-python"),
+            yanked=bool(item.get("yanked")),
+        ))
+    releases = []
+    for version, files in by_version.items():
+        times = [f.upload_time for f in files if f.upload_time]
+        releases.append(Release(
+            version=version,
+            upload_time=min(times) if times else None,
+            yanked=all(f.yanked for f in files),
+            files=tuple(files),
+        ))
+    return sorted(releases, key=lambda r: Version(r.version))
+
+
+class IndexClient:
+    """Fetches project pages from the configured index; caches them on disk for ``ttl_s``."""
+
+    def __init__(self, cache_dir: Path, index_url: str | None = None, ttl_s: float = 3600) -> None:
+        self.cache_dir = cache_dir / "index"
+        self._index_url = index_url
+        self.ttl_s = ttl_s
+        self._memory: dict[str, list[Release]] = {}
+
+    @property
+    def index_url(self) -> str:
+        if self._index_url is None:
+            self._index_url = configured_index_url()
+        return self._index_url
+
+    def releases(self, project: str) -> list[Release]:
+        name = canonicalize_name(project)
+        if name not in self._memory:
+            self._memory[name] = releases_from_json(name, self._payload(name))
+        return self._memory[name]
+
+    def _payload(self, name: str) -> dict[str, Any]:
+        cached = self.cache_dir / f"{name}.json"
+        if cached.exists() and time.time() - cached.stat().st_mtime < self.ttl_s:
+            payload: dict[str, Any] = json.loads(cached.read_text())
+            return payload
+        payload = self._fetch(name)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload))
+        os.replace(tmp, cached)
+        return payload
+
+    def _fetch(self, name: str) -> dict[str, Any]:
+        request = urllib.request.Request(f"{self.index_url}{name}/", headers={"Accept": _ACCEPT})
+        try:
+            with urllib.request.urlopen(request, timeout=60, context=ssl.create_default_context()) \
+                    as response:
+                payload: dict[str, Any] = json.load(response)
+                return payload
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise IndexError_(f"the package index has no project '{name}'",
+                                  "check the case's package name") from None
+            raise IndexError_(f"the package index answered HTTP {exc.code} for '{name}'",
+                              "retry later or check your index settings") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise IndexError_(f"cannot read the package index for '{name}': {exc}",
+                              "check the network and your pip/uv index settings") from None
+
+    def download(self, dist: DistFile, dest_dir: Path) -> Path:
+        """Fetch one file into ``dest_dir`` (kept when its hash matches), verifying sha256."""
+
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        target = dest_dir / dist.filename
+        if target.exists() and _sha256(target) == dist.sha256:
+            return target
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        digest = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(dist.url, timeout=120,
+                                        context=ssl.create_default_context()) as response, \
+                    tmp.open("wb") as out:
+                for chunk in iter(lambda: response.read(1 << 16), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise IndexError_(f"cannot download {dist.filename}: {exc}",
+                              "check the network and retry") from None
+        if dist.sha256 and digest.hexdigest() != dist.sha256:
+            tmp.unlink(missing_ok=True)
+            raise IndexError_(f"{dist.filename}: sha256 mismatch after download",
+                              "the index or a proxy altered the file; retry") from None
+        os.replace(tmp, target)
+        return target
+
+
+def _sha256(path: Path) -> str:
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,233 @@
+"""Frozen dataclasses and the status enum that cross stage boundaries."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+class Status(str, enum.Enum):
+    """What one cell showed; the single vocabulary of every later stage."""
+
+    REPRODUCED = "reproduced"
+    NOT_REPRODUCED = "not_reproduced"
+    OTHER_FAILURE = "other_failure"
+    CANNOT_TEST = "cannot_test"
+    CANNOT_INSTALL = "cannot_install"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+
+    @property
+    def decisive(self) -> bool:
+        """True when the cell says something about the bug itself."""
+        return self in (Status.REPRODUCED, Status.NOT_REPRODUCED)
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionSelection:
+    """Which releases of the package a case covers."""
+
+    spec: str = ""
+    include_prereleases: bool = False
+    include_yanked: bool = False
+
+
+@dataclass(frozen=True)
+class OutcomeRule:
+    """How a run's raw outcome is read."""
+
+    signatures: tuple[str, ...]
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement about the bug that the runs confirm or refute."""
+
+    first_fixed: str | None = None
+    introduced: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One reproduction: a package, a script, how to read it, and the claim to check."""
+
+    id: str
+    package: str
+    import_name: str
+    versions: VersionSelection
+    pythons: tuple[str, ...]
+    repro: Path
+    outcome: OutcomeRule
+    claim: Claim
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EraPolicy:
+    """How far the resolver may move its date cutoff to find an environment that works."""
+
+    max_attempts: int = 3
+    step_days: int = 365
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """Where base images come from."""
+
+    provider: str = "auto"
+    debian_suites: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """A validated matrix file."""
+
+    path: Path
+    cases: tuple[Case, ...]
+    providers: ProviderSettings
+    era: EraPolicy
+    python_release_dates: tuple[tuple[str, str], ...]
+    digest: str
+
+
+# ---- index and plan ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistFile:
+    """One file of a release on the package index."""
+
+    filename: str
+    url: str
+    sha256: str
+    upload_time: datetime | None
+    requires_python: str | None
+    yanked: bool
+
+
+@dataclass(frozen=True)
+class Release:
+    """One version of a project on the package index."""
+
+    version: str
+    upload_time: datetime | None
+    yanked: bool
+    files: tuple[DistFile, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (case, Python, package version) combination to run."""
+
+    case_id: str
+    python: str
+    version: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.case_id}/py{self.python}/{self.version}"
+
+
+# ---- resolve, build and run ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pin:
+    """An exact requirement and the file chosen to satisfy it."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Lock:
+    """An exact, era-correct environment for one cell."""
+
+    cutoff: str
+    runtime: tuple[Pin, ...]
+    build: tuple[Pin, ...]
+
+    def requirement_lines(self, pins: tuple[Pin, ...]) -> str:
+        return "".join(f"{p.name}=={p.version} --hash=sha256:{p.sha256}\n" for p in pins)
+
+    def as_text(self) -> str:
+        return self.requirement_lines(self.runtime)
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """An image with the requested CPython, or the reason there is none."""
+
+    python: str
+    provider: str
+    reference: str
+    interpreter: str
+    source: str
+    interpreter_version: str = ""
+    image_id: str = ""
+    unavailable_reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable_reason
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """An image built for one lock, or why it could not be built."""
+
+    ok: bool
+    image_ref: str
+    image_id: str
+    log_excerpt: str
+    failed_step: str = ""
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """What the engine saw when a repro ran: nothing interpreted yet."""
+
+    exit_code: int | None
+    timed_out: bool
+    output: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One era cutoff the resolver tried for a cell, and what happened."""
+
+    cutoff: str
+    result: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """The stored, classified result of one cell, with the evidence behind it."""
+
+    cell: Cell
+    status: Status
+    reason: str
+    exit_code: int | None = None
+    duration_s: float | None = None
+    lock: tuple[str, ...] = ()
+    build_lock: tuple[str, ...] = ()
+    cutoff: str = ""
+    attempts: tuple[Attempt, ...] = ()
+    image_id: str = ""
+    image_ref: str = ""
+    base_provider: str = ""
+    base_source: str = ""
+    interpreter_version: str = ""
+    output_excerpt: str = ""
+    finished_at: str = ""

@@ -1,0 +1,256 @@
+"""Drive one matrix run through the stages: plan → resolve → build → run → classify → store → report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from harness import bases, engine, plan, report, store
+from harness.build import Builder
+from harness.classify import (
+    Classification,
+    classify,
+    classify_build_failure,
+    classify_unavailable,
+)
+from harness.index import IndexClient
+from harness.model import (
+    Attempt,
+    BaseImage,
+    Case,
+    Cell,
+    CellRecord,
+    MatrixConfig,
+    Release,
+)
+from harness.resolve import ResolveFailure, Resolver, era_cutoffs
+from harness.verdict import Observation, Verdict, derive
+
+_EXCERPT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    results: Path
+    cache_dir: Path
+    jobs: int
+    provider: str | None = None
+
+
+def default_cache_dir() -> Path:
+    """REPRO_MATRIX_CACHE, else $XDG_CACHE_HOME/repro-matrix, else ~/.cache/repro-matrix."""
+    if os.environ.get("REPRO_MATRIX_CACHE"):
+        return Path(os.environ["REPRO_MATRIX_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "repro-matrix"
+
+
+def make_plan(config: MatrixConfig, selection: plan.Selection,
+              index: IndexClient) -> tuple[tuple[plan.CasePlan, ...], dict[str, list[Release]]]:
+    cases = plan.select_cases(config.cases, selection.case_ids)
+    releases = {case.package: index.releases(case.package) for case in cases}
+    return plan.plan(cases, releases, selection), releases
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _CaseResults:
+    """Collects one case's records and rewrites its cells.json as each cell finishes."""
+
+    def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any]) -> None:
+        self.plan = case_plan
+        self.results = results
+        self.meta = meta
+        self.records: dict[str, CellRecord] = {}
+        self.lock = threading.Lock()
+
+    def add(self, record: CellRecord) -> None:
+        with self.lock:
+            self.records[record.cell.id] = record
+            self.flush()
+
+    def flush(self) -> None:
+        ordered = [self.records[c.id] for c in self.plan.cells if c.id in self.records]
+        store.write_cells(self.results, self.plan.case.id, ordered, self.meta)
+
+
+class MatrixRun:
+    """One invocation of the matrix: owns the engine, resolver, builder and progress output."""
+
+    def __init__(self, config: MatrixConfig, options: RunOptions, out: TextIO = sys.stderr) \
+            -> None:
+        self.config = config
+        self.options = options
+        self.out = out
+        self.index = IndexClient(options.cache_dir)
+        self.resolver = Resolver(self.index, options.cache_dir)
+        self.today = date.today()
+        self._print_lock = threading.Lock()
+        self._done = 0
+        self._total = 0
+        self._uploads: dict[tuple[str, str], datetime | None] = {}
+
+    def run(self, selection: plan.Selection) -> list[tuple[str, Verdict]]:
+        started = time.monotonic()
+        case_plans, releases = make_plan(self.config, selection, self.index)
+        eng = engine.connect()
+        eng.remove_leftovers()
+        builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir)
+        base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons}))
+        collectors = [self._collector(cp, releases[cp.case.package], base_images)
+                      for cp in case_plans]
+        work = [(collector, cell) for collector in collectors for cell in collector.plan.cells]
+        self._total = len(work)
+        self._say(f"running {self._total} cells with {self.options.jobs} job(s)")
+        with ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
+            futures = {
+                pool.submit(self._cell, eng, builder, collector, cell,
+                            base_images[cell.python]): (collector, cell)
+                for collector, cell in work
+            }
+            for future in as_completed(futures):
+                collector, _ = futures[future]
+                record = future.result()
+                collector.add(record)
+                self._progress(record)
+        wall = time.monotonic() - started
+        verdicts = []
+        for collector in collectors:
+            collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
+            collector.flush()
+        verdicts = render_results(self.options.results,
+                                  [c.plan.case.id for c in collectors])
+        self._say(f"done: {self._total} cells in {wall:.0f} s; report: "
+                  f"{self.options.results / 'report.md'}")
+        return verdicts
+
+    def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> dict[str, BaseImage]:
+        work_dir = self.options.cache_dir / "rootfs"
+
+        def one(python: str) -> BaseImage:
+            self._say(f"base image for Python {python}: preparing")
+            image = bases.prepare(eng, python, self.config.providers, work_dir,
+                                  self.options.provider)
+            what = (f"{image.reference} ({image.source}, Python {image.interpreter_version})"
+                    if image.available else f"unavailable: {image.unavailable_reason}")
+            self._say(f"base image for Python {python}: {what}")
+            return image
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(zip(pythons, pool.map(one, pythons)))
+
+    def _collector(self, case_plan: plan.CasePlan, releases: Sequence[Release],
+                   base_images: dict[str, BaseImage]) -> _CaseResults:
+        case = case_plan.case
+        dates = {r.version: r.upload_time.date().isoformat() for r in releases
+                 if r.upload_time and r.version in case_plan.versions}
+        meta = {
+            "case": case.id, "package": case.package, "description": case.description,
+            "claim": {"first_fixed": case.claim.first_fixed, "introduced": case.claim.introduced,
+                      "source": case.claim.source},
+            "matrix_digest": self.config.digest, "started_at": _now(),
+            "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
+            "release_dates": dates,
+            "bases": {p: {"provider": base_images[p].provider,
+                          "reference": base_images[p].reference,
+                          "source": base_images[p].source,
+                          "interpreter_version": base_images[p].interpreter_version,
+                          "unavailable_reason": base_images[p].unavailable_reason}
+                      for p in case_plan.pythons},
+        }
+        self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
+        return _CaseResults(case_plan, self.options.results, meta)
+
+    def _cell(self, eng: engine.Engine, builder: Builder, collector: _CaseResults, cell: Cell,
+              base: BaseImage) -> CellRecord:
+        case = collector.plan.case
+        if not base.available:
+            return _record(cell, classify_unavailable(base.unavailable_reason), base)
+        release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
+        cutoffs = era_cutoffs(self._uploads.get((case.id, cell.version)), release_day,
+                              self.today, self.config.era)
+        tools_floor = f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
+        attempts: list[Attempt] = []
+        last_log, last_step = "", "install"
+        for cutoff in cutoffs:
+            lock = self.resolver.lock(f"{case.package}=={cell.version}", cell.python, cutoff,
+                                      max(cutoff, tools_floor))
+            if isinstance(lock, ResolveFailure):
+                attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
+                last_log = lock.detail
+                continue
+            built = builder.build(base, lock, case.import_name, cell.id)
+            if not built.ok:
+                attempts.append(Attempt(cutoff, f"{built.failed_step} failed",
+                                        built.log_excerpt[-500:]))
+                last_log, last_step = built.log_excerpt, built.failed_step
+                continue
+            attempts.append(Attempt(cutoff, "ok"))
+            raw = eng.run(built.image_id, ["/opt/venv/bin/python", f"/repro/{case.repro.name}"],
+                          {f"/repro/{case.repro.name}": case.repro.read_bytes()},
+                          case.outcome.timeout_s, labels={f"{engine.LABEL}.cell": cell.id})
+            return replace(
+                _record(cell, classify(raw, case.outcome.signatures), base),
+                exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
+                lock=tuple(lock.as_text().split("\n")[:-1]),
+                build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
+                cutoff=cutoff, attempts=tuple(attempts), image_id=built.image_id,
+                image_ref=built.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:])
+        return replace(_record(cell, classify_build_failure(last_step, len(cutoffs)), base),
+                       attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
+
+    def _progress(self, record: CellRecord) -> None:
+        self._done += 1
+        took = f" ({record.duration_s:.1f} s)" if record.duration_s is not None else ""
+        self._say(f"[{self._done:>4}/{self._total}] {record.cell.id}: "
+                  f"{record.status.value}{took}")
+
+    def _say(self, line: str) -> None:
+        with self._print_lock:
+            print(line, file=self.out, flush=True)
+
+
+def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:
+    return CellRecord(cell=cell, status=result.status, reason=result.reason,
+                      base_provider=base.provider, base_source=base.source,
+                      interpreter_version=base.interpreter_version, finished_at=_now())
+
+
+def render_results(results: Path, case_ids: Sequence[str] | None = None,
+                   on_case: Callable[[str], None] | None = None) -> list[tuple[str, Verdict]]:
+    """Re-derive each case's verdict from its cells.json; write verdict.json and report.md."""
+    if case_ids is None:
+        case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
+    if not case_ids:
+        from harness.errors import UsageError
+
+        raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
+    rendered = []
+    verdicts = []
+    for case_id in case_ids:
+        meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
+        claim = meta.get("claim") or {}
+        from harness.model import Claim
+
+        verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
+                         Claim(**claim))
+        store.write_verdict(results, case_id, verdict)
+        rendered.append((case_id, meta, records, verdict))
+        verdicts.append((case_id, verdict))
+        if on_case:
+            on_case(case_id)
+    report.write(results, report.render(rendered))
+    return verdicts
+
+
+__all__ = ["Case", "MatrixRun", "RunOptions", "as_completed", "render_results"]

@@ -1,0 +1,128 @@
+"""Expand cases into cells: pure functions of the configuration and the index's release list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from harness import pythons
+from harness.errors import UsageError
+from harness.model import Case, Cell, Release
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Narrowing the user asked for on the command line."""
+
+    case_ids: tuple[str, ...] = ()
+    pythons: tuple[str, ...] = ()
+    versions: str = ""
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """The cells of one case, with the versions and Pythons they span."""
+
+    case: Case
+    versions: tuple[str, ...]
+    pythons: tuple[str, ...]
+    cells: tuple[Cell, ...]
+
+
+def select_cases(cases: Sequence[Case], case_ids: Iterable[str]) -> tuple[Case, ...]:
+    wanted = tuple(case_ids)
+    known = {case.id for case in cases}
+    for case_id in wanted:
+        if case_id not in known:
+            raise UsageError(f"--case: no case '{case_id}' in the matrix",
+                             f"known cases: {', '.join(sorted(known))}")
+    return tuple(case for case in cases if not wanted or case.id in wanted)
+
+
+def select_pythons(case: Case, requested: Sequence[str]) -> tuple[str, ...]:
+    if not requested:
+        return case.pythons
+    for python in requested:
+        if not pythons.is_feature_version(python):
+            raise UsageError(f"--python: '{python}' is not a Python version spelled X.Y")
+        if python not in case.pythons:
+            raise UsageError(f"--python: {python} is not among case {case.id}'s Pythons",
+                             f"the case covers {', '.join(case.pythons)}")
+    return tuple(p for p in case.pythons if p in requested)
+
+
+def parse_version_request(text: str) -> tuple[SpecifierSet | None, tuple[str, ...]]:
+    """``--versions`` takes a PEP 440 specifier (">=1.0,<2") or a comma list of exact versions."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        return None, ()
+    if all(part[0].isdigit() for part in parts):
+        try:
+            return None, tuple(str(Version(part)) for part in parts)
+        except InvalidVersion as exc:
+            raise UsageError(f"--versions: {exc}") from None
+    try:
+        return SpecifierSet(text), ()
+    except InvalidSpecifier:
+        raise UsageError(f"--versions: '{text}' is neither a specifier nor a list of versions")\
+            from None
+
+
+def select_versions(case: Case, releases: Sequence[Release], request: str = "") -> tuple[str, ...]:
+    """Versions of the case's package to test, in PEP 440 order."""
+    spec = SpecifierSet(case.versions.spec)
+    known = {Version(r.version): r for r in releases}
+    extra_spec, exact = parse_version_request(request)
+    for version in exact:
+        if Version(version) not in known:
+            raise UsageError(f"--versions: {case.package} has no release {version} on the index")
+    chosen = []
+    for version, release in sorted(known.items()):
+        if exact:
+            if str(version) in exact:
+                chosen.append(release.version)
+            continue
+        if release.yanked and not case.versions.include_yanked:
+            continue
+        if version.is_prerelease and not case.versions.include_prereleases:
+            continue
+        if version not in spec or (extra_spec is not None and version not in extra_spec):
+            continue
+        chosen.append(release.version)
+    if not chosen:
+        where = f"versions.spec '{case.versions.spec}'" + (f" and --versions '{request}'"
+                                                           if request else "")
+        raise UsageError(f"case {case.id}: {where} select no release of {case.package}")
+    return tuple(chosen)
+
+
+def check_claim_in_range(case: Case, versions: Sequence[str]) -> None:
+    """A claim about a version the selection cannot reach is an input error, not a verdict."""
+    if not versions:
+        return
+    low, high = Version(versions[0]), Version(versions[-1])
+    for name, value in (("first_fixed", case.claim.first_fixed),
+                        ("introduced", case.claim.introduced)):
+        if value is not None and not low <= Version(value) <= high:
+            raise UsageError(f"case {case.id}: claim.{name} {value} lies outside the tested "
+                             f"range {versions[0]}..{versions[-1]}")
+
+
+def plan_case(case: Case, releases: Sequence[Release], selection: Selection) -> CasePlan:
+    versions = select_versions(case, releases, selection.versions)
+    if not selection.versions:
+        check_claim_in_range(case, versions)
+    chosen_pythons = select_pythons(case, selection.pythons)
+    cells = tuple(Cell(case.id, python, version)
+                  for python in chosen_pythons for version in versions)
+    return CasePlan(case=case, versions=versions, pythons=chosen_pythons, cells=cells)
+
+
+def plan(cases: Sequence[Case], releases: Mapping[str, Sequence[Release]],
+         selection: Selection) -> tuple[CasePlan, ...]:
+    """Every cell to run, grouped by case; ``releases`` maps package name to its releases."""
+    return tuple(plan_case(case, releases[case.package], selection)
+                 for case in select_cases(cases, selection.case_ids))

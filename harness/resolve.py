@@ -1,0 +1,234 @@
+"""Resolve era-correct locks with uv, choose each pin's file for the target, fill the wheelhouse.
+
+A lock is keyed by its inputs and resolved once; failures are returned as data, so the caller can
+move the era cutoff and try again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sysconfig
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from harness.errors import HarnessError, ResolveToolError
+from harness.index import IndexClient
+from harness.model import DistFile, EraPolicy, Lock, Pin
+
+# Oldest glibc among the supported base images (Debian bullseye): wheels newer than this are out.
+_GLIBC_FLOOR = 31
+_PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;\\]+)")
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+def era_cutoffs(upload_time: datetime | None, python_release: date, today: date,
+                policy: EraPolicy) -> tuple[str, ...]:
+    """Cutoffs to try, in order: the later of the release and the interpreter's own release, one
+    step later (fixes that came after the interpreter), then back towards the release's own era
+    (its contemporaries, before later majors broke it). A cutoff ends a UTC day.
+    """
+    released = upload_time.date() if upload_time else python_release
+    first = max(released, python_release)
+    ordered = [first, first + timedelta(days=policy.step_days),
+               released + (first - released) / 2, released]
+    days: list[date] = []
+    for day in ordered:
+        day = min(day, today)
+        if day not in days and len(days) < policy.max_attempts:
+            days.append(day)
+    return tuple(_end_of_day(day) for day in days)
+
+
+def _end_of_day(day: date) -> str:
+    return f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"
+
+
+def target_tags(python: str, machine: str | None = None) -> list[Tag]:
+    """Wheel tags a CPython ``python`` on glibc Linux accepts, best first."""
+    arch = machine or platform.machine()
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(_GLIBC_FLOOR, 4, -1)]
+    platforms += [f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}"]
+    version = tuple(int(part) for part in python.split("."))
+    interpreter = f"cp{version[0]}{version[1]}"
+    return [*cpython_tags(version, platforms=platforms),
+            *compatible_tags(version, interpreter=interpreter, platforms=platforms)]
+
+
+def choose_file(files: Sequence[DistFile], tags: Sequence[Tag],
+                allowed_hashes: set[str]) -> DistFile | None:
+    """The best wheel for ``tags`` among files whose hash the lock allows, else the sdist."""
+    rank = {tag: i for i, tag in enumerate(tags)}
+    best: tuple[int, DistFile] | None = None
+    sdist = None
+    for dist in files:
+        if allowed_hashes and dist.sha256 not in allowed_hashes:
+            continue
+        if dist.filename.endswith(".whl"):
+            positions = [rank[t] for t in parse_wheel_filename(dist.filename)[3] if t in rank]
+            if positions and (best is None or min(positions) < best[0]):
+                best = (min(positions), dist)
+        elif dist.filename.endswith((".tar.gz", ".zip", ".tar.bz2")):
+            sdist = sdist or dist
+    return best[1] if best else sdist
+
+
+def parse_compiled(text: str) -> dict[str, tuple[str, set[str]]]:
+    """Map canonical name to (version, allowed sha256s) from ``uv pip compile`` output."""
+    pins: dict[str, tuple[str, set[str]]] = {}
+    current = ""
+    for line in text.splitlines():
+        match = _PIN.match(line)
+        if match:
+            current = str(canonicalize_name(match.group(1)))
+            pins[current] = (match.group(2), set())
+        if current:
+            pins[current][1].update(_HASH.findall(line))
+    return pins
+
+
+@dataclass(frozen=True)
+class ResolveFailure:
+    """Why no lock could be made for one cutoff (cell data, not an exception)."""
+
+    cutoff: str
+    detail: str
+
+
+class Resolver:
+    """Makes locks for (requirement, Python, cutoff) and fetches their files into a wheelhouse."""
+
+    def __init__(self, index: IndexClient, cache_dir: Path) -> None:
+        self.index = index
+        self.locks_dir = cache_dir / "locks"
+        self.wheelhouse = cache_dir / "wheelhouse"
+        self.uv = _find_uv()
+        self._guard = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+
+    def lock(self, requirement: str, python: str, cutoff: str,
+             tools_cutoff: str) -> Lock | ResolveFailure:
+        """Lock ``requirement`` as of ``cutoff``; build tools as of ``tools_cutoff``."""
+        key = hashlib.sha256(json.dumps([requirement, python, cutoff, tools_cutoff,
+                                         platform.machine(),
+                                         _GLIBC_FLOOR]).encode()).hexdigest()[:24]
+        with self._lock_for(key):
+            cached = self.locks_dir / f"{key}.json"
+            if cached.exists():
+                return _lock_from_json(json.loads(cached.read_text()))
+            result = self._resolve(requirement, python, cutoff, tools_cutoff)
+            if isinstance(result, Lock):  # failures may be passing (network): not kept on disk
+                _write_json(cached, _lock_to_json(result))
+            return result
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _resolve(self, requirement: str, python: str, cutoff: str,
+                 tools_cutoff: str) -> Lock | ResolveFailure:
+        tags = target_tags(python)
+        try:
+            runtime = self._pins([requirement], python, cutoff, tags, host_build_tools=True)
+            has_sdist = any(not pin.filename.endswith(".whl") for pin in runtime)
+            tools = ["pip", "setuptools", "wheel"] if has_sdist else ["pip"]
+            build = self._pins(tools, python, tools_cutoff, tags, host_build_tools=False)
+        except _Unresolvable as exc:
+            return ResolveFailure(cutoff, str(exc))
+        return Lock(cutoff=cutoff, runtime=runtime, build=build)
+
+    def _pins(self, requirements: list[str], python: str, cutoff: str,
+              tags: list[Tag], host_build_tools: bool) -> tuple[Pin, ...]:
+        compiled = self._compile(requirements, python, cutoff, host_build_tools)
+        pins = []
+        for name, (version, hashes) in sorted(compiled.items()):
+            release = next((r for r in self.index.releases(name)
+                            if Version(r.version) == Version(version)), None)
+            chosen = choose_file(release.files, tags, hashes) if release else None
+            if chosen is None:
+                raise _Unresolvable(f"{name}=={version}: no file for CPython {python} on Linux")
+            self.index.download(chosen, self.wheelhouse)
+            pins.append(Pin(name, version, chosen.filename, chosen.sha256))
+        return tuple(pins)
+
+    def _compile(self, requirements: list[str], python: str, cutoff: str,
+                 host_build_tools: bool) -> dict[str, tuple[str, set[str]]]:
+        command = [
+            self.uv, "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
+            "--python-version", python,
+            "--python-platform", f"{platform.machine()}-manylinux_2_{_GLIBC_FLOOR}",
+            "--exclude-newer", cutoff,
+            "--index-url", self.index.index_url,
+        ]
+        if host_build_tools:
+            # Metadata of old sdists is built on the host: era setuptools fails on a modern host
+            # interpreter, so the host-side build tools are today's (they do not enter the lock).
+            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            command += ["--exclude-newer-package", f"setuptools={now}",
+                        "--exclude-newer-package", f"wheel={now}"]
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
+        proc = subprocess.run(command, input="\n".join(requirements) + "\n", capture_output=True,
+                              text=True, env=env, timeout=600, check=False)
+        if proc.returncode != 0:
+            raise _Unresolvable(_tail(proc.stderr))
+        return parse_compiled(proc.stdout)
+
+
+class _Unresolvable(Exception):
+    """Internal: this cutoff gives no installable environment."""
+
+
+def _tail(text: str, lines: int = 12) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+def _find_uv() -> str:
+    candidates = [shutil.which("uv"), str(Path(sysconfig.get_path("scripts")) / "uv")]
+    try:
+        from uv import find_uv_bin
+
+        candidates.insert(0, find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise ResolveToolError("uv is not installed", "pip install uv (nox -s matrix does this)")
+
+
+def _lock_to_json(result: Lock | ResolveFailure) -> dict[str, object]:
+    if isinstance(result, ResolveFailure):
+        return {"failure": asdict(result)}
+    return {"lock": asdict(result)}
+
+
+def _lock_from_json(data: dict[str, object]) -> Lock | ResolveFailure:
+    if "failure" in data:
+        return ResolveFailure(**data["failure"])  # type: ignore[arg-type]
+    raw = data["lock"]
+    assert isinstance(raw, dict)
+    return Lock(cutoff=raw["cutoff"], runtime=tuple(Pin(**p) for p in raw["runtime"]),
+                build=tuple(Pin(**p) for p in raw["build"]))
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+__all__ = ["HarnessError", "ResolveFailure", "Resolver", "era_cutoffs", "target_tags"]

@@ -1,0 +1,121 @@
+"""Write and read results: cells.json and verdict.json per case, atomically, with a schema version."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import UsageError
+from harness.model import Attempt, Cell, CellRecord, Claim, Status
+from harness.verdict import Verdict
+
+SCHEMA_VERSION = 1
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_to_json(record: CellRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data["cell"] = {"id": record.cell.id, **asdict(record.cell)}
+    data["status"] = record.status.value
+    return data
+
+
+def record_from_json(data: dict[str, Any]) -> CellRecord:
+    cell = data["cell"]
+    fields = {k: v for k, v in data.items() if k not in ("cell", "status", "attempts")}
+    for key in ("lock", "build_lock"):
+        fields[key] = tuple(fields.get(key, ()))
+    return CellRecord(
+        cell=Cell(cell["case_id"], cell["python"], cell["version"]),
+        status=Status(data["status"]),
+        attempts=tuple(Attempt(**a) for a in data.get("attempts", ())),
+        **fields,
+    )
+
+
+def case_dir(results: Path, case_id: str) -> Path:
+    return results / case_id
+
+
+def write_cells(results: Path, case_id: str, records: Sequence[CellRecord],
+                meta: dict[str, Any]) -> Path:
+    path = case_dir(results, case_id) / "cells.json"
+    payload = {"schema_version": SCHEMA_VERSION, "harness_version": __version__, **meta,
+               "cells": [record_to_json(r) for r in records]}
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def read_cells(path: Path) -> tuple[dict[str, Any], list[CellRecord]]:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no results here", "run `nox -s matrix` first") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: unreadable results ({exc})",
+                         "delete it and rerun the matrix") from None
+    if not isinstance(payload, dict) or payload.get("schema_version") != SCHEMA_VERSION:
+        raise UsageError(f"{path}: results schema {payload.get('schema_version')!r} is not "
+                         f"{SCHEMA_VERSION}", "rerun the matrix with this harness version")
+    try:
+        records = [record_from_json(item) for item in payload["cells"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: malformed cell record ({exc})",
+                         "delete it and rerun the matrix") from None
+    meta = {k: v for k, v in payload.items() if k != "cells"}
+    return meta, records
+
+
+def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
+    def scope_json(scope: Any) -> dict[str, Any]:
+        return {
+            "introduced": scope.introduced,
+            "first_fixed": scope.first_fixed,
+            "last_affected": scope.last_affected,
+            "ranges": [asdict(r) for r in scope.ranges],
+            "branches": [{**asdict(b), "note": b.sentence()} for b in scope.branches],
+            "undetermined": list(scope.undetermined),
+            "decisive_cells": scope.decisive,
+        }
+
+    claim: Claim = verdict.claim.claim
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness_version": __version__,
+        "claim": asdict(claim),
+        "claim_holds": verdict.claim.holds,
+        "claim_explanation": verdict.claim.explanation,
+        "claim_evidence": list(verdict.claim.evidence),
+        "observed": {
+            "overall": scope_json(verdict.overall),
+            "per_python": {s.name.removeprefix("Python "): scope_json(s)
+                           for s in verdict.per_python},
+        },
+        "differs_by_python": list(verdict.differs_by_python),
+    }
+
+
+def write_verdict(results: Path, case_id: str, verdict: Verdict) -> Path:
+    path = case_dir(results, case_id) / "verdict.json"
+    write_atomic(path, json.dumps(verdict_to_json(verdict), indent=2) + "\n")
+    return path

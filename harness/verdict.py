@@ -1,0 +1,223 @@
+"""Derive the verdict from classified cells: affected ranges per Python and overall (PEP 440
+order), branches that never got a fix, and whether the case's claim holds. Pure functions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from packaging.version import Version
+
+from harness.model import Claim, Status
+
+# Aggregated per-version state across Pythons.
+AFFECTED = "affected"
+UNAFFECTED = "unaffected"
+UNDETERMINED = "undetermined"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The only facts a verdict needs from a cell."""
+
+    python: str
+    version: str
+    status: Status
+
+
+@dataclass(frozen=True)
+class AffectedRange:
+    """Consecutive affected versions in PEP 440 order (OSV's introduced/last_affected/fixed)."""
+
+    introduced: str
+    last_affected: str
+    fixed: str | None
+    from_first_tested: bool
+
+
+@dataclass(frozen=True)
+class BranchNote:
+    series: str
+    last_release: str
+    last_affected: str
+    fixed_in_series: str | None
+
+    def sentence(self) -> str:
+        if self.fixed_in_series is None:
+            return (f"{self.series}.x: affected through its last tested release "
+                    f"{self.last_release}; this branch never got the fix")
+        return f"{self.series}.x: fixed within the branch in {self.fixed_in_series}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the cells show for one Python, or for all of them together."""
+
+    name: str
+    ranges: tuple[AffectedRange, ...]
+    branches: tuple[BranchNote, ...]
+    undetermined: tuple[str, ...]
+    decisive: int
+
+    @property
+    def introduced(self) -> str | None:
+        return self.ranges[0].introduced if self.ranges else None
+
+    @property
+    def first_fixed(self) -> str | None:
+        fixes = [r.fixed for r in self.ranges if r.fixed]
+        return fixes[0] if fixes else None
+
+    @property
+    def last_affected(self) -> str | None:
+        return self.ranges[-1].last_affected if self.ranges else None
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """The claim, whether the cells confirm it (None: they cannot tell), and why."""
+
+    claim: Claim
+    holds: bool | None
+    explanation: str
+    evidence: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    per_python: tuple[Scope, ...]
+    overall: Scope
+    differs_by_python: tuple[str, ...]
+    claim: ClaimCheck
+
+
+def version_states(observations: Iterable[Observation]) -> dict[str, str]:
+    """Per version: affected if any Python reproduced, unaffected if every decisive cell did not."""
+    seen: dict[str, set[Status]] = {}
+    for obs in observations:
+        seen.setdefault(obs.version, set()).add(obs.status)
+    states = {}
+    for version, statuses in seen.items():
+        if Status.REPRODUCED in statuses:
+            states[version] = AFFECTED
+        elif Status.NOT_REPRODUCED in statuses:
+            states[version] = UNAFFECTED
+        else:
+            states[version] = UNDETERMINED
+    return states
+
+
+def scope(name: str, states: Mapping[str, str]) -> Scope:
+    """Ranges and branch notes from per-version states, walking versions in PEP 440 order."""
+    ordered = sorted(states, key=Version)
+    decisive = [v for v in ordered if states[v] != UNDETERMINED]
+    ranges: list[AffectedRange] = []
+    start: str | None = None
+    previous: str | None = None
+    for version in decisive:
+        if states[version] == AFFECTED and start is None:
+            start = version
+        elif states[version] == UNAFFECTED and start is not None:
+            ranges.append(AffectedRange(start, previous or start, version,
+                                        start == decisive[0]))
+            start = None
+        previous = version
+    if start is not None:
+        ranges.append(AffectedRange(start, decisive[-1], None, start == decisive[0]))
+    return Scope(name=name, ranges=tuple(ranges), branches=_branches(decisive, states),
+                 undetermined=tuple(v for v in ordered if states[v] == UNDETERMINED),
+                 decisive=len(decisive))
+
+
+def _series(version: str) -> str:
+    release = Version(version).release
+    return ".".join(str(part) for part in (release + (0,))[:2])
+
+
+def _branches(decisive: Sequence[str], states: Mapping[str, str]) -> tuple[BranchNote, ...]:
+    by_series: dict[str, list[str]] = {}
+    for version in decisive:
+        by_series.setdefault(_series(version), []).append(version)
+    notes = []
+    for series, versions in by_series.items():
+        affected = [v for v in versions if states[v] == AFFECTED]
+        if not affected:
+            continue
+        after = [v for v in versions if Version(v) > Version(affected[-1])]
+        notes.append(BranchNote(series=series, last_release=versions[-1],
+                                last_affected=affected[-1],
+                                fixed_in_series=after[0] if after else None))
+    return tuple(notes)
+
+
+def check_claim(claim: Claim, states: Mapping[str, str],
+                cells_of: Mapping[str, Sequence[str]]) -> ClaimCheck:
+    """Test each stated boundary against the overall states; cite the cells that decide it."""
+    ordered = sorted((v for v in states if states[v] != UNDETERMINED), key=Version)
+    results: list[tuple[bool | None, str, list[str]]] = []
+    if claim.first_fixed:
+        results.append(_check_boundary(claim.first_fixed, "first fixed", UNAFFECTED, AFFECTED,
+                                       ordered, states, cells_of))
+    if claim.introduced:
+        results.append(_check_boundary(claim.introduced, "introduced", AFFECTED, UNAFFECTED,
+                                       ordered, states, cells_of))
+    if not results:
+        return ClaimCheck(claim, None, "the case states no claim", ())
+    holds: bool | None = True
+    if any(r[0] is False for r in results):
+        holds = False
+    elif any(r[0] is None for r in results):
+        holds = None
+    evidence = tuple(dict.fromkeys(cell for r in results for cell in r[2]))
+    return ClaimCheck(claim, holds, " ".join(r[1] for r in results), evidence)
+
+
+def _check_boundary(version: str, label: str, expected: str, before: str,
+                    ordered: Sequence[str], states: Mapping[str, str],
+                    cells_of: Mapping[str, Sequence[str]]) -> tuple[bool | None, str, list[str]]:
+    key = next((v for v in states if Version(v) == Version(version)), None)
+    if key is None or states[key] == UNDETERMINED:
+        return None, f"Claimed {label} {version}: no decisive cell for {version}.", []
+    lower = [v for v in ordered if Version(v) < Version(version)]
+    higher = [v for v in ordered if Version(v) > Version(version)]
+    evidence = list(cells_of.get(key, ()))
+    if states[key] != expected:
+        return False, (f"Claimed {label} {version}: refuted, {version} is "
+                       f"{states[key]}."), evidence
+    if not lower:
+        return None, (f"Claimed {label} {version}: {version} is {expected}, but no earlier "
+                      "release was tested to show the change."), evidence
+    evidence += list(cells_of.get(lower[-1], ()))
+    if states[lower[-1]] != before:
+        return False, (f"Claimed {label} {version}: refuted, the release before it "
+                       f"({lower[-1]}) is already {states[lower[-1]]}."), evidence
+    if expected == UNAFFECTED:
+        regressions = [v for v in higher if states[v] == AFFECTED]
+        if regressions:
+            evidence += list(cells_of.get(regressions[0], ()))
+            return False, (f"Claimed {label} {version}: refuted, {regressions[0]} (later) "
+                           "is affected again."), evidence
+    return True, (f"Claimed {label} {version}: confirmed, {lower[-1]} is {before} and "
+                  f"{version} is {expected}."), evidence
+
+
+def derive(observations: Sequence[Observation], claim: Claim) -> Verdict:
+    """The whole verdict of one case."""
+    pythons = sorted({o.python for o in observations},
+                     key=lambda p: tuple(int(x) for x in p.split(".")))
+    per_python = tuple(
+        scope(f"Python {python}", version_states(o for o in observations if o.python == python))
+        for python in pythons)
+    states = version_states(observations)
+    cells_of: dict[str, list[str]] = {}
+    for obs in observations:
+        if obs.status.decisive:
+            cells_of.setdefault(obs.version, []).append(f"py{obs.python}/{obs.version}: "
+                                                         f"{obs.status.value}")
+    differs = tuple(
+        version for version in sorted(states, key=Version)
+        if {o.status for o in observations if o.version == version}
+        >= {Status.REPRODUCED, Status.NOT_REPRODUCED})
+    return Verdict(per_python=per_python, overall=scope("all Pythons", states),
+                   differs_by_python=differs, claim=check_claim(claim, states, cells_of))
