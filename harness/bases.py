@@ -12,6 +12,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness import pythons
 from harness.engine import LABEL, Engine
 from harness.model import BaseImage, ProviderSettings
 
@@ -88,6 +89,15 @@ def _debian(engine: Engine, python: str, suite: str | None, work_dir: Path,
                      image_id=image_id or "")
 
 
+def debian_packages(python: str) -> list[str]:
+    """Debian ships distutils apart from the interpreter; pip and setuptools of the 3.11-and-older
+    era import it, so those images need it (3.12 dropped distutils altogether)."""
+    packages = [f"python{python}"]
+    if pythons.sort_key(python) < (3, 12):
+        packages.append("python3-distutils")
+    return packages
+
+
 def _unavailable(python: str, provider: str, reason: str) -> BaseImage:
     return BaseImage(python=python, provider=provider, reference="", interpreter="", source="",
                      unavailable_reason=reason)
@@ -111,7 +121,8 @@ def _bootstrap(engine: Engine, python: str, suite: str, reference: str,
         script = [] if (_DEBOOTSTRAP_SCRIPTS / suite).exists() else ["", "sid"]
         if script:
             script[1] = str(_DEBOOTSTRAP_SCRIPTS / "sid")
-        command = ["debootstrap", "--variant=minbase", f"--include=python{python}", suite,
+        packages = ",".join(debian_packages(python))
+        command = ["debootstrap", "--variant=minbase", f"--include={packages}", suite,
                    str(root), *script]
         proc = subprocess.run(command, capture_output=True, text=True, check=False,
                               timeout=1800)
@@ -126,7 +137,8 @@ def _bootstrap(engine: Engine, python: str, suite: str, reference: str,
         tarball = Path(tmp) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        source = f"debian {suite} via debootstrap --variant=minbase (default mirror), {stamp}"
+        source = (f"debian {suite} via debootstrap --variant=minbase --include={packages} "
+                  f"(default mirror), {stamp}")
         engine.import_rootfs(tarball, reference, changes=[
             "ENV LANG=C.UTF-8",
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

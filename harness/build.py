@@ -16,6 +16,7 @@ from harness.engine import LABEL, Engine
 from harness.model import BaseImage, BuildOutcome, Lock
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "images"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FAILED_STEP = re.compile(r"The command '/bin/sh -c (.*?)' returned a non-zero code", re.S)
 
 
@@ -101,5 +102,6 @@ def _link(source: Path, target: Path) -> None:
 
 
 def _excerpt(log: str, lines: int = 25) -> str:
-    kept = [line for line in log.splitlines() if line.strip() and not line.startswith(" ---> ")]
+    kept = [line for line in _ANSI.sub("", log).splitlines()
+            if line.strip() and not line.startswith((" ---> ", "Removing intermediate"))]
     return "\n".join(kept[-lines:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import socket
 import tarfile
 import time
@@ -32,6 +33,21 @@ def connect() -> Engine:
             "start one (scripts/ensure-docker.sh as root) or point DOCKER_HOST at one",
         ) from None
     return Engine(client)
+
+
+def pull_failure_reason(message: str) -> str:
+    """A short, host-free reason for a failed pull (results are committed and shared)."""
+    lowered = message.lower()
+    if "no such host" in lowered or "lookup" in lowered:
+        return "registry unreachable (name lookup failed)"
+    if "timeout" in lowered or "dial tcp" in lowered or "connection refused" in lowered:
+        return "registry unreachable (no connection)"
+    if "not found" in lowered or "manifest unknown" in lowered:
+        return "no such image in the registry"
+    if "unauthorized" in lowered or "denied" in lowered:
+        return "the registry refused access"
+    return "pull failed: " + re.sub(r"\S+://\S+|\b[\w-]+(\.[\w-]+)+(:\d+)?\b", "<host>",
+                                    message.splitlines()[0])[:120]
 
 
 def _short(exc: BaseException) -> str:
@@ -68,7 +84,7 @@ class Engine:
             image = self.client.images.pull(reference)
             return str(image.id), ""
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            return None, _short(exc)
+            return None, pull_failure_reason(str(exc))
 
     def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
         """``docker import`` a root filesystem tarball with Dockerfile ``changes``."""

@@ -12,6 +12,7 @@ import re
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -136,7 +137,7 @@ class IndexClient:
             return payload
         payload = self._fetch(name)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(payload))
         os.replace(tmp, cached)
         return payload
@@ -165,7 +166,7 @@ class IndexClient:
         target = dest_dir / dist.filename
         if target.exists() and _sha256(target) == dist.sha256:
             return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
         digest = hashlib.sha256()
         try:
             with urllib.request.urlopen(dist.url, timeout=120,

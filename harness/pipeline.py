@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness import bases, engine, plan, report, store
+from harness import bases, engine, plan, pythons, report, store
 from harness.build import Builder
 from harness.classify import (
     Classification,
@@ -106,7 +106,8 @@ class MatrixRun:
         eng = engine.connect()
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir)
-        base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons}))
+        base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
+                                               key=pythons.sort_key))
         collectors = [self._collector(cp, releases[cp.case.package], base_images)
                       for cp in case_plans]
         work = [(collector, cell) for collector in collectors for cell in collector.plan.cells]

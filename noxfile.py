@@ -1,0 +1,51 @@
+"""Sessions: `matrix` runs the cases, `report` re-renders results, `tests` runs the test suite."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+
+PYTHON = os.environ.get("REPRO_MATRIX_PYTHON") or None  # None: the Python running nox
+
+
+@nox.session(python=PYTHON)
+def matrix(session: nox.Session) -> None:
+    """Run the matrix in containers; options after `--` go to `python -m harness run`."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness", "run", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Re-derive verdicts and report.md from stored results (no Docker needed)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness", "report", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def plan(session: nox.Session) -> None:
+    """Print the cells a run would execute (`-- --json` for machines)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness", "plan", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff and mypy over the package."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests, lint, then integration tests against the real Docker engine."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("mypy")
+    session.run("pytest", "-ra", *(session.posargs or ["tests"]))

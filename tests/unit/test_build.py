@@ -1,0 +1,83 @@
+"""harness.build: the rendered cell Dockerfile (golden), its content address, the failed step."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from harness.build import failed_step, image_tag, render_dockerfile
+from harness.model import BaseImage, Lock, Pin
+
+BASE = BaseImage(python="3.9", provider="registry", reference="python:3.9-slim",
+                 interpreter="python3.9", source="registry image python:3.9-slim",
+                 interpreter_version="3.9.18", image_id="sha256:" + "0" * 64)
+LOCK = Lock(
+    cutoff="2021-01-02T00:00:00Z",
+    runtime=(Pin("dep", "2.0", "dep-2.0.tar.gz", "b" * 64),
+             Pin("pkg", "1.0", "pkg-1.0-py3-none-any.whl", "a" * 64)),
+    build=(Pin("pip", "20.2.4", "pip-20.2.4-py2.py3-none-any.whl", "c" * 64),
+           Pin("setuptools", "50.3.2", "setuptools-50.3.2-py3-none-any.whl", "d" * 64)),
+)
+
+
+def render() -> str:
+    return render_dockerfile(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+
+
+def test_rendered_dockerfile_matches_golden(golden: Callable[[str, str], None]) -> None:
+    golden("cell.Dockerfile", render())
+
+
+def test_image_tag_is_a_content_address() -> None:
+    dockerfile = render()
+    tag = image_tag(dockerfile, LOCK, BASE)
+    assert re.fullmatch(r"repro-matrix/cell:[0-9a-f]{20}", tag)
+    assert image_tag(dockerfile, LOCK, BASE) == tag
+    assert image_tag(dockerfile, replace(LOCK, runtime=LOCK.runtime[1:]), BASE) != tag
+    assert image_tag(dockerfile, LOCK, replace(BASE, image_id="sha256:" + "1" * 64)) != tag
+    assert image_tag(dockerfile + "\n", LOCK, BASE) != tag
+
+
+def classic_failure(command: str, output: str = "") -> str:
+    """What the classic builder logs when a RUN step exits 1."""
+    return (f"Step 7/9 : RUN {command}\n ---> Running in 0123456789ab\n{output}"
+            f"The command '/bin/sh -c {command}' returned a non-zero code: 1\n")
+
+
+def run_commands(dockerfile: str) -> list[str]:
+    """The RUN commands of a Dockerfile, line continuations joined as the builder shows them."""
+    joined = dockerfile.replace("\\\n", "")
+    return [line[len("RUN "):] for line in joined.splitlines() if line.startswith("RUN ")]
+
+
+IMPORT_LOG = classic_failure(
+    '/opt/venv/bin/python -c "import pkg"',
+    "Traceback (most recent call last):\n  File \"<string>\", line 1, in <module>\n"
+    "ModuleNotFoundError: No module named 'pkg'\n")
+# pip's legacy setup.py output quotes `-c 'import ...` too; only the failing command counts.
+INSTALL_LOG = classic_failure(
+    "python3.9 -m venv --without-pip /opt/venv  && /opt/venv/bin/python -m pip install "
+    "--no-index --find-links /tmp/wheelhouse --require-hashes -r /tmp/requirements.txt",
+    "    ERROR: Command errored out with exit status 1:\n     command: /opt/venv/bin/python -c "
+    "'import sys, setuptools, tokenize; sys.argv[0] = '\"'\"'/tmp/pip-req/setup.py'\"'\"''\n"
+    "ERROR: Could not build wheels for dep\n")
+
+
+@pytest.mark.parametrize(("log", "step"), [
+    (IMPORT_LOG, "import"),
+    (INSTALL_LOG, "install"),
+    ("\x1b[31m" + IMPORT_LOG + "\x1b[0m", "import"),
+    ("COPY failed: file not found in build context\n", "install"),
+    ("", "install"),
+])
+def test_failed_step_tells_import_from_install(log: str, step: str) -> None:
+    assert failed_step(log) == step
+
+
+def test_failed_step_recognises_both_steps_of_the_real_template() -> None:
+    install, import_ = run_commands(render())
+    assert failed_step(classic_failure(install)) == "install"
+    assert failed_step(classic_failure(import_)) == "import"

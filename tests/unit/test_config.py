@@ -1,0 +1,175 @@
+"""harness.config: the matrix file loads, and every mistake is one UsageError naming file and key."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import config, pythons
+from harness.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[2]
+
+VALID: dict[str, Any] = {
+    "cases": [{
+        "id": "demo",
+        "package": "My-Pkg",
+        "repro": "repro.py",
+        "pythons": ["3.11", "3.9", "3.9"],
+        "versions": {"spec": ">=1.0"},
+        "outcome": {"signature": "RuntimeError: BOOM"},
+        "claim": {"first_fixed": "1.1", "source": "changelog"},
+    }],
+}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "repro.py").write_text("raise SystemExit(0)\n")
+    return tmp_path
+
+
+def write(folder: Path, data: Any) -> Path:
+    path = folder / "matrix.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def with_value(keys: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(VALID)
+    target: Any = data
+    for key in keys[:-1]:
+        target = target.setdefault(key, {}) if isinstance(target, dict) else target[key]
+    target[keys[-1]] = value
+    return data
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(UsageError) as info:
+        config.load(path)
+    return info.value.message
+
+
+def test_repo_matrix_loads() -> None:
+    path = REPO / "matrix.yaml"
+    matrix = config.load(path)
+    known = dict(matrix.python_release_dates)
+    assert matrix.cases
+    assert matrix.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    for case in matrix.cases:
+        assert case.repro.is_file()
+        assert case.outcome.signatures
+        assert set(case.pythons) <= set(known)
+
+
+def test_valid_case_gets_defaults_and_normalised_fields(folder: Path) -> None:
+    matrix = config.load(write(folder, VALID))
+    (case,) = matrix.cases
+    assert case.import_name == "my_pkg"
+    assert case.pythons == ("3.9", "3.11")
+    assert case.repro == (folder / "repro.py").resolve()
+    assert case.outcome.signatures == ("RuntimeError: BOOM",)
+    assert case.outcome.timeout_s == 60.0
+    assert case.claim.first_fixed == "1.1"
+    assert matrix.era.max_attempts == 3
+    assert matrix.providers.provider == "auto"
+
+
+def test_pythons_default_to_every_known_release_including_added_ones(folder: Path) -> None:
+    data = copy.deepcopy(VALID)
+    del data["cases"][0]["pythons"]
+    data["python_release_dates"] = {"3.15": "2026-10-01"}
+    (case,) = config.load(write(folder, data)).cases
+    assert case.pythons == (*sorted(pythons.RELEASE_DATES, key=pythons.sort_key), "3.15")
+
+
+@pytest.mark.parametrize(("keys", "value", "expected"), [
+    (("cases", 0, "versions", "specs"), ">=1", ["cases[0].versions.specs", "unknown key",
+                                                "did you mean 'spec'"]),
+    (("case",), [], ["case: unknown key", "did you mean 'cases'"]),
+    (("cases", 0, "outcome", "timeout"), "sixty", ["cases[0].outcome.timeout",
+                                                   "expected a number, got str"]),
+    (("cases", 0, "versions", "include_yanked"), "yes", ["cases[0].versions.include_yanked",
+                                                         "expected true or false"]),
+    (("cases", 0, "outcome"), ["BOOM"], ["cases[0].outcome", "expected a mapping, got list"]),
+    (("cases", 0, "repro"), "missing.py", ["cases[0].repro", "no such file"]),
+    (("cases", 0, "pythons"), ["3.9", "3.99"], ["cases[0].pythons[1]", "unknown Python 3.99"]),
+    (("cases", 0, "pythons"), ["2.7"], ["cases[0].pythons[0]", "not a Python version"]),
+    (("cases", 0, "versions", "spec"), ">>1.0", ["cases[0].versions.spec",
+                                                 "not a PEP 440 specifier"]),
+    (("cases", 0, "claim", "first_fixed"), "1.0.x", ["cases[0].claim.first_fixed",
+                                                     "'1.0.x' is not a version"]),
+    (("cases", 0, "claim", "introduced"), "soon", ["cases[0].claim.introduced",
+                                                   "not a version"]),
+    (("cases", 0, "id"), "Demo Case", ["cases[0].id", "lowercase"]),
+    (("era", "max_attempts"), 0, ["era.max_attempts", "at least 1"]),
+])
+def test_invalid_value_names_file_and_key_path(folder: Path, keys: tuple[str | int, ...],
+                                               value: Any, expected: list[str]) -> None:
+    path = write(folder, with_value(keys, value))
+    message = load_error(path)
+    assert message.startswith(f"{path}: ")
+    for text in expected:
+        assert text in message
+
+
+def test_missing_required_key_is_named(folder: Path) -> None:
+    data = copy.deepcopy(VALID)
+    del data["cases"][0]["outcome"]["signature"]
+    assert "cases[0].outcome.signature: missing" in load_error(write(folder, data))
+
+
+def test_duplicate_case_id_names_the_second_case(folder: Path) -> None:
+    data = copy.deepcopy(VALID)
+    data["cases"].append(copy.deepcopy(data["cases"][0]))
+    message = load_error(write(folder, data))
+    assert "cases[1].id" in message
+    assert "duplicate case id 'demo'" in message
+
+
+def test_malformed_yaml_reports_line(folder: Path) -> None:
+    path = folder / "matrix.yaml"
+    path.write_text("cases:\n  - id: demo\n   package: pkg\n")
+    message = load_error(path)
+    assert message.startswith(f"{path}: line 3, column ")
+    assert "malformed YAML" in message
+
+
+def test_missing_matrix_file_is_usage_error(tmp_path: Path) -> None:
+    assert "no such matrix file" in load_error(tmp_path / "absent.yaml")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: unquoted version 1.10 is read as float 1.1 and "
+                   "silently becomes claim '1.1' (config._Reader.string accepts floats)")
+def test_unquoted_float_version_is_not_silently_truncated(folder: Path) -> None:
+    text = yaml.safe_dump(VALID).replace("first_fixed: '1.1'", "first_fixed: 1.10")
+    assert "first_fixed: 1.10\n" in text
+    path = folder / "matrix.yaml"
+    path.write_text(text)
+    try:
+        matrix = config.load(path)
+    except UsageError:
+        return
+    assert matrix.cases[0].claim.first_fixed == "1.10"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a non-UTF-8 matrix file raises UnicodeDecodeError "
+                   "from config.load instead of a UsageError")
+def test_undecodable_matrix_file_is_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_bytes(b"cases:\n  - id: d\xffmo\n")
+    assert str(path) in load_error(path)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: top-level errors have an empty key path, giving "
+                   "'<file>: : expected a mapping, got nothing' for an empty file")
+def test_empty_matrix_file_message_has_no_empty_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text("")
+    message = load_error(path)
+    assert ": :" not in message

@@ -1,0 +1,139 @@
+"""harness.plan: which versions and Pythons a case covers, and the cells that come out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from harness import plan
+from harness.errors import UsageError
+from harness.model import Case, Claim, OutcomeRule, Release, VersionSelection
+
+
+def make_case(spec: str = "", *, prereleases: bool = False, yanked: bool = False,
+              first_fixed: str | None = None, introduced: str | None = None,
+              case_id: str = "demo") -> Case:
+    return Case(id=case_id, package="pkg", import_name="pkg",
+                versions=VersionSelection(spec, prereleases, yanked), pythons=("3.9", "3.11"),
+                repro=Path("/cases/demo/repro.py"), outcome=OutcomeRule(("BOOM",)),
+                claim=Claim(first_fixed=first_fixed, introduced=introduced))
+
+
+def uploads(*versions: str, yanked: tuple[str, ...] = ()) -> tuple[Release, ...]:
+    """Releases in upload order (the order given), one day apart."""
+    start = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    return tuple(Release(v, start + timedelta(days=i), v in yanked)
+                 for i, v in enumerate(versions))
+
+
+# Upload order is not PEP 440 order: a 0.9.x maintenance release and 1.10 came late.
+RELEASES = uploads("1.0", "1.1", "1.2", "1.3", "2.0rc1", "2.0", "1.10", "0.9.2", yanked=("1.3",))
+
+
+def test_versions_follow_pep440_not_upload_order() -> None:
+    assert plan.select_versions(make_case(), RELEASES) == ("0.9.2", "1.0", "1.1", "1.2", "1.10",
+                                                           "2.0")
+
+
+def test_include_flags_keep_yanked_and_prereleases() -> None:
+    chosen = plan.select_versions(make_case(">=1.0", prereleases=True, yanked=True), RELEASES)
+    assert chosen == ("1.0", "1.1", "1.2", "1.3", "1.10", "2.0rc1", "2.0")
+
+
+def test_spec_narrows_the_selection() -> None:
+    assert plan.select_versions(make_case(">=1.0,<2"), RELEASES) == ("1.0", "1.1", "1.2", "1.10")
+
+
+def test_versions_request_as_exact_list() -> None:
+    chosen = plan.select_versions(make_case(), RELEASES, "1.10, 0.9.2")
+    assert chosen == ("0.9.2", "1.10")
+
+
+def test_versions_request_as_specifier_intersects_case_spec() -> None:
+    assert plan.select_versions(make_case(">=1.0"), RELEASES, "<1.2") == ("1.0", "1.1")
+
+
+def test_unknown_exact_version_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="pkg has no release 1.5"):
+        plan.select_versions(make_case(), RELEASES, "1.0,1.5")
+
+
+@pytest.mark.parametrize(("spec", "request_"), [(">=5", ""), (">=1.0", ">=3"), ("<0.9", "")])
+def test_empty_selection_is_usage_error(spec: str, request_: str) -> None:
+    with pytest.raises(UsageError, match="select no release of pkg"):
+        plan.select_versions(make_case(spec), RELEASES, request_)
+
+
+def test_unparseable_versions_request_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="--versions"):
+        plan.select_versions(make_case(), RELEASES, "v1.0")
+
+
+@pytest.mark.xfail(strict=True, raises=UsageError, reason="bug: --versions 1.0 passes the "
+                   "existence check for release 1.0.0 (Version equality) but is then dropped by "
+                   "the string comparison in select_versions")
+def test_exact_version_matches_equal_pep440_spelling() -> None:
+    releases = uploads("1.0.0", "2.0")
+    assert plan.select_versions(make_case(), releases, "1.0") == ("1.0.0",)
+
+
+@pytest.mark.parametrize("claim", [Claim(first_fixed="1.1"), Claim(introduced="1.0"),
+                                   Claim(first_fixed="2.0", introduced="1.0"), Claim()])
+def test_claim_inside_tested_range_is_accepted(claim: Claim) -> None:
+    case = make_case(first_fixed=claim.first_fixed, introduced=claim.introduced)
+    plan.check_claim_in_range(case, ("1.0", "1.1", "2.0"))
+
+
+@pytest.mark.parametrize(("first_fixed", "introduced", "name"), [
+    ("3.0", None, "claim.first_fixed 3.0"), (None, "0.5", "claim.introduced 0.5")])
+def test_claim_outside_tested_range_is_usage_error(first_fixed: str | None,
+                                                   introduced: str | None, name: str) -> None:
+    case = make_case(first_fixed=first_fixed, introduced=introduced)
+    with pytest.raises(UsageError, match=rf"{name} lies outside the tested range 1\.0\.\.2\.0"):
+        plan.check_claim_in_range(case, ("1.0", "1.1", "2.0"))
+
+
+def test_plan_case_checks_the_claim_against_the_selection() -> None:
+    with pytest.raises(UsageError, match="lies outside"):
+        plan.plan_case(make_case("<2", first_fixed="2.0"), RELEASES, plan.Selection())
+
+
+def test_narrowed_versions_skip_the_claim_range_check() -> None:
+    cp = plan.plan_case(make_case(first_fixed="2.0"), RELEASES, plan.Selection(versions="1.0"))
+    assert cp.versions == ("1.0",)
+
+
+def test_select_pythons_keeps_case_order() -> None:
+    assert plan.select_pythons(make_case(), ["3.11", "3.9"]) == ("3.9", "3.11")
+    assert plan.select_pythons(make_case(), []) == ("3.9", "3.11")
+
+
+@pytest.mark.parametrize(("python", "message"), [
+    ("3.12", "not among case demo's Pythons"), ("py3.9", "not a Python version spelled X.Y"),
+    ("2.7", "not a Python version spelled X.Y")])
+def test_select_pythons_rejects_unknown(python: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        plan.select_pythons(make_case(), [python])
+
+
+def test_unknown_case_id_is_usage_error() -> None:
+    with pytest.raises(UsageError, match="no case 'other'"):
+        plan.select_cases([make_case()], ["other"])
+
+
+def test_cell_ids_are_case_python_version_and_stable() -> None:
+    cases = [make_case(">=1.0,<2"), make_case("<1", case_id="old")]
+    selection = plan.Selection(case_ids=("demo",), pythons=("3.11",))
+    first = plan.plan(cases, {"pkg": RELEASES}, selection)
+    again = plan.plan(cases, {"pkg": tuple(reversed(RELEASES))}, selection)
+    (demo,) = first
+    assert [c.id for c in demo.cells] == ["demo/py3.11/1.0", "demo/py3.11/1.1",
+                                          "demo/py3.11/1.2", "demo/py3.11/1.10"]
+    assert first == again
+
+
+def test_plan_crosses_every_python_with_every_version() -> None:
+    (cp,) = plan.plan([make_case(">=2.0")], {"pkg": RELEASES}, plan.Selection())
+    assert [c.id for c in cp.cells] == ["demo/py3.9/2.0", "demo/py3.11/2.0"]
