@@ -1,4 +1,4 @@
-"""Render cell Dockerfiles from images/ templates and build them; identical inputs reuse an image."""
+"""Render cell Dockerfiles from images/ templates and build them; same inputs, same image."""
 
 from __future__ import annotations
 

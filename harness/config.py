@@ -1,4 +1,4 @@
-"""Load and validate the matrix file into frozen dataclasses; every mistake is one UsageError line."""
+"""Load and validate the matrix file into frozen dataclasses; each mistake is one UsageError."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class _Reader:
         self.path = path
 
     def fail(self, key: str, problem: str) -> UsageError:
-        return UsageError(f"{self.path}: {key}: {problem}")
+        return UsageError(f"{self.path}: {key or '(top level)'}: {problem}")
 
     def mapping(self, value: Any, key: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
         if not isinstance(value, dict):
@@ -59,7 +59,10 @@ class _Reader:
         return value
 
     def string(self, value: Any, key: str) -> str:
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        if isinstance(value, float):
+            # YAML reads 3.10 as the number 3.1: refuse rather than silently change a version.
+            raise self.fail(key, f"{value!r} was read as a number; quote it ('\"{value}\"')")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self.fail(key, f"expected a string, got {_type_name(value)}")
         text = str(value).strip()
         if not text:
@@ -97,6 +100,8 @@ def load(path: Path) -> MatrixConfig:
         raw_text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such matrix file", "pass --matrix PATH") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: byte {exc.start}: not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import socket
@@ -46,8 +47,9 @@ def pull_failure_reason(message: str) -> str:
         return "no such image in the registry"
     if "unauthorized" in lowered or "denied" in lowered:
         return "the registry refused access"
+    first_line = message.strip().splitlines()[0] if message.strip() else "no detail"
     return "pull failed: " + re.sub(r"\S+://\S+|\b[\w-]+(\.[\w-]+)+(:\d+)?\b", "<host>",
-                                    message.splitlines()[0])[:120]
+                                    first_line)[:120]
 
 
 def _short(exc: BaseException) -> str:
@@ -158,10 +160,9 @@ class Engine:
             return None, True
 
     def _remove(self, container: Any) -> None:
-        try:
+        # Already gone, or the engine will reap it; leftovers carry our label.
+        with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
-        except docker.errors.APIError:
-            pass  # already gone, or the engine will reap it; leftovers carry our label
 
     def remove_leftovers(self) -> int:
         """Remove containers of earlier, interrupted runs (found by label)."""

@@ -30,7 +30,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from harness.errors import IndexError_
+from harness.errors import IndexError_, UsageError
 from harness.model import DistFile, Release
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
@@ -38,7 +38,7 @@ _INDEX_ENV = ("REPRO_MATRIX_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP
 
 
 def configured_index_url() -> str:
-    """The simple-API root the user's tools use: environment, then pip's config, then pip's default."""
+    """The simple-API root the user's tools use: environment, pip's config, then pip's default."""
     for name in _INDEX_ENV:
         if os.environ.get(name):
             return os.environ[name].rstrip("/") + "/"
@@ -151,8 +151,8 @@ class IndexClient:
                 return payload
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
-                raise IndexError_(f"the package index has no project '{name}'",
-                                  "check the case's package name") from None
+                raise UsageError(f"the package index has no project '{name}'",
+                                 "check the case's package name in the matrix file") from None
             raise IndexError_(f"the package index answered HTTP {exc.code} for '{name}'",
                               "retry later or check your index settings") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:

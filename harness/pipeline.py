@@ -1,4 +1,4 @@
-"""Drive one matrix run through the stages: plan → resolve → build → run → classify → store → report."""
+"""Drive one matrix run: plan → resolve → build → run → classify → store → report."""
 
 from __future__ import annotations
 
@@ -113,24 +113,25 @@ class MatrixRun:
         work = [(collector, cell) for collector in collectors for cell in collector.plan.cells]
         self._total = len(work)
         self._say(f"running {self._total} cells with {self.options.jobs} job(s)")
-        with ThreadPoolExecutor(max_workers=self.options.jobs) as pool:
-            futures = {
-                pool.submit(self._cell, eng, builder, collector, cell,
-                            base_images[cell.python]): (collector, cell)
-                for collector, cell in work
-            }
+        pool = ThreadPoolExecutor(max_workers=self.options.jobs)
+        futures = {
+            pool.submit(self._cell, eng, builder, collector, cell,
+                        base_images[cell.python]): collector
+            for collector, cell in work
+        }
+        try:
             for future in as_completed(futures):
-                collector, _ = futures[future]
                 record = future.result()
-                collector.add(record)
+                futures[future].add(record)
                 self._progress(record)
+        finally:
+            # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
+            pool.shutdown(wait=True, cancel_futures=True)
         wall = time.monotonic() - started
-        verdicts = []
         for collector in collectors:
             collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
             collector.flush()
-        verdicts = render_results(self.options.results,
-                                  [c.plan.case.id for c in collectors])
+        verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors])
         self._say(f"done: {self._total} cells in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
         return verdicts

@@ -79,17 +79,18 @@ def select_versions(case: Case, releases: Sequence[Release], request: str = "") 
     for version in exact:
         if Version(version) not in known:
             raise UsageError(f"--versions: {case.package} has no release {version} on the index")
+    exact_versions = {Version(v) for v in exact}
     chosen = []
-    for version, release in sorted(known.items()):
+    for parsed, release in sorted(known.items()):
         if exact:
-            if str(version) in exact:
+            if parsed in exact_versions:
                 chosen.append(release.version)
             continue
         if release.yanked and not case.versions.include_yanked:
             continue
-        if version.is_prerelease and not case.versions.include_prereleases:
+        if parsed.is_prerelease and not case.versions.include_prereleases:
             continue
-        if version not in spec or (extra_spec is not None and version not in extra_spec):
+        if parsed not in spec or (extra_spec is not None and parsed not in extra_spec):
             continue
         chosen.append(release.version)
     if not chosen:

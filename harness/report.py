@@ -48,7 +48,8 @@ def status_table(records: Sequence[CellRecord], release_dates: dict[str, str]) -
             row.append(SYMBOLS[record.status] if record else "")
         rows.append(row)
     headers = ["version", "released", *[f"py{p}" for p in pythons]]
-    return tabulate(rows, headers=headers, tablefmt="github", stralign="center")
+    return tabulate(rows, headers=headers, tablefmt="github", stralign="center",
+                    disable_numparse=True)
 
 
 def legend(records: Sequence[CellRecord]) -> str:

@@ -40,7 +40,7 @@ def era_cutoffs(upload_time: datetime | None, python_release: date, today: date,
     step later (fixes that came after the interpreter), then back towards the release's own era
     (its contemporaries, before later majors broke it). A cutoff ends a UTC day.
     """
-    released = upload_time.date() if upload_time else python_release
+    released = upload_time.astimezone(timezone.utc).date() if upload_time else python_release
     first = max(released, python_release)
     ordered = [first, first + timedelta(days=policy.step_days),
                released + (first - released) / 2, released]

@@ -1,4 +1,4 @@
-"""Write and read results: cells.json and verdict.json per case, atomically, with a schema version."""
+"""Write and read results: cells.json and verdict.json per case, atomically, schema-versioned."""
 
 from __future__ import annotations
 
@@ -74,7 +74,10 @@ def read_cells(path: Path) -> tuple[dict[str, Any], list[CellRecord]]:
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: unreadable results ({exc})",
                          "delete it and rerun the matrix") from None
-    if not isinstance(payload, dict) or payload.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(payload, dict):
+        raise UsageError(f"{path}: not a results file (expected a JSON object)",
+                         "delete it and rerun the matrix")
+    if payload.get("schema_version") != SCHEMA_VERSION:
         raise UsageError(f"{path}: results schema {payload.get('schema_version')!r} is not "
                          f"{SCHEMA_VERSION}", "rerun the matrix with this harness version")
     try:

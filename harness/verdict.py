@@ -132,7 +132,7 @@ def scope(name: str, states: Mapping[str, str]) -> Scope:
 
 def _series(version: str) -> str:
     release = Version(version).release
-    return ".".join(str(part) for part in (release + (0,))[:2])
+    return ".".join(str(part) for part in (*release, 0)[:2])
 
 
 def _branches(decisive: Sequence[str], states: Mapping[str, str]) -> tuple[BranchNote, ...]:

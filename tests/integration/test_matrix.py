@@ -14,7 +14,7 @@ from harness.model import Status
 from harness.pipeline import MatrixRun, RunOptions, render_results
 from harness.verdict import Observation, derive
 
-from .conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def test_reproduced_cells_show_the_signature(flask_run: Path) -> None:
 
 
 def test_stored_verdict_is_the_one_the_cells_imply(flask_run: Path) -> None:
-    meta, records = store.read_cells(flask_run / "flask-2926" / "cells.json")
+    _, records = store.read_cells(flask_run / "flask-2926" / "cells.json")
     verdict = json.loads((flask_run / "flask-2926" / "verdict.json").read_text())
     from harness.model import Claim
 

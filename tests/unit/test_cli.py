@@ -60,15 +60,11 @@ def test_missing_subcommand_is_usage_error(capsys: pytest.CaptureFixture[str]) -
     assert len(err.splitlines()) == 1
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason="bug: config.load lets "
-                   "UnicodeDecodeError escape, so main prints a traceback instead of one line")
 def test_undecodable_matrix_is_one_error_line(folder: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     fails_cleanly(folder, capsys, ["plan", "--matrix", "{dir}/not-utf8.yaml"])
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="bug: store.read_cells raises "
-                   "AttributeError on a cells.json holding a JSON array, so `report` crashes")
 def test_report_on_foreign_cells_file_is_one_error_line(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) \
         -> None:

@@ -49,8 +49,5 @@ def test_unrecognised_failure_masks_hosts_and_urls() -> None:
     assert len(reason) <= len("pull failed: ") + 120
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason="bug: pull_failure_reason('') indexes "
-                   "''.splitlines()[0]; an exception with an empty str (e.g. a bare "
-                   "requests ConnectionError()) crashes Engine.pull")
 def test_empty_message_still_gives_a_reason() -> None:
     assert pull_failure_reason("").startswith("pull failed")

@@ -56,7 +56,7 @@ def test_versions_request_as_specifier_intersects_case_spec() -> None:
 
 
 def test_unknown_exact_version_is_usage_error() -> None:
-    with pytest.raises(UsageError, match="pkg has no release 1.5"):
+    with pytest.raises(UsageError, match=r"pkg has no release 1\.5"):
         plan.select_versions(make_case(), RELEASES, "1.0,1.5")
 
 
@@ -71,9 +71,6 @@ def test_unparseable_versions_request_is_usage_error() -> None:
         plan.select_versions(make_case(), RELEASES, "v1.0")
 
 
-@pytest.mark.xfail(strict=True, raises=UsageError, reason="bug: --versions 1.0 passes the "
-                   "existence check for release 1.0.0 (Version equality) but is then dropped by "
-                   "the string comparison in select_versions")
 def test_exact_version_matches_equal_pep440_spelling() -> None:
     releases = uploads("1.0.0", "2.0")
     assert plan.select_versions(make_case(), releases, "1.0") == ("1.0.0",)
@@ -87,7 +84,7 @@ def test_claim_inside_tested_range_is_accepted(claim: Claim) -> None:
 
 
 @pytest.mark.parametrize(("first_fixed", "introduced", "name"), [
-    ("3.0", None, "claim.first_fixed 3.0"), (None, "0.5", "claim.introduced 0.5")])
+    ("3.0", None, r"claim\.first_fixed 3\.0"), (None, "0.5", r"claim\.introduced 0\.5")])
 def test_claim_outside_tested_range_is_usage_error(first_fixed: str | None,
                                                    introduced: str | None, name: str) -> None:
     case = make_case(first_fixed=first_fixed, introduced=introduced)
@@ -111,8 +108,8 @@ def test_select_pythons_keeps_case_order() -> None:
 
 
 @pytest.mark.parametrize(("python", "message"), [
-    ("3.12", "not among case demo's Pythons"), ("py3.9", "not a Python version spelled X.Y"),
-    ("2.7", "not a Python version spelled X.Y")])
+    ("3.12", "not among case demo's Pythons"), ("py3.9", r"not a Python version spelled X\.Y"),
+    ("2.7", r"not a Python version spelled X\.Y")])
 def test_select_pythons_rejects_unknown(python: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         plan.select_pythons(make_case(), [python])

@@ -74,9 +74,6 @@ def test_missing_results_are_usage_error(tmp_path: Path) -> None:
         store.read_cells(tmp_path / "cells.json")
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="bug: store.read_cells calls "
-                   "payload.get() on a non-object JSON payload ([] or null) while building the "
-                   "schema error, raising AttributeError instead of UsageError")
 @pytest.mark.parametrize("content", ["[]", "null"])
 def test_non_object_results_are_usage_errors(tmp_path: Path, content: str) -> None:
     path = tmp_path / "cells.json"
