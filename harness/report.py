@@ -66,10 +66,20 @@ def _scope_sentence(scope: Scope) -> str:
     for rng in scope.ranges:
         start = (f"affected from the oldest tested release {rng.introduced}"
                  if rng.from_first_tested else f"introduced in {rng.introduced}")
+        if rng.untested_before:
+            start = (f"introduced in {rng.introduced} or earlier "
+                     f"({_span(rng.untested_before)} could not be tested)")
         end = (f"first fixed in {rng.fixed}" if rng.fixed
                else "still affected in the newest tested release")
+        if rng.fixed and rng.untested_before_fix:
+            end = (f"fixed in {rng.fixed} or earlier "
+                   f"({_span(rng.untested_before_fix)} could not be tested)")
         parts.append(f"{start}, last affected {rng.last_affected}, {end}")
     return f"{scope.name}: " + "; ".join(parts) + "."
+
+
+def _span(versions: Sequence[str]) -> str:
+    return versions[0] if len(versions) == 1 else f"{versions[0]}–{versions[-1]}"
 
 
 def verdict_section(verdict: Verdict) -> str:

@@ -95,7 +95,8 @@ def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
             "introduced": scope.introduced,
             "first_fixed": scope.first_fixed,
             "last_affected": scope.last_affected,
-            "ranges": [asdict(r) for r in scope.ranges],
+            "ranges": [{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(r).items()}
+                       for r in scope.ranges],
             "branches": [{**asdict(b), "note": b.sentence()} for b in scope.branches],
             "undetermined": list(scope.undetermined),
             "decisive_cells": scope.decisive,

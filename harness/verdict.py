@@ -34,6 +34,10 @@ class AffectedRange:
     last_affected: str
     fixed: str | None
     from_first_tested: bool
+    # Versions that decided nothing (e.g. cannot install) just before ``introduced`` and just
+    # before ``fixed``: the true boundary may lie among them.
+    untested_before: tuple[str, ...] = ()
+    untested_before_fix: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,16 +119,23 @@ def scope(name: str, states: Mapping[str, str]) -> Scope:
     ranges: list[AffectedRange] = []
     start: str | None = None
     previous: str | None = None
-    for version in decisive:
+    gap_before_start: tuple[str, ...] = ()
+    gap: list[str] = []  # undetermined versions since the last decisive one
+    for version in ordered:
+        if states[version] == UNDETERMINED:
+            gap.append(version)
+            continue
         if states[version] == AFFECTED and start is None:
-            start = version
+            start, gap_before_start = version, tuple(gap)
         elif states[version] == UNAFFECTED and start is not None:
             ranges.append(AffectedRange(start, previous or start, version,
-                                        start == decisive[0]))
+                                        start == decisive[0], gap_before_start, tuple(gap)))
             start = None
         previous = version
+        gap = []
     if start is not None:
-        ranges.append(AffectedRange(start, decisive[-1], None, start == decisive[0]))
+        ranges.append(AffectedRange(start, decisive[-1], None, start == decisive[0],
+                                    gap_before_start))
     return Scope(name=name, ranges=tuple(ranges), branches=_branches(decisive, states),
                  undetermined=tuple(v for v in ordered if states[v] == UNDETERMINED),
                  decisive=len(decisive))
@@ -198,8 +209,11 @@ def _check_boundary(version: str, label: str, expected: str, before: str,
             evidence += list(cells_of.get(regressions[0], ()))
             return False, (f"Claimed {label} {version}: refuted, {regressions[0]} (later) "
                            "is affected again."), evidence
+    untested = sorted((v for v in states if states[v] == UNDETERMINED
+                       and Version(lower[-1]) < Version(v) < Version(version)), key=Version)
+    caveat = f" ({', '.join(untested)} in between could not be tested)" if untested else ""
     return True, (f"Claimed {label} {version}: confirmed, {lower[-1]} is {before} and "
-                  f"{version} is {expected}."), evidence
+                  f"{version} is {expected}{caveat}."), evidence
 
 
 def derive(observations: Sequence[Observation], claim: Claim) -> Verdict:

@@ -118,7 +118,8 @@ def test_undetermined_versions_are_skipped_when_finding_ranges() -> None:
     observations = history({"1.0": N, "1.1": NO_INSTALL, "1.2": R, "1.3": OTHER, "1.4": R,
                             "1.5": NO_INSTALL, "2.0": N})
     verdict = derive(observations, Claim(first_fixed="2.0"))
-    assert verdict.overall.ranges == (AffectedRange("1.2", "1.4", "2.0", False),)
+    assert verdict.overall.ranges == (
+        AffectedRange("1.2", "1.4", "2.0", False, ("1.1",), ("1.5",)),)
     assert verdict.overall.undetermined == ("1.1", "1.3", "1.5")
     assert verdict.overall.decisive == 4
     assert verdict.claim.holds is True
