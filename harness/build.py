@@ -48,6 +48,12 @@ def failed_step(log: str) -> str:
     return "import" if "-c \"import " in command or "-c 'import " in command else "install"
 
 
+def killed(log: str) -> bool:
+    """A step killed by a signal (exit ≥ 128) says nothing about the lock: do not remember it."""
+    codes = re.findall(r"returned a non-zero code: (\d+)", log)
+    return bool(codes) and int(codes[-1]) >= 128
+
+
 class Builder:
     """Builds cell images from locks; remembers failures by content address for this cache."""
 
@@ -68,7 +74,7 @@ class Builder:
         if failure.exists():
             return BuildOutcome(**json.loads(failure.read_text()))
         outcome = self._build(dockerfile, lock, tag)
-        if not outcome.ok:
+        if not outcome.ok and not outcome.interrupted:
             self.failures_dir.mkdir(parents=True, exist_ok=True)
             tmp = failure.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(outcome.__dict__))
@@ -90,7 +96,7 @@ class Builder:
         excerpt = _excerpt(log)
         if image_id is None:
             return BuildOutcome(ok=False, image_ref=tag, image_id="", log_excerpt=excerpt,
-                                failed_step=failed_step(log))
+                                failed_step=failed_step(log), interrupted=killed(log))
         return BuildOutcome(ok=True, image_ref=tag, image_id=image_id, log_excerpt=excerpt)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import socket
 import tarfile
@@ -141,7 +142,7 @@ class Engine:
         try:
             return self.client.containers.create(
                 image, command=command, detach=True, network_disabled=True,
-                labels={**MANAGED, **labels}, working_dir="/tmp",
+                labels={**MANAGED, **owner_label(), **labels}, working_dir="/tmp",
                 tmpfs={"/tmp": "rw,size=64m"},
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
                 mem_limit="512m", pids_limit=256, user="65534:65534",
@@ -165,11 +166,35 @@ class Engine:
             container.remove(force=True)
 
     def remove_leftovers(self) -> int:
-        """Remove containers of earlier, interrupted runs (found by label)."""
-        leftovers = self.client.containers.list(all=True, filters={"label": f"{LABEL}.managed=1"})
-        for container in leftovers:
-            self._remove(container)
-        return len(leftovers)
+        """Remove containers left by harness processes on this host that are gone.
+
+        Containers of a harness still running (another matrix, a test run) are left alone.
+        """
+        found = self.client.containers.list(all=True, filters={"label": f"{LABEL}.owner"})
+        removed = 0
+        for container in found:
+            if _owner_gone(container.labels.get(f"{LABEL}.owner", "")):
+                self._remove(container)
+                removed += 1
+        return removed
+
+
+def owner_label() -> dict[str, str]:
+    """Marks a container as this process's, so a later run can tell a leftover from a neighbour."""
+    return {f"{LABEL}.owner": f"{socket.gethostname()}:{os.getpid()}"}
+
+
+def _owner_gone(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's run (a remote engine shared by several hosts)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _tar(files: Mapping[str, bytes]) -> bytes:

@@ -190,6 +190,7 @@ class BuildOutcome:
     image_id: str
     log_excerpt: str
     failed_step: str = ""
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.build import failed_step, image_tag, render_dockerfile
+from harness.build import failed_step, image_tag, killed, render_dockerfile
 from harness.model import BaseImage, Lock, Pin
 
 BASE = BaseImage(python="3.9", provider="registry", reference="python:3.9-slim",
@@ -81,3 +81,10 @@ def test_failed_step_recognises_both_steps_of_the_real_template() -> None:
     install, import_ = run_commands(render())
     assert failed_step(classic_failure(install)) == "install"
     assert failed_step(classic_failure(import_)) == "import"
+
+
+def test_a_step_killed_by_a_signal_is_not_a_verdict_on_the_lock() -> None:
+    log = "The command '/bin/sh -c pip install -r r.txt' returned a non-zero code: 137\n"
+    assert killed(log)
+    assert not killed(log.replace("137", "1"))
+    assert not killed("")

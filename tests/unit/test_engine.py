@@ -51,3 +51,16 @@ def test_unrecognised_failure_masks_hosts_and_urls() -> None:
 
 def test_empty_message_still_gives_a_reason() -> None:
     assert pull_failure_reason("").startswith("pull failed")
+
+
+def test_only_containers_of_dead_local_processes_are_leftovers() -> None:
+    import os
+    import socket
+
+    from harness.engine import _owner_gone
+
+    host = socket.gethostname()
+    assert not _owner_gone(f"{host}:{os.getpid()}")
+    assert _owner_gone(f"{host}:{2**22 + 12345}")
+    assert not _owner_gone(f"another-host:{2**22 + 12345}")
+    assert not _owner_gone("garbage")
