@@ -86,12 +86,12 @@ class Builder:
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             context = Path(tmp)
             (context / "Dockerfile").write_text(dockerfile)
-            (context / "requirements.txt").write_text(lock.requirement_lines(lock.runtime))
-            (context / "build-requirements.txt").write_text(lock.requirement_lines(lock.build))
-            wheels = context / "wheelhouse"
-            wheels.mkdir()
-            for pin in (*lock.build, *lock.runtime):
-                _link(self.wheelhouse / pin.filename, wheels / pin.filename)
+            for folder, pins, name in (("tools", lock.build, "build-requirements.txt"),
+                                       ("wheelhouse", lock.runtime, "requirements.txt")):
+                (context / folder).mkdir()
+                (context / folder / name).write_text(lock.requirement_lines(pins))
+                for pin in pins:
+                    _link(self.wheelhouse / pin.filename, context / folder / pin.filename)
             image_id, log = self.engine.build(context, tag, labels={f"{LABEL}.kind": "cell"})
         excerpt = _excerpt(log)
         if image_id is None:

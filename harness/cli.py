@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cells built and run in parallel (default: cores)")
     run.add_argument("--provider", choices=config.PROVIDERS,
                      help="base image provider (default: the matrix file's, else auto)")
+    run.add_argument("--bisect", action="store_true",
+                     help="per Python, run only the cells needed to find where the bug starts "
+                          "and stops (logarithmic), then confirm the boundaries")
+    run.add_argument("--rerun", action="store_true",
+                     help="run every cell again, even those whose inputs did not change")
     run.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
                      "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
 
@@ -74,8 +79,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs: must be at least 1")
     matrix = config.load(args.matrix)
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
-                         jobs=args.jobs, provider=args.provider)
-    MatrixRun(matrix, options).run(_selection(args))
+                         jobs=args.jobs, provider=args.provider, rerun=args.rerun)
+    MatrixRun(matrix, options).run(_selection(args), bisect=args.bisect)
     return 0
 
 

@@ -272,7 +272,7 @@ def _era(reader: _Reader, value: Any) -> EraPolicy:
     data = reader.mapping(value, "era", _ERA_KEYS)
     return EraPolicy(
         max_attempts=int(reader.optional(data, "max_attempts", "era",
-                                         lambda v, k: reader.number(v, k, 1), 3)),
+                                         lambda v, k: reader.number(v, k, 1), 5)),
         step_days=int(reader.optional(data, "step_days", "era",
                                       lambda v, k: reader.number(v, k, 1), 365)),
     )

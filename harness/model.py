@@ -73,7 +73,7 @@ class Case:
 class EraPolicy:
     """How far the resolver may move its date cutoff to find an environment that works."""
 
-    max_attempts: int = 3
+    max_attempts: int = 5
     step_days: int = 365
 
 
@@ -232,3 +232,6 @@ class CellRecord:
     interpreter_version: str = ""
     output_excerpt: str = ""
     finished_at: str = ""
+    # Digest of everything the outcome depends on (image, repro, reading rule): equal keys mean
+    # a stored record still stands and the cell need not run again.
+    input_key: str = ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import threading
@@ -10,10 +12,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness import bases, engine, plan, pythons, report, store
+from harness import __version__, bases, engine, plan, pythons, report, store
+from harness.bisect import bisect_versions
 from harness.build import Builder
 from harness.classify import (
     Classification,
@@ -21,6 +25,7 @@ from harness.classify import (
     classify_build_failure,
     classify_unavailable,
 )
+from harness.errors import HarnessError
 from harness.index import IndexClient
 from harness.model import (
     Attempt,
@@ -30,9 +35,10 @@ from harness.model import (
     CellRecord,
     MatrixConfig,
     Release,
+    Status,
 )
 from harness.resolve import ResolveFailure, Resolver, era_cutoffs
-from harness.verdict import Observation, Verdict, derive
+from harness.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
 
 _EXCERPT_CHARS = 4000
 
@@ -43,6 +49,7 @@ class RunOptions:
     cache_dir: Path
     jobs: int
     provider: str | None = None
+    rerun: bool = False
 
 
 def default_cache_dir() -> Path:
@@ -73,6 +80,7 @@ class _CaseResults:
         self.meta = meta
         self.records: dict[str, CellRecord] = {}
         self.lock = threading.Lock()
+        self.previous = _previous_records(results, case_plan.case.id)
 
     def add(self, record: CellRecord) -> None:
         with self.lock:
@@ -82,6 +90,40 @@ class _CaseResults:
     def flush(self) -> None:
         ordered = [self.records[c.id] for c in self.plan.cells if c.id in self.records]
         store.write_cells(self.results, self.plan.case.id, ordered, self.meta)
+
+
+def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
+    """Records of an earlier run in this folder; unreadable ones are simply not reused."""
+    path = store.case_dir(results, case_id) / "cells.json"
+    if not path.exists():
+        return {}
+    try:
+        _, records = store.read_cells(path)
+    except HarnessError:
+        return {}
+    return {r.cell.id: r for r in records if r.input_key}
+
+
+def run_input_key(image_id: str, case: Case) -> str:
+    """What a cell's outcome depends on once its image exists."""
+    digest = hashlib.sha256()
+    for part in (__version__, image_id, hashlib.sha256(case.repro.read_bytes()).hexdigest(),
+                 case.repro.name, json.dumps(case.outcome.signatures),
+                 str(case.outcome.timeout_s)):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """What every cell of a run shares: the engine, the builder, the base image per Python."""
+
+    engine: engine.Engine
+    builder: Builder
+    bases: dict[str, BaseImage]
+
+
+_STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
 
 
 class MatrixRun:
@@ -98,9 +140,11 @@ class MatrixRun:
         self._print_lock = threading.Lock()
         self._done = 0
         self._total = 0
+        self._reused: set[str] = set()
         self._uploads: dict[tuple[str, str], datetime | None] = {}
 
-    def run(self, selection: plan.Selection) -> list[tuple[str, Verdict]]:
+    def run(self, selection: plan.Selection, bisect: bool = False) -> list[tuple[str, Verdict]]:
+        """Run every planned cell, or in ``bisect`` mode only those a boundary search needs."""
         started = time.monotonic()
         case_plans, releases = make_plan(self.config, selection, self.index)
         eng = engine.connect()
@@ -110,20 +154,22 @@ class MatrixRun:
                                                key=pythons.sort_key))
         collectors = [self._collector(cp, releases[cp.case.package], base_images)
                       for cp in case_plans]
-        work = [(collector, cell) for collector in collectors for cell in collector.plan.cells]
-        self._total = len(work)
-        self._say(f"running {self._total} cells with {self.options.jobs} job(s)")
+        stage = _Stage(eng, builder, base_images)
+        tasks: list[Callable[[], None]]
+        if bisect:
+            tasks = [partial(self._bisect_task, stage, collector, python)
+                     for collector in collectors for python in collector.plan.pythons]
+            self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
+                      "job(s)")
+        else:
+            tasks = [partial(self._cell_task, stage, collector, cell)
+                     for collector in collectors for cell in collector.plan.cells]
+            self._total = len(tasks)
+            self._say(f"running {self._total} cells with {self.options.jobs} job(s)")
         pool = ThreadPoolExecutor(max_workers=self.options.jobs)
-        futures = {
-            pool.submit(self._cell, eng, builder, collector, cell,
-                        base_images[cell.python]): collector
-            for collector, cell in work
-        }
         try:
-            for future in as_completed(futures):
-                record = future.result()
-                futures[future].add(record)
-                self._progress(record)
+            for future in as_completed([pool.submit(task) for task in tasks]):
+                future.result()
         finally:
             # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -132,7 +178,8 @@ class MatrixRun:
             collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
             collector.flush()
         verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors])
-        self._say(f"done: {self._total} cells in {wall:.0f} s; report: "
+        self._say(f"done: {self._done} cells ({len(self._reused)} unchanged since the last run, "
+                  f"not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
         return verdicts
 
@@ -173,8 +220,34 @@ class MatrixRun:
         self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
         return _CaseResults(case_plan, self.options.results, meta)
 
-    def _cell(self, eng: engine.Engine, builder: Builder, collector: _CaseResults, cell: Cell,
-              base: BaseImage) -> CellRecord:
+    def _finish(self, collector: _CaseResults, record: CellRecord) -> None:
+        collector.add(record)
+        self._progress(record)
+
+    def _cell_task(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> None:
+        self._finish(collector, self._cell(stage, collector, cell))
+
+    def _bisect_task(self, stage: _Stage, collector: _CaseResults, python: str) -> None:
+        case = collector.plan.case
+
+        def probe(version: str) -> str:
+            record = self._cell(stage, collector, Cell(case.id, python, version))
+            self._finish(collector, record)
+            return _STATE_OF.get(record.status, UNDETERMINED)
+
+        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v]
+        result = bisect_versions(collector.plan.versions, probe, hints)
+        summary = {"cells_run": result.runs, "introduced": result.introduced,
+                   "fixed": result.fixed, "non_monotonic": result.non_monotonic,
+                   "note": result.note}
+        with collector.lock:
+            collector.meta.setdefault("bisect", {})[python] = summary
+        self._say(f"bisect {case.id} py{python}: {result.runs} cells run, introduced "
+                  f"{result.introduced or '-'}, fixed {result.fixed or '-'}"
+                  + (f"; {result.note}" if result.note else ""))
+
+    def _cell(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> CellRecord:
+        eng, builder, base = stage.engine, stage.builder, stage.bases[cell.python]
         case = collector.plan.case
         if not base.available:
             return _record(cell, classify_unavailable(base.unavailable_reason), base)
@@ -198,6 +271,12 @@ class MatrixRun:
                 last_log, last_step = built.log_excerpt, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
+            key = run_input_key(built.image_id, case)
+            previous = collector.previous.get(cell.id)
+            if previous and previous.input_key == key and not self.options.rerun:
+                with self._print_lock:
+                    self._reused.add(cell.id)
+                return previous
             raw = eng.run(built.image_id, ["/opt/venv/bin/python", f"/repro/{case.repro.name}"],
                           {f"/repro/{case.repro.name}": case.repro.read_bytes()},
                           case.outcome.timeout_s, labels={f"{engine.LABEL}.cell": cell.id})
@@ -207,14 +286,19 @@ class MatrixRun:
                 lock=tuple(lock.as_text().split("\n")[:-1]),
                 build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
                 cutoff=cutoff, attempts=tuple(attempts), image_id=built.image_id,
-                image_ref=built.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:])
+                image_ref=built.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
+                input_key=key)
         return replace(_record(cell, classify_build_failure(last_step, len(cutoffs)), base),
                        attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
 
     def _progress(self, record: CellRecord) -> None:
-        self._done += 1
+        with self._print_lock:
+            self._done += 1
         took = f" ({record.duration_s:.1f} s)" if record.duration_s is not None else ""
-        self._say(f"[{self._done:>4}/{self._total}] {record.cell.id}: "
+        if record.cell.id in self._reused:
+            took = " (inputs unchanged: kept from the last run)"
+        total = f"/{self._total}" if self._total else ""
+        self._say(f"[{self._done:>4}{total}] {record.cell.id}: "
                   f"{record.status.value}{took}")
 
     def _say(self, line: str) -> None:

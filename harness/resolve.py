@@ -37,13 +37,15 @@ _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 def era_cutoffs(upload_time: datetime | None, python_release: date, today: date,
                 policy: EraPolicy) -> tuple[str, ...]:
     """Cutoffs to try, in order: the later of the release and the interpreter's own release, one
-    step later (fixes that came after the interpreter), then back towards the release's own era
-    (its contemporaries, before later majors broke it). A cutoff ends a UTC day.
+    step later (fixes that came after the interpreter), then halving back towards the release's
+    own era (its contemporaries, before later majors of its dependencies broke it), and that era
+    itself. A cutoff ends a UTC day.
     """
     released = upload_time.astimezone(timezone.utc).date() if upload_time else python_release
     first = max(released, python_release)
+    span = first - released
     ordered = [first, first + timedelta(days=policy.step_days),
-               released + (first - released) / 2, released]
+               released + span / 2, released + span / 4, released]
     days: list[date] = []
     for day in ordered:
         day = min(day, today)

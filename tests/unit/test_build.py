@@ -78,7 +78,8 @@ def test_failed_step_tells_import_from_install(log: str, step: str) -> None:
 
 
 def test_failed_step_recognises_both_steps_of_the_real_template() -> None:
-    install, import_ = run_commands(render())
+    tools, install, import_ = run_commands(render())
+    assert failed_step(classic_failure(tools)) == "install"
     assert failed_step(classic_failure(install)) == "install"
     assert failed_step(classic_failure(import_)) == "import"
 

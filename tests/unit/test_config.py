@@ -76,7 +76,7 @@ def test_valid_case_gets_defaults_and_normalised_fields(folder: Path) -> None:
     assert case.outcome.signatures == ("RuntimeError: BOOM",)
     assert case.outcome.timeout_s == 60.0
     assert case.claim.first_fixed == "1.1"
-    assert matrix.era.max_attempts == 3
+    assert matrix.era.max_attempts == 5
     assert matrix.providers.provider == "auto"
 
 

@@ -20,11 +20,12 @@ def utc(year: int, month: int, day: int, hour: int = 12) -> datetime:
 
 def test_old_release_starts_at_interpreter_release_then_steps_then_goes_back() -> None:
     cutoffs = era_cutoffs(utc(2018, 1, 1), PY39_RELEASE, FAR_FUTURE,
-                          EraPolicy(max_attempts=4, step_days=365))
+                          EraPolicy(max_attempts=5, step_days=365))
     assert cutoffs == (
         "2020-10-06T00:00:00Z",  # interpreter release day (later than the upload), end of day
         "2021-10-06T00:00:00Z",  # one step later
         "2019-05-21T00:00:00Z",  # midpoint between upload and interpreter release
+        "2018-09-11T00:00:00Z",  # a quarter of the way from the upload
         "2018-01-02T00:00:00Z",  # the release's own day
     )
 

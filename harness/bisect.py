@@ -1,0 +1,140 @@
+"""Bisect mode: find where a bug starts and stops with a logarithmic number of cell runs.
+
+Pure search logic over a ``probe(version) -> state`` callable, so it is tested without Docker.
+States are the verdict's AFFECTED / UNAFFECTED / UNDETERMINED. The search assumes one affected
+interval in PEP 440 order, checks that assumption with the probes it makes anyway plus one
+neighbour on each side of each boundary, and reports a history that breaks it instead of
+bisecting into a wrong answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from harness.verdict import AFFECTED, UNAFFECTED, UNDETERMINED
+
+Probe = Callable[[str], str]
+
+
+@dataclass
+class BisectResult:
+    """What the search saw for one Python."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    introduced: str | None = None
+    fixed: str | None = None
+    non_monotonic: bool = False
+    note: str = ""
+
+    @property
+    def runs(self) -> int:
+        return len(self.states)
+
+
+class _Search:
+    def __init__(self, versions: Sequence[str], probe: Probe) -> None:
+        self.versions = list(versions)
+        self.probe = probe
+        self.result = BisectResult()
+
+    def state(self, index: int) -> str:
+        version = self.versions[index]
+        if version not in self.result.states:
+            self.result.states[version] = self.probe(version)
+        return self.result.states[version]
+
+    def decisive_near(self, index: int, low: int, high: int) -> int | None:
+        """The nearest index in [low, high] to ``index`` whose cell decides something."""
+        for offset in range(high - low + 1):
+            for candidate in (index - offset, index + offset):
+                if low <= candidate <= high and self.state(candidate) != UNDETERMINED:
+                    return candidate
+        return None
+
+    def boundary(self, low: int, high: int, wanted: str) -> int:
+        """First index in (low, high] whose state is ``wanted``, given low is not and high is."""
+        while high - low > 1:
+            mid = self.decisive_near((low + high) // 2, low + 1, high - 1)
+            if mid is None:
+                break
+            if self.state(mid) == wanted:
+                high = mid
+            else:
+                low = mid
+        return high
+
+
+def bisect_versions(versions: Sequence[str], probe: Probe,
+                    hints: Sequence[str] = ()) -> BisectResult:
+    """Search ``versions`` (PEP 440 order); ``hints`` are versions worth probing first."""
+    search = _Search(versions, probe)
+    result = search.result
+    last = len(versions) - 1
+    if last < 0:
+        return result
+    oldest = search.decisive_near(0, 0, last)
+    newest = search.decisive_near(last, 0, last)
+    if oldest is None or newest is None:
+        result.note = "no release could be tested"
+        return result
+    affected = _find_affected(search, oldest, newest, hints)
+    if affected is None:
+        result.note = "no affected release found among the probes"
+        return result
+    start = oldest
+    if search.state(oldest) != AFFECTED:
+        start = search.boundary(oldest, affected, AFFECTED)
+        result.introduced = versions[start]
+    else:
+        result.introduced = versions[oldest]
+    if search.state(newest) == AFFECTED:
+        end = None
+    else:
+        end = search.boundary(affected, newest, UNAFFECTED)
+        result.fixed = versions[end]
+    _confirm(search, start, end)
+    return result
+
+
+def _find_affected(search: _Search, oldest: int, newest: int,
+                   hints: Sequence[str]) -> int | None:
+    """Any affected index: the ends, the hints, then midpoints level by level."""
+    for index in (oldest, newest):
+        if search.state(index) == AFFECTED:
+            return index
+    for hint in hints:
+        if hint in search.versions:
+            index = search.versions.index(hint)
+            for candidate in (index - 1, index):
+                if oldest <= candidate <= newest and search.state(candidate) == AFFECTED:
+                    return candidate
+    segments = [(oldest, newest)]
+    while segments:
+        next_segments = []
+        for low, high in segments:
+            if high - low < 2:
+                continue
+            mid = search.decisive_near((low + high) // 2, low + 1, high - 1)
+            if mid is None:
+                continue
+            if search.state(mid) == AFFECTED:
+                return mid
+            next_segments += [(low, mid), (mid, high)]
+        segments = next_segments
+    return None
+
+
+def _confirm(search: _Search, start: int, end: int | None) -> None:
+    """Probe one more release outside each boundary, and check every probe fits one interval."""
+    result = search.result
+    for index in (start - 2, start - 1, *(() if end is None else (end, end + 1))):
+        if 0 <= index < len(search.versions):
+            search.state(index)
+    pattern = "".join("A" if result.states[v] == AFFECTED else "U" for v in search.versions
+                      if result.states.get(v, UNDETERMINED) != UNDETERMINED)
+    if not re.fullmatch(r"U*A+U*", pattern):
+        result.non_monotonic = True
+        result.note = ("the probes do not fit one affected interval (the history is not "
+                       "monotonic in version order); run the full matrix for this Python")

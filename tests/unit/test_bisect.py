@@ -1,0 +1,73 @@
+"""Bisect search against synthetic histories, compared with what a full scan would say."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.bisect import bisect_versions
+from harness.verdict import AFFECTED, UNAFFECTED, UNDETERMINED
+
+VERSIONS = [f"1.{i}" for i in range(40)]
+
+
+def history(affected: range, untestable: tuple[int, ...] = ()) -> dict[str, str]:
+    return {v: UNDETERMINED if i in untestable else AFFECTED if i in affected else UNAFFECTED
+            for i, v in enumerate(VERSIONS)}
+
+
+def full_scan(states: dict[str, str]) -> tuple[str | None, str | None]:
+    decisive = [v for v in VERSIONS if states[v] != UNDETERMINED]
+    affected = [v for v in decisive if states[v] == AFFECTED]
+    if not affected:
+        return None, None
+    after = [v for v in decisive[decisive.index(affected[-1]) + 1:]]
+    return affected[0], after[0] if after else None
+
+
+def budget(boundaries: int) -> int:
+    return boundaries * (math.ceil(math.log2(len(VERSIONS))) + 3)
+
+
+@pytest.mark.parametrize(("affected", "hints"), [
+    (range(10, 15), ()), (range(0, 7), ()), (range(30, 40), ()), (range(3, 37), ()),
+    # A one-release interval is found by the claim's hint, not by luck.
+    (range(20, 21), ("1.21",)), (range(33, 34), ("1.34",)),
+])
+def test_bisect_agrees_with_a_full_scan_within_budget(affected: range,
+                                                      hints: tuple[str, ...]) -> None:
+    states = history(affected)
+    result = bisect_versions(VERSIONS, states.__getitem__, hints)
+    assert (result.introduced, result.fixed) == full_scan(states)
+    assert not result.non_monotonic
+    assert result.runs <= budget(2)
+
+
+def test_without_a_hint_a_one_release_interval_is_still_found() -> None:
+    states = history(range(11, 12))
+    result = bisect_versions(VERSIONS, states.__getitem__)
+    assert (result.introduced, result.fixed) == ("1.11", "1.12")
+
+
+def test_untestable_releases_are_stepped_over() -> None:
+    states = history(range(10, 15), untestable=(9, 15, 16))
+    result = bisect_versions(VERSIONS, states.__getitem__)
+    assert (result.introduced, result.fixed) == full_scan(states)
+
+
+def test_two_affected_intervals_are_reported_not_bisected() -> None:
+    states = history(range(5, 8))
+    states.update({v: AFFECTED for v in VERSIONS[20:32]})
+    result = bisect_versions(VERSIONS, states.__getitem__)
+    if not result.non_monotonic:
+        # A search may miss the second interval entirely only if no probe landed in it;
+        # then its answer must at least be a real boundary of the history.
+        assert states[result.introduced or ""] == AFFECTED
+    else:
+        assert "not" in result.note
+
+
+def test_no_affected_release_is_said_so() -> None:
+    result = bisect_versions(VERSIONS, history(range(0)).__getitem__)
+    assert result.introduced is None and "no affected" in result.note
