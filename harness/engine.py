@@ -21,6 +21,9 @@ from harness.errors import EngineError
 from harness.model import RawRun
 
 LABEL = "org.repro-matrix"
+REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container
+# Names the sandbox a run gets; part of a cell's input key, so changing it reruns cells.
+SANDBOX = "ro-root,tmpfs-64m,no-net,cap-drop-all,no-new-privs,uid-65534,mem-512m,pids-256"
 MANAGED = {f"{LABEL}.managed": "1"}
 
 
@@ -122,10 +125,11 @@ class Engine:
 
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str]) -> RawRun:
-        """Run ``command`` in a fresh sandboxed container; a cell failure is data, not raised."""
+        """Run ``command`` in a fresh sandboxed container with ``files`` (name → bytes) in
+        REPRO_DIR; a cell failure is data, not raised."""
         container = self._create(image, command, labels)
         try:
-            container.put_archive("/", _tar(files))
+            container.put_archive(REPRO_DIR, _tar(files))
             started = time.monotonic()
             container.start()
             exit_code, timed_out = self._wait(container, timeout_s)
@@ -143,7 +147,10 @@ class Engine:
             return self.client.containers.create(
                 image, command=command, detach=True, network_disabled=True,
                 labels={**MANAGED, **owner_label(), **labels}, working_dir="/tmp",
-                tmpfs={"/tmp": "rw,size=64m"},
+                # Read-only root; the repro arrives in its own anonymous volume (writable
+                # before start, so put_archive works) and may write only to a small /tmp.
+                read_only=True, tmpfs={"/tmp": "rw,size=64m"},
+                mounts=[docker.types.Mount(target=REPRO_DIR, source=None, type="volume")],
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
                 mem_limit="512m", pids_limit=256, user="65534:65534",
             )
@@ -163,7 +170,7 @@ class Engine:
     def _remove(self, container: Any) -> None:
         # Already gone, or the engine will reap it; leftovers carry our label.
         with contextlib.suppress(docker.errors.APIError):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
 
     def remove_leftovers(self) -> int:
         """Remove containers left by harness processes on this host that are gone.
@@ -200,8 +207,8 @@ def _owner_gone(owner: str) -> bool:
 def _tar(files: Mapping[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o755
             info.mtime = int(time.time())

@@ -107,7 +107,7 @@ def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
 def run_input_key(image_id: str, case: Case) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
-    for part in (__version__, image_id, hashlib.sha256(case.repro.read_bytes()).hexdigest(),
+    for part in (__version__, engine.SANDBOX, image_id, hashlib.sha256(case.repro.read_bytes()).hexdigest(),
                  case.repro.name, json.dumps(case.outcome.signatures),
                  str(case.outcome.timeout_s)):
         digest.update(part.encode() + b"\0")
@@ -277,8 +277,9 @@ class MatrixRun:
                 with self._print_lock:
                     self._reused.add(cell.id)
                 return previous
-            raw = eng.run(built.image_id, ["/opt/venv/bin/python", f"/repro/{case.repro.name}"],
-                          {f"/repro/{case.repro.name}": case.repro.read_bytes()},
+            raw = eng.run(built.image_id,
+                          ["/opt/venv/bin/python", f"{engine.REPRO_DIR}/{case.repro.name}"],
+                          {case.repro.name: case.repro.read_bytes()},
                           case.outcome.timeout_s, labels={f"{engine.LABEL}.cell": cell.id})
             return replace(
                 _record(cell, classify(raw, case.outcome.signatures), base),
