@@ -108,8 +108,8 @@ def run_input_key(image_id: str, case: Case) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
     repro_digest = hashlib.sha256(case.repro.read_bytes()).hexdigest()
-    for part in (__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name, json.dumps(case.outcome.signatures),
-                 str(case.outcome.timeout_s)):
+    for part in (__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
+                 json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)):
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:32]
 
