@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="cells built and run in parallel (default: cores)")
     run.add_argument("--provider", choices=config.PROVIDERS,
                      help="base image provider (default: the matrix file's, else auto)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="one line per finished cell even on a terminal")
     run.add_argument("--bisect", action="store_true",
                      help="per Python, run only the cells needed to find where the bug starts "
                           "and stops (logarithmic), then confirm the boundaries")
@@ -74,13 +77,17 @@ def _selection(args: argparse.Namespace) -> plan.Selection:
 
 def _run(args: argparse.Namespace) -> int:
     from harness.pipeline import MatrixRun, RunOptions, default_cache_dir
+    from harness.progress import Progress, choose_mode
 
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
     matrix = config.load(args.matrix)
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
                          jobs=args.jobs, provider=args.provider, rerun=args.rerun)
-    MatrixRun(matrix, options).run(_selection(args), bisect=args.bisect)
+    if args.quiet and args.verbose:
+        raise UsageError("--quiet and --verbose: choose one")
+    progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
+    MatrixRun(matrix, options, progress).run(_selection(args), bisect=args.bisect)
     return 0
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from harness import __version__, bases, engine, plan, pythons, report, store
 from harness.bisect import bisect_versions
@@ -37,6 +37,7 @@ from harness.model import (
     Release,
     Status,
 )
+from harness.progress import Progress
 from harness.resolve import ResolveFailure, Resolver, era_cutoffs
 from harness.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
 
@@ -129,17 +130,15 @@ _STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
 class MatrixRun:
     """One invocation of the matrix: owns the engine, resolver, builder and progress output."""
 
-    def __init__(self, config: MatrixConfig, options: RunOptions, out: TextIO = sys.stderr) \
-            -> None:
+    def __init__(self, config: MatrixConfig, options: RunOptions,
+                 progress: Progress | None = None) -> None:
         self.config = config
         self.options = options
-        self.out = out
+        self.progress = progress or Progress(sys.stderr)
         self.index = IndexClient(options.cache_dir)
         self.resolver = Resolver(self.index, options.cache_dir)
         self.today = date.today()
-        self._print_lock = threading.Lock()
-        self._done = 0
-        self._total = 0
+        self._reused_lock = threading.Lock()
         self._reused: set[str] = set()
         self._uploads: dict[tuple[str, str], datetime | None] = {}
 
@@ -164,8 +163,8 @@ class MatrixRun:
         else:
             tasks = [partial(self._cell_task, stage, collector, cell)
                      for collector in collectors for cell in collector.plan.cells]
-            self._total = len(tasks)
-            self._say(f"running {self._total} cells with {self.options.jobs} job(s)")
+            self.progress.total = len(tasks)
+            self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
         pool = ThreadPoolExecutor(max_workers=self.options.jobs)
         try:
             for future in as_completed([pool.submit(task) for task in tasks]):
@@ -173,13 +172,14 @@ class MatrixRun:
         finally:
             # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
             pool.shutdown(wait=True, cancel_futures=True)
+            self.progress.close()
         wall = time.monotonic() - started
         for collector in collectors:
             collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
             collector.flush()
         verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors])
-        self._say(f"done: {self._done} cells ({len(self._reused)} unchanged since the last run, "
-                  f"not rerun) in {wall:.0f} s; report: "
+        self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
+                  f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
         return verdicts
 
@@ -222,16 +222,21 @@ class MatrixRun:
 
     def _finish(self, collector: _CaseResults, record: CellRecord) -> None:
         collector.add(record)
-        self._progress(record)
+        kept = record.cell.id in self._reused
+        self.progress.cell_finished(record, " (inputs unchanged: kept from the last run)"
+                                    if kept else "")
 
     def _cell_task(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> None:
+        self.progress.cell_started(cell.id)
         self._finish(collector, self._cell(stage, collector, cell))
 
     def _bisect_task(self, stage: _Stage, collector: _CaseResults, python: str) -> None:
         case = collector.plan.case
 
         def probe(version: str) -> str:
-            record = self._cell(stage, collector, Cell(case.id, python, version))
+            cell = Cell(case.id, python, version)
+            self.progress.cell_started(cell.id)
+            record = self._cell(stage, collector, cell)
             self._finish(collector, record)
             return _STATE_OF.get(record.status, UNDETERMINED)
 
@@ -274,7 +279,7 @@ class MatrixRun:
             key = run_input_key(built.image_id, case)
             previous = collector.previous.get(cell.id)
             if previous and previous.input_key == key and not self.options.rerun:
-                with self._print_lock:
+                with self._reused_lock:
                     self._reused.add(cell.id)
                 return previous
             raw = eng.run(built.image_id,
@@ -292,19 +297,8 @@ class MatrixRun:
         return replace(_record(cell, classify_build_failure(last_step, len(cutoffs)), base),
                        attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
 
-    def _progress(self, record: CellRecord) -> None:
-        with self._print_lock:
-            self._done += 1
-        took = f" ({record.duration_s:.1f} s)" if record.duration_s is not None else ""
-        if record.cell.id in self._reused:
-            took = " (inputs unchanged: kept from the last run)"
-        total = f"/{self._total}" if self._total else ""
-        self._say(f"[{self._done:>4}{total}] {record.cell.id}: "
-                  f"{record.status.value}{took}")
-
     def _say(self, line: str) -> None:
-        with self._print_lock:
-            print(line, file=self.out, flush=True)
+        self.progress.say(line)
 
 
 def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:
@@ -315,7 +309,10 @@ def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
                    on_case: Callable[[str], None] | None = None) -> list[tuple[str, Verdict]]:
-    """Re-derive each case's verdict from its cells.json; write verdict.json and report.md."""
+    """Re-derive each case's verdict from its cells.json; write verdict.json, osv.json and
+    matrix.svg per case, then report.md and report.html (and the CI step summary, if any)."""
+    from harness import html_report, osv
+
     if case_ids is None:
         case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if not case_ids:
@@ -332,11 +329,16 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                          Claim(**claim))
         store.write_verdict(results, case_id, verdict)
+        store.write_atomic(store.case_dir(results, case_id) / "osv.json",
+                           osv.dumps(osv.to_osv(case_id, meta, records, verdict)))
+        report.write_svg(results, case_id, report.matrix_svg(case_id, records, verdict))
         rendered.append((case_id, meta, records, verdict))
         verdicts.append((case_id, verdict))
         if on_case:
             on_case(case_id)
     report.write(results, report.render(rendered))
+    html_report.write(results, html_report.render(rendered))
+    report.append_step_summary(report.step_summary(rendered))
     return verdicts
 
 
