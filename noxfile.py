@@ -49,3 +49,10 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", "harness", "tests", "noxfile.py")
     session.run("mypy")
     session.run("pytest", "-ra", *(session.posargs or ["tests"]))
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark the harness against its floor and a nox+uv baseline (`-- --cold` for cold)."""
+    session.install("-e", ".", "nox")
+    session.run("python", "bench/bench.py", *session.posargs)

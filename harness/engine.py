@@ -142,6 +142,20 @@ class Engine:
         return RawRun(exit_code=exit_code, timed_out=timed_out, output=output,
                       duration_s=duration)
 
+    def exec_seconds(self, image: str, command: list[str], files: Mapping[str, bytes]) -> float:
+        """Wall time of ``command`` exec'd in an already running sandboxed container: the
+        repro's own process time without the container start (a benchmark's floor)."""
+        container = self._create(image, ["/opt/venv/bin/python", "-c",
+                                         "import time; time.sleep(600)"], {})
+        try:
+            container.put_archive(REPRO_DIR, _tar(files))
+            container.start()
+            started = time.monotonic()
+            container.exec_run(command, user="65534:65534")
+            return time.monotonic() - started
+        finally:
+            self._remove(container)
+
     def _create(self, image: str, command: list[str], labels: Mapping[str, str]) -> Any:
         try:
             return self.client.containers.create(

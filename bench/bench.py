@@ -1,0 +1,216 @@
+"""Benchmark: the harness against the machine's floor and a nox+uv baseline, as ratios of one run.
+
+Measures, side by side on the same cells:
+  floor      the repro's own process time in warm images (exec in a running container), and a
+             bare container start (`python -c pass`) for the same images;
+  baseline   a nox session per (Python, version) with a uv venv each, no containers, on the
+             Pythons this host has, installing the same locks;
+  harness    warm full matrix (--rerun, images and locks cached), no-change rerun, bisect mode,
+             and with --cold a cold full matrix (empty cache and no cell images; bases kept).
+Writes bench/results.json and bench/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harness import engine, store  # noqa: E402
+from harness.model import Status  # noqa: E402
+
+
+def harness_run(results: Path, *extra: str, env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one `python -m harness run` (quiet), end to end."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "harness", "run", "--quiet", "--results", str(results),
+                    *extra], cwd=REPO, check=True, env={**os.environ, **(env or {})})
+    return time.monotonic() - started
+
+
+def cells(results: Path) -> list[Any]:
+    records = []
+    for path in sorted(results.glob("*/cells.json")):
+        records += store.read_cells(path)[1]
+    return records
+
+
+def floor(records: list[Any], repro: Path) -> tuple[float, float, int]:
+    """(sum of repro exec seconds, sum of bare container runs, cells measured)."""
+    eng = engine.connect()
+    files = {repro.name: repro.read_bytes()}
+    run_sum = start_sum = 0.0
+    measured = 0
+    for record in records:
+        if not record.image_id:
+            continue
+        run_sum += eng.exec_seconds(record.image_id, ["/opt/venv/bin/python",
+                                                      f"{engine.REPRO_DIR}/{repro.name}"], files)
+        bare = eng.run(record.image_id, ["/opt/venv/bin/python", "-c", "pass"], {}, 60, {})
+        start_sum += bare.duration_s
+        measured += 1
+    return run_sum, start_sum, measured
+
+
+def baseline(records: list[Any], repro: Path, host_pythons: list[str]) -> tuple[float, int]:
+    """Wall seconds of nox+uv over the cells whose Python this host has (sequential sessions)."""
+    chosen = [r for r in records if r.cell.python in host_pythons and r.lock]
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = [{"id": f"py{r.cell.python}-{r.cell.version}", "python": r.cell.python,
+                 "lock": list(r.lock), "repro": str(repro)} for r in chosen]
+        (Path(tmp) / "cells.json").write_text(json.dumps(spec))
+        noxfile = Path(tmp) / "noxfile.py"
+        noxfile.write_text(_noxfile(spec))
+        started = time.monotonic()
+        subprocess.run(["nox", "-f", str(noxfile), "--no-color", "--reuse-venv=no"], cwd=tmp,
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.monotonic() - started, len(chosen)
+
+
+def _noxfile(spec: list[dict[str, Any]]) -> str:
+    """One session per cell, each a fresh uv venv of that cell's Python with its lock."""
+    return (
+        "import json, os, nox\n"
+        "nox.options.default_venv_backend = 'uv'\n"
+        "CELLS = json.load(open(os.path.join(os.path.dirname(__file__), 'cells.json')))\n"
+        "for spec in CELLS:\n"
+        "    def make(spec):\n"
+        "        def session(s):\n"
+        "            req = os.path.join(s.create_tmp(), 'req.txt')\n"
+        "            open(req, 'w').write('\\n'.join(spec['lock']) + '\\n')\n"
+        "            s.install('--no-deps', '-r', req)\n"
+        "            s.run('python', spec['repro'], success_codes=list(range(256)))\n"
+        "        return session\n"
+        "    nox.session(name=spec['id'], python=spec['python'])(make(spec))\n"
+    )
+
+
+def host_pythons(wanted: list[str]) -> list[str]:
+    return [p for p in wanted if shutil.which(f"python{p}")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO / "bench" / "work")
+    parser.add_argument("--cold", action="store_true",
+                        help="also time a cold full matrix (removes cell images and uses an "
+                             "empty cache; base images are kept)")
+    parser.add_argument("--skip-floor", action="store_true")
+    args, harness_args = parser.parse_known_args()
+    work = args.work
+    figures: dict[str, Any] = {"cores": os.cpu_count()}
+
+    full = work / "full"
+    harness_run(full, *harness_args)  # make sure everything is warm
+    figures["no_change_rerun_s"] = harness_run(full, *harness_args)
+    figures["warm_full_s"] = harness_run(full, "--rerun", *harness_args)
+    records = [r for r in cells(full) if r.status is not Status.UNAVAILABLE]
+    ran = [r for r in records if r.image_id]
+    figures["cells_available"] = len(records)
+    figures["cells_run"] = len(ran)
+    repro = REPO / "cases" / "flask-2926" / "repro.py"
+    matrix_repros = {p.parent.name for p in full.glob("*/cells.json")}
+    if len(matrix_repros) == 1:
+        from harness import config
+
+        repro = config.load(REPO / "matrix.yaml").cases[0].repro
+    if not args.skip_floor:
+        run_sum, start_sum, measured = floor(ran, repro)
+        figures.update(floor_repro_sum_s=run_sum, floor_bare_start_sum_s=start_sum,
+                       floor_cells=measured, floor_s=run_sum / (os.cpu_count() or 1))
+    pythons = host_pythons(sorted({r.cell.python for r in ran}))
+    base_s, base_cells = baseline(ran, repro, pythons)
+    figures.update(baseline_s=base_s, baseline_cells=base_cells, baseline_pythons=pythons)
+    subset = [r for r in ran if r.cell.python in pythons]
+    figures["harness_warm_subset_estimate_s"] = (
+        figures["warm_full_s"] * len(subset) / max(len(ran), 1))
+
+    bisect_dir = work / "bisect"
+    figures["bisect_s"] = harness_run(bisect_dir, "--bisect", "--rerun", *harness_args)
+    figures["bisect"] = _bisect_summary(bisect_dir, full)
+
+    if args.cold:
+        _drop_cell_images()
+        with tempfile.TemporaryDirectory() as cache:
+            figures["cold_full_s"] = harness_run(work / "cold", "--rerun", *harness_args,
+                                                 env={"REPRO_MATRIX_CACHE": cache})
+    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    (REPO / "bench" / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
+    table = render(figures)
+    (REPO / "bench" / "results.md").write_text(table)
+    print(table)
+    return 0
+
+
+def _bisect_summary(bisect_dir: Path, full: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for path in bisect_dir.glob("*/cells.json"):
+        meta, _ = store.read_cells(path)
+        verdict = json.loads((full / path.parent.name / "verdict.json").read_text())
+        for python, found in (meta.get("bisect") or {}).items():
+            truth = verdict["observed"]["per_python"].get(python, {})
+            n = len(meta["versions"])
+            summary[f"{path.parent.name}/py{python}"] = {
+                "cells_run": found["cells_run"], "versions": n,
+                "budget": 2 * (max(n - 1, 1).bit_length() + 3),
+                "agrees": (found["introduced"], found["fixed"])
+                == (truth.get("introduced"), truth.get("first_fixed")),
+                "note": found["note"]}
+    return summary
+
+
+def _drop_cell_images() -> None:
+    ids = subprocess.run(["docker", "images", "-q", "--filter", f"label={engine.LABEL}.kind=cell"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], check=False,
+                       stdout=subprocess.DEVNULL)
+
+
+def render(f: dict[str, Any]) -> str:
+    floor_s = f.get("floor_s")
+    rows = [("measure", "seconds", "ratio")]
+    if floor_s:
+        rows += [("floor: repro process time / cores", f"{floor_s:.1f}", "1.00×"),
+                 ("bare container starts (sum)", f"{f['floor_bare_start_sum_s']:.1f}",
+                  f"{f['floor_bare_start_sum_s'] / f['floor_repro_sum_s']:.2f}× repro sum")]
+
+    def ratio(seconds: float) -> str:
+        return f"{seconds / floor_s:.2f}× floor" if floor_s else ""
+
+    rows += [(f"harness warm full matrix ({f['cells_run']} cells)", f"{f['warm_full_s']:.1f}",
+              ratio(f["warm_full_s"])),
+             ("harness no-change rerun", f"{f['no_change_rerun_s']:.1f}",
+              ratio(f["no_change_rerun_s"])),
+             (f"nox+uv baseline ({f['baseline_cells']} cells, Pythons "
+              f"{', '.join(f['baseline_pythons'])})", f"{f['baseline_s']:.1f}",
+              f"harness warm on those cells ≈ {f['harness_warm_subset_estimate_s']:.1f} s: "
+              f"{f['harness_warm_subset_estimate_s'] / f['baseline_s']:.2f}× baseline"),
+             ("harness bisect mode", f"{f['bisect_s']:.1f}", ratio(f["bisect_s"]))]
+    if "cold_full_s" in f:
+        rows.append(("harness cold full matrix (bases kept)", f"{f['cold_full_s']:.1f}",
+                     ratio(f["cold_full_s"])))
+    lines = ["| " + " | ".join(r) + " |" for r in rows]
+    lines.insert(1, "|---|---:|---|")
+    lines += ["", f"Peak RSS of a harness process: {f['peak_rss_mib']:.0f} MiB; "
+              f"{f['cores']} cores.", "", "Bisect (cells run vs. budget 2·(⌈log2 n⌉+3)):"]
+    for key, b in f.get("bisect", {}).items():
+        lines.append(f"- {key}: {b['cells_run']} of {b['versions']} versions, budget "
+                     f"{b['budget']}, agrees with the full matrix: {b['agrees']}"
+                     + (f" ({b['note']})" if b["note"] else ""))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
