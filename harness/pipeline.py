@@ -68,6 +68,14 @@ def make_plan(config: MatrixConfig, selection: plan.Selection,
     return plan.plan(cases, releases, selection), releases
 
 
+def _display_path(path: Path, root: Path) -> str:
+    """``path`` relative to the matrix file's folder when inside it (results are shared)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -208,6 +216,7 @@ class MatrixRun:
             "claim": {"first_fixed": case.claim.first_fixed, "introduced": case.claim.introduced,
                       "source": case.claim.source},
             "matrix_digest": self.config.digest, "started_at": _now(),
+            "repro": _display_path(case.repro, self.config.path.parent),
             "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
             "release_dates": dates,
             "bases": {p: {"provider": base_images[p].provider,

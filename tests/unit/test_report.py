@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import tabulate
@@ -31,6 +36,7 @@ REASONS = {R: "exit 1, output has 'RuntimeError: BOOM'", N: "exit 0",
            UN: "registry: cannot pull python:3.13-slim (registry unreachable (no connection))"}
 META: dict[str, Any] = {
     "description": "pkg.frobnicate() crashes on empty input", "package": "pkg",
+    "repro": "cases/demo/repro.py",
     "finished_at": "2024-01-02T03:04:05Z", "wall_time_s": 42.4,
     "release_dates": {"0.9.0": "2019-12-01", "1.0.0": "2020-02-03", "1.9.0": "2021-05-06",
                       "1.10.0": "2021-09-10", "2.0.0": "2022-01-01"},
@@ -125,3 +131,145 @@ def test_render_case_counts_cells_and_skips_passing_cells_in_evidence() -> None:
     assert "py3.9 1.0.0: reproduced" in evidence
     assert ": not_reproduced" not in evidence
     assert evidence.count("Python 3.13:") == 1
+
+
+def test_render_case_puts_the_summary_first_then_table_notes_boundaries_evidence() -> None:
+    text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
+    marks = ["**Verdict.**", "**Claim check.**", "### Compatibility table", "](demo/matrix.svg)",
+             "|  version", "- 🔴 reproduced", "### Notes", "Branches:", "### Boundary cells",
+             "### Evidence"]
+    positions = [text.index(mark) for mark in marks]
+    assert positions == sorted(positions)
+    summary = text.split("### Compatibility table", 1)[0]
+    assert summary.count("**Verdict.**") == 1 and "Per Python" not in summary
+
+
+def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
+    found = [(b.record.cell.python, b.record.cell.version, b.roles)
+             for b in report.boundary_cells(RECORDS, verdict(CLAIM))]
+    assert found == [("3.9", "1.0.0", ("introduced",)), ("3.9", "1.10.0", ("last affected",)),
+                     ("3.9", "2.0.0", ("fixed",)),
+                     ("3.10", "1.0.0", ("introduced", "last affected")),
+                     ("3.10", "1.10.0", ("fixed",))]
+
+
+def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
+    text = report.boundaries_section(RECORDS, verdict(CLAIM), META)
+    assert text.count("<details>") == 5
+    assert "py3.10 1.0.0: introduced, last affected (reproduced)" in text
+    assert f"pkg==2.0.0 --hash=sha256:{'0' * 64}" in text
+    assert text.count("docker run --rm --network none") == 5
+
+
+def test_boundaries_section_without_ranges() -> None:
+    passing = [record("3.9", "1.0.0", N)]
+    verdict_ = derive([Observation("3.9", "1.0.0", N)], Claim())
+    assert report.boundaries_section(passing, verdict_, META) == (
+        "No affected range, so no boundary cells.")
+
+
+@pytest.mark.parametrize(("repro", "mount", "inside"), [
+    ("cases/demo/repro.py", "$PWD/cases/demo/repro.py", "/repro/repro.py"),
+    ("/abs/dir/check.py", "/abs/dir/check.py", "/repro/check.py"),
+    (None, "$PWD/path/to/repro.py", "/repro/repro.py"),
+])
+def test_rerun_command_mounts_the_repro_and_runs_it_in_the_cells_image(
+        repro: str | None, mount: str, inside: str) -> None:
+    meta = {} if repro is None else {"repro": repro}
+    command = report.rerun_command(record("3.9", "1.0.0", R), meta)
+    assert command == (f'docker run --rm --network none -v "{mount}:{inside}:ro" '
+                       f"repro-matrix/cell:0123456789abcdef0123 /opt/venv/bin/python {inside}")
+
+
+def test_rerun_command_is_none_without_an_image() -> None:
+    assert report.rerun_command(record("3.12", "0.9.0", CI), META) is None
+    assert "no image was built" in report.evidence_section([record("3.12", "0.9.0", CI)], META)
+
+
+def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> None:
+    awkward = 'we"ird $dir/`x`/re pro.py'
+    command = report.rerun_command(record("3.9", "1.0.0", R), {"repro": awkward})
+    assert command is not None
+    echo = command.replace("docker run", "printf '%s\\n'", 1)
+    out = subprocess.run(["bash", "-c", echo], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[out.index("-v") + 1] == f"{tmp_path}/{awkward}:/repro/re pro.py:ro"
+    assert out[-1] == "/repro/re pro.py"
+
+
+def test_evidence_names_exit_code_output_tail_and_rerun() -> None:
+    loud = replace(record("3.9", "1.0.0", R),
+                   output_excerpt="".join(f"line {i}\n" for i in range(20)))
+    text = report.evidence_section([loud], META)
+    assert "py3.9 1.0.0: reproduced, exit 1, output has 'RuntimeError: BOOM'</summary>" in text
+    assert "- exit code 1\n" in text
+    assert "line 19" in text and "line 12" in text and "line 11" not in text
+    assert '-v "$PWD/cases/demo/repro.py:/repro/repro.py:ro"' in text
+
+
+def test_matrix_svg_matches_golden(golden: Golden) -> None:
+    golden("matrix.svg", report.matrix_svg("demo", RECORDS, verdict(CLAIM)))
+
+
+def test_matrix_svg_is_xml_with_one_coloured_square_per_cell() -> None:
+    records = [replace(r, reason="exit 1, output has '<boom> & \"co\"'")
+               if r.cell.id == "demo/py3.9/1.0.0" else r for r in RECORDS]
+    root = ElementTree.fromstring(report.matrix_svg("demo", records, verdict(CLAIM)))
+    ns = "{http://www.w3.org/2000/svg}"
+    squares = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
+    assert len(squares) == len(records)
+    fills = {r.get("fill") for r in squares}
+    assert fills == {report.COLOURS[r.status][0] for r in records}
+    tips = [r.find(f"{ns}title").text for r in squares]  # type: ignore[union-attr]
+    assert "py3.9 1.0.0: reproduced, exit 1, output has '<boom> & \"co\"'" in tips
+    labels = [t.text for t in root.iter(f"{ns}text")]
+    rows = [label for label in labels if label in GRID]
+    assert rows == ["0.9.0", "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
+    assert "← first fixed" in labels
+    assert all(f"{s.value.replace('_', ' ')} (" in "".join(map(str, labels)) for s in Status)
+
+
+def test_step_summary_has_the_two_sentences_and_the_table() -> None:
+    text = report.step_summary([("demo", META, RECORDS, verdict(CLAIM))])
+    assert "**Verdict.** all Pythons: introduced in 1.0.0" in text
+    assert "**Claim check.** The claim \"first fixed in 2.0.0\"" in text
+    assert report.status_table(RECORDS, META["release_dates"]) in text
+    assert "Per Python" not in text
+
+
+def test_step_summary_is_appended_only_when_ci_names_a_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(report.STEP_SUMMARY_ENV, raising=False)
+    assert report.append_step_summary("x") is None
+    target = tmp_path / "summary.md"
+    target.write_text("earlier step\n")
+    monkeypatch.setenv(report.STEP_SUMMARY_ENV, str(target))
+    assert report.append_step_summary("first") == target
+    report.append_step_summary("second\n")
+    assert target.read_text() == "earlier step\nfirst\nsecond\n"
+
+
+def test_render_results_writes_every_output(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import store
+    from harness.pipeline import render_results
+
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv(report.STEP_SUMMARY_ENV, str(summary))
+    results = tmp_path / "results"
+    store.write_cells(results, "demo", RECORDS, {**META, "claim": {"first_fixed": "2.0.0"}})
+    ((case_id, _),) = render_results(results)
+    assert case_id == "demo"
+    for name in ("report.md", "report.html", "demo/verdict.json", "demo/osv.json",
+                 "demo/matrix.svg"):
+        assert (results / name).stat().st_size > 0, name
+    assert "](demo/matrix.svg)" in (results / "report.md").read_text()
+    assert json.loads((results / "demo" / "osv.json").read_text())["affected"]
+    assert summary.read_text().count("**Verdict.**") == 1
+
+
+def test_partial_results_say_the_run_has_not_finished() -> None:
+    meta = {k: v for k, v in META.items() if k not in ("finished_at", "wall_time_s")}
+    text = report.render_case("demo", {**meta, "started_at": "2024-01-02T03:00:00Z"}, RECORDS,
+                              verdict(CLAIM))
+    assert "run not finished (started 2024-01-02T03:00:00Z): partial results." in text

@@ -1,0 +1,281 @@
+"""Render results/report.html: one self-contained page, a clickable heat map per case."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from harness import report
+from harness.model import CellRecord, Status
+from harness.verdict import Verdict
+
+CaseResults = tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]
+
+DATA_ID = "repro-matrix-data"
+# Nothing on the page may load anything: styles and script are inline, images data: only.
+_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+        "img-src data:")
+
+_CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
+       margin: 0 auto; max-width: 1200px; padding: 0 16px 48px; color: #1b1b1b; }
+h1 { margin: 20px 0 4px; } h2 { margin-top: 32px; border-top: 1px solid #ddd; padding-top: 16px; }
+.summary { margin: 6px 0; } .facts { color: #555; }
+.claim-true strong { color: #1a7f37; } .claim-false strong { color: #c62828; }
+.claim-none strong { color: #8a6d00; }
+.layout { display: flex; gap: 20px; align-items: flex-start; flex-wrap: wrap; }
+table.matrix { border-collapse: separate; border-spacing: 2px; }
+table.matrix th { font-weight: normal; padding: 0 6px; white-space: nowrap; }
+table.matrix thead th { position: sticky; top: 0; background: #fff; }
+table.matrix th.version { text-align: right; font-variant-numeric: tabular-nums; }
+table.matrix td.date { color: #777; font-size: 12px; padding: 0 6px; }
+td.cell { width: 42px; height: 18px; text-align: center; font-size: 11px; cursor: pointer;
+          border-radius: 2px; }
+td.cell:hover, td.cell:focus { outline: 2px solid #000; outline-offset: -1px; }
+td.cell.boundary { box-shadow: inset 0 0 0 2px #000; }
+td.cell.selected { outline: 3px solid #1565c0; outline-offset: -1px; }
+td.empty { border: 1px dashed #ccc; }
+.panel { flex: 1 1 380px; min-width: 320px; max-width: 640px; position: sticky; top: 8px;
+         max-height: calc(100vh - 16px); overflow: auto; box-sizing: border-box;
+         border: 1px solid #ccc; border-radius: 6px; padding: 10px 14px; background: #fafafa; }
+.panel h3 { margin: 0 0 6px; } .panel dl { margin: 0; }
+.panel dt { font-weight: bold; margin-top: 6px; } .panel dd { margin: 0; }
+.panel pre { background: #fff; border: 1px solid #e0e0e0; padding: 6px; max-height: 260px;
+             overflow: auto; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
+.hint { color: #666; }
+ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 16px; }
+.swatch { display: inline-block; width: 16px; height: 14px; text-align: center;
+          font-size: 11px; border-radius: 2px; margin-right: 4px; }
+"""
+
+_JS = r"""
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("repro-matrix-data").textContent);
+  var LABELS = [["status", "Status"], ["reason", "Reason"], ["exit_code", "Exit code"],
+    ["duration", "Duration"], ["roles", "Boundary of an affected range"],
+    ["image_ref", "Image"], ["image_id", "Image id"], ["base", "Base"],
+    ["interpreter", "Interpreter"], ["cutoff", "Era cutoff"]];
+  var BLOCKS = [["attempts", "Attempts"], ["rerun", "Rerun by hand"], ["lock", "Lock"],
+    ["build_lock", "Build tools"], ["output", "Output (excerpt)"]];
+  function text(tag, value) {
+    var node = document.createElement(tag);
+    node.textContent = value;
+    return node;
+  }
+  function show(td) {
+    var info = data.cells[td.getAttribute("data-cell")];
+    if (!info) { return; }
+    var section = td.closest("section.case");
+    var panel = section.querySelector(".panel");
+    while (panel.firstChild) { panel.removeChild(panel.firstChild); }
+    panel.appendChild(text("h3", "py" + info.python + " \u00b7 " + info.version));
+    var dl = document.createElement("dl");
+    LABELS.forEach(function (pair) {
+      var value = info[pair[0]];
+      if (Array.isArray(value)) { value = value.join("; "); }
+      if (value === null || value === undefined || value === "") { return; }
+      dl.appendChild(text("dt", pair[1]));
+      dl.appendChild(text("dd", String(value)));
+    });
+    BLOCKS.forEach(function (pair) {
+      var value = info[pair[0]];
+      if (Array.isArray(value)) { value = value.join("\n"); }
+      if (!value) { return; }
+      dl.appendChild(text("dt", pair[1]));
+      var dd = document.createElement("dd");
+      dd.appendChild(text("pre", value));
+      dl.appendChild(dd);
+    });
+    panel.appendChild(dl);
+    panel.setAttribute("data-open-cell", info.id);
+    var previous = document.querySelectorAll("td.cell.selected");
+    for (var i = 0; i < previous.length; i++) { previous[i].classList.remove("selected"); }
+    td.classList.add("selected");
+    try {
+      history.replaceState(null, "", "#cell=" + encodeURIComponent(info.id));
+    } catch (ignored) { /* some file: URLs refuse; the panel is what matters */ }
+  }
+  document.addEventListener("click", function (event) {
+    var td = event.target.closest ? event.target.closest("td[data-cell]") : null;
+    if (td) { show(td); }
+  });
+  document.addEventListener("keydown", function (event) {
+    var td = event.target;
+    if ((event.key === "Enter" || event.key === " ") && td.matches &&
+        td.matches("td[data-cell]")) {
+      event.preventDefault();
+      show(td);
+    }
+  });
+  function fromHash() {
+    var match = /^#cell=(.+)$/.exec(window.location.hash);
+    if (!match) { return; }
+    var id = decodeURIComponent(match[1]);
+    var cells = document.querySelectorAll("td[data-cell]");
+    for (var i = 0; i < cells.length; i++) {
+      if (cells[i].getAttribute("data-cell") === id) {
+        cells[i].click();
+        cells[i].scrollIntoView({block: "nearest"});
+        return;
+      }
+    }
+  }
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
+}());
+"""
+
+
+def script_json(data: Any) -> str:
+    """JSON that is safe inside a <script> element: no '<', '>' or '&' survives literally."""
+    return (json.dumps(data, ensure_ascii=False, sort_keys=True)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _status_css() -> str:
+    return "\n".join(f".s-{s.value} {{ background: {fill}; color: {ink}; }}"
+                     for s, (fill, ink) in report.COLOURS.items())
+
+
+def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str]) -> dict[str, Any]:
+    """Everything the details panel shows about one cell."""
+    duration = f"{record.duration_s:.2f} s" if record.duration_s is not None else None
+    base = record.base_source or record.base_provider
+    return {
+        "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
+        "status": report.MEANINGS[record.status],
+        "reason": record.reason, "exit_code": record.exit_code, "duration": duration,
+        "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
+        "base": base, "interpreter": record.interpreter_version, "cutoff": record.cutoff,
+        "attempts": [f"{a.cutoff} → {a.result}" + (f" ({a.detail[-200:]})" if a.detail else "")
+                     for a in record.attempts],
+        "rerun": report.rerun_command(record, meta), "lock": list(record.lock),
+        "build_lock": list(record.build_lock), "output": record.output_excerpt,
+    }
+
+
+def _tooltip(record: CellRecord) -> str:
+    return f"py{record.cell.python} {record.cell.version}: {record.status.value}, {record.reason}"
+
+
+def matrix_table(records: Sequence[CellRecord], release_dates: dict[str, str],
+                 boundaries: dict[str, tuple[str, ...]]) -> str:
+    """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each."""
+    pythons = report.ordered_pythons(records)
+    by_key = {(r.cell.version, r.cell.python): r for r in records}
+    head = "".join(f'<th scope="col">py{escape(p)}</th>' for p in pythons)
+    rows = []
+    for version in report.ordered_versions(records):
+        cells = []
+        for python in pythons:
+            record = by_key.get((version, python))
+            if record is None:
+                cells.append(f'<td class="empty" title="py{escape(python)} {escape(version)}: '
+                             'no result"></td>')
+                continue
+            roles = boundaries.get(record.cell.id, ())
+            classes = f"cell s-{record.status.value}" + (" boundary" if roles else "")
+            tip = _tooltip(record) + (f" ({', '.join(roles)})" if roles else "")
+            cells.append(f'<td class="{classes}" data-cell="{escape(record.cell.id)}" '
+                         f'title="{escape(tip)}" tabindex="0" role="button">'
+                         f"{report.CODES[record.status]}</td>")
+        rows.append(f'<tr><th scope="row" class="version">{escape(version)}</th>'
+                    f'<td class="date">{escape(release_dates.get(version, ""))}</td>'
+                    + "".join(cells) + "</tr>")
+    return ('<table class="matrix"><thead><tr><th scope="col">version</th>'
+            f'<th scope="col">released</th>{head}</tr></thead>\n<tbody>\n'
+            + "\n".join(rows) + "\n</tbody></table>")
+
+
+def _legend(records: Sequence[CellRecord]) -> str:
+    items = []
+    for status in Status:
+        count = sum(1 for r in records if r.status is status)
+        items.append(f'<li><span class="swatch s-{status.value}">{report.CODES[status]}</span>'
+                     f"{escape(report.MEANINGS[status])} ({count} cells)</li>")
+    items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000"></span>'
+                 "outlined: a boundary cell (introduced, last affected or fixed, per Python)"
+                 "</li>")
+    return '<ul class="legend">' + "".join(items) + "</ul>"
+
+
+def _list(title: str, items: Sequence[str]) -> str:
+    if not items:
+        return ""
+    return (f"<h3>{escape(title)}</h3><ul>"
+            + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>")
+
+
+def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
+                verdict: Verdict) -> tuple[str, dict[str, Any]]:
+    """A case's <section> and the per-cell data its panel reads."""
+    boundaries = {b.record.cell.id: b.roles for b in report.boundary_cells(records, verdict)}
+    title = meta.get("description") or case_id
+    claim_class = f"claim-{str(verdict.claim.holds).lower()}"
+    facts = (f"Package {meta.get('package', '')}: {len({r.cell.version for r in records})} "
+             f"releases × {len({r.cell.python for r in records})} Pythons = {len(records)} "
+             f"cells; {report.run_words(meta)}.")
+    evidence = [f"Deciding cells: {'; '.join(verdict.claim.evidence)}."] \
+        if verdict.claim.evidence else []
+    differs = ([f"Releases whose outcome differs by Python: "
+                f"{', '.join(verdict.differs_by_python)}."] if verdict.differs_by_python else [])
+    html = "\n".join([
+        f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
+        f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
+        '<p class="summary verdict"><strong>Verdict.</strong> '
+        f"{escape(report.scope_sentence(verdict.overall))}</p>",
+        f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '
+        f"{escape(report.claim_sentence(verdict, report.PLAIN_CLAIM_WORDS))}</p>",
+        *(f'<p class="facts">{escape(line)}</p>' for line in [facts, *evidence, *differs]),
+        '<div class="layout">',
+        matrix_table(records, meta.get("release_dates", {}), boundaries),
+        '<aside class="panel" aria-live="polite"><p class="hint">Click a cell (or focus it and '
+        "press Enter) to see its evidence. Hover for a summary.</p></aside>",
+        "</div>",
+        _legend(records),
+        _list("Per Python", [report.scope_sentence(s) for s in verdict.per_python]),
+        _list("Branches", [b.sentence() for b in verdict.overall.branches]),
+        "</section>",
+    ])
+    data = {r.cell.id: cell_data(r, meta, boundaries.get(r.cell.id, ())) for r in records}
+    return html, data
+
+
+def render(cases: Sequence[CaseResults]) -> str:
+    """The whole page; it fetches nothing."""
+    sections, cells = [], {}
+    for case in cases:
+        html, data = render_case(*case)
+        sections.append(html)
+        cells.update(data)
+    nav = " · ".join(f'<a href="#case-{escape(c[0])}">{escape(c[0])}</a>' for c in cases)
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>repro-matrix report</title>",
+        f"<style>{_CSS}\n{_status_css()}\n</style>",
+        "</head><body>",
+        "<header><h1>repro-matrix report</h1>",
+        '<p class="hint">Generated from the stored cell results; every verdict is computed '
+        "from them. Rows are releases in PEP 440 order, columns Pythons.</p>",
+        f"<nav>{nav}</nav></header>",
+        "<main>", *sections, "</main>",
+        f'<script type="application/json" id="{DATA_ID}">{script_json({"cells": cells})}'
+        "</script>",
+        f"<script>{_JS}</script>",
+        "</body></html>",
+    ]) + "\n"
+
+
+def write(results: Path, text: str) -> Path:
+    from harness.store import write_atomic
+
+    path = results / "report.html"
+    write_atomic(path, text)
+    return path

@@ -1,0 +1,107 @@
+"""Export one case's verdict in the OSV format (results/<case>/osv.json): pure functions only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from harness import __version__
+from harness.model import CellRecord
+from harness.report import PLAIN_CLAIM_WORDS, ordered_versions, scope_sentence
+from harness.verdict import AffectedRange, Scope, Verdict
+
+OSV_SCHEMA_VERSION = "1.6.0"
+ECOSYSTEM = "PyPI"
+ID_PREFIX = "REPRO-MATRIX"
+INTRODUCED_NOTE = ("introduced is the first tested release that reproduced, never '0': releases "
+                   "older than the oldest tested one were not run")
+_EPOCH = "1970-01-01T00:00:00Z"
+
+
+def osv_range(rng: AffectedRange) -> dict[str, Any]:
+    """One ECOSYSTEM range: introduced, then fixed or last_affected."""
+    end = {"fixed": rng.fixed} if rng.fixed else {"last_affected": rng.last_affected}
+    return {
+        "type": "ECOSYSTEM",
+        "events": [{"introduced": rng.introduced}, end],
+        "database_specific": {
+            "last_affected": rng.last_affected,
+            "from_first_tested": rng.from_first_tested,
+            "untested_before_introduced": list(rng.untested_before),
+            "untested_before_fixed": list(rng.untested_before_fix),
+        },
+    }
+
+
+def osv_ranges(scope: Scope) -> list[dict[str, Any]]:
+    return [osv_range(rng) for rng in scope.ranges]
+
+
+def _modified(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
+    """When the evidence last changed: the run's end, else its newest cell, else the epoch."""
+    for key in ("finished_at", "started_at"):
+        value = meta.get(key)
+        if isinstance(value, str) and value:
+            return value
+    stamps = [r.finished_at for r in records if r.finished_at]
+    return max(stamps) if stamps else _EPOCH
+
+
+def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
+           verdict: Verdict) -> dict[str, Any]:
+    """The OSV record of one case, from its overall (all-Pythons) verdict.
+
+    Choices, since the cells only speak for the releases they ran:
+
+    - ``introduced`` is always the first *tested* release that reproduced, never OSV's "0"
+      ("every earlier version"), even when the range starts at the oldest tested release: releases
+      before it were not run, so nothing is known about them.
+    - A range that ends with an unaffected release carries ``fixed``; one still affected at the
+      newest tested release carries ``last_affected`` (that release), as OSV forbids both in one
+      range. Releases newer than the newest tested one were not run.
+    - Untested releases next to a boundary (the true boundary may lie among them), the verdict per
+      Python and the claim check go in ``database_specific``.
+    """
+    package = meta.get("package")
+    claim = verdict.claim
+    per_python = {scope.name.removeprefix("Python "): {
+        "ranges": osv_ranges(scope),
+        "undetermined": list(scope.undetermined),
+        "decisive_cells": scope.decisive,
+    } for scope in verdict.per_python}
+    affected: list[dict[str, Any]] = []
+    if isinstance(package, str) and package and verdict.overall.ranges:
+        affected.append({
+            "package": {"ecosystem": ECOSYSTEM, "name": package},
+            "ranges": osv_ranges(verdict.overall),
+            "database_specific": {"per_python": per_python},
+        })
+    details = (f"{scope_sentence(verdict.overall)}\n\nClaim check: "
+               f"{PLAIN_CLAIM_WORDS[claim.holds]}. {claim.explanation}")
+    return {
+        "schema_version": OSV_SCHEMA_VERSION,
+        "id": f"{ID_PREFIX}-{case_id}",
+        "modified": _modified(meta, records),
+        "summary": str(meta.get("description") or case_id),
+        "details": details,
+        "affected": affected,
+        "database_specific": {
+            "source": "repro-matrix",
+            "harness_version": __version__,
+            "case": case_id,
+            "introduced_note": INTRODUCED_NOTE,
+            "tested_versions": ordered_versions(records),
+            "differs_by_python": list(verdict.differs_by_python),
+            "undetermined": list(verdict.overall.undetermined),
+            "claim": {"introduced": claim.claim.introduced,
+                      "first_fixed": claim.claim.first_fixed, "source": claim.claim.source},
+            "claim_holds": claim.holds,
+            "claim_explanation": claim.explanation,
+        },
+    }
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """The text of osv.json."""
+    return json.dumps(record, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,120 @@
+"""harness/schemas: cells.json and verdict.json as harness.store writes them match their schemas."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from harness import store
+from harness.model import Attempt, Cell, CellRecord, Claim, Status
+from harness.verdict import AffectedRange, BranchNote, Observation, derive
+
+SCHEMAS = ("cells", "verdict", "osv")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def schema(name: str) -> dict[str, Any]:
+    text = resources.files("harness").joinpath("schemas", f"{name}.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def records() -> list[CellRecord]:
+    full = CellRecord(
+        cell=Cell("demo", "3.9", "1.0"), status=Status.REPRODUCED,
+        reason="exit 1, output has 'BOOM'", exit_code=1, duration_s=0.25,
+        lock=("pkg==1.0 --hash=sha256:" + "a" * 64,),
+        build_lock=("pip==20.2.4 --hash=sha256:" + "c" * 64,), cutoff="2021-01-02T00:00:00Z",
+        attempts=(Attempt("2020-10-06T00:00:00Z", "resolve failed", "no solution"),
+                  Attempt("2021-01-02T00:00:00Z", "ok")),
+        image_id="sha256:" + "d" * 64, image_ref="repro-matrix/cell:0123456789abcdef0123",
+        base_provider="debian", base_source="debian bullseye via debootstrap",
+        interpreter_version="3.9.2", output_excerpt="RuntimeError: BOOM\n",
+        finished_at="2024-01-02T03:04:05Z")
+    others = [CellRecord(Cell("demo", "3.11", f"1.{i}"), status, f"reason {i}")
+              for i, status in enumerate(Status)]
+    return [full, *others]
+
+
+META: dict[str, Any] = {  # shaped like pipeline.MatrixRun's
+    "case": "demo", "package": "pkg", "description": "pkg crashes",
+    "claim": {"first_fixed": "1.2", "introduced": None, "source": "changelog"},
+    "matrix_digest": "e" * 64, "started_at": "2024-01-02T03:00:00Z",
+    "versions": ["1.0", "1.1"], "pythons": ["3.9", "3.11"],
+    "release_dates": {"1.0": "2020-01-01"}, "repro": "cases/demo/repro.py",
+    "bases": {"3.9": {"provider": "debian", "reference": "repro-matrix/base:py3.9",
+                      "source": "debian bullseye", "interpreter_version": "3.9.2",
+                      "unavailable_reason": ""},
+              "3.11": {"provider": "none", "reference": "", "source": "",
+                       "interpreter_version": "", "unavailable_reason": "no image"}},
+    "finished_at": "2024-01-02T03:04:05Z", "wall_time_s": 12.5,
+}
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_schemas_are_valid_draft_2020_12(name: str) -> None:
+    loaded = schema(name)
+    assert loaded["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(loaded)
+
+
+def test_schemas_ship_as_package_data() -> None:
+    text = (REPO / "pyproject.toml").read_text()
+    assert '"schemas/*.json"' in text
+    shipped = {p.name for p in resources.files("harness").joinpath("schemas").iterdir()}
+    assert shipped >= {f"{name}.schema.json" for name in SCHEMAS}
+
+
+@pytest.mark.parametrize("meta", [META, {}], ids=["full-meta", "no-meta"])
+def test_written_cells_json_matches_the_schema(tmp_path: Path, meta: dict[str, Any]) -> None:
+    path = store.write_cells(tmp_path, "demo", records(), meta)
+    jsonschema.validate(json.loads(path.read_text()), schema("cells"))
+
+
+def test_cells_schema_rejects_drift(tmp_path: Path) -> None:
+    payload = json.loads(store.write_cells(tmp_path, "demo", records(), META).read_text())
+    for change in ({"status": "exploded"}, {"surprise": 1}, {"exit_code": "1"}):
+        broken = {**payload, "cells": [{**payload["cells"][0], **change}]}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema("cells"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**payload, "schema_version": 2}, schema("cells"))
+
+
+def test_cells_schema_knows_every_status_and_record_field() -> None:
+    defs = schema("cells")["$defs"]
+    assert defs["status"]["enum"] == [s.value for s in Status]
+    fields = [f.name for f in dataclasses.fields(CellRecord)]
+    assert list(defs["record"]["properties"]) == fields
+    # Fields added after schema 1 was first written may be absent from older files.
+    assert defs["record"]["required"] == [f for f in fields if f not in ("input_key",)]
+    assert list(defs["cell"]["properties"]) == ["id", *(f.name for f in dataclasses.fields(Cell))]
+    assert list(defs["attempt"]["properties"]) == [f.name for f in dataclasses.fields(Attempt)]
+
+
+@pytest.mark.parametrize("claim", [Claim(first_fixed="1.2", source="changelog"), Claim(),
+                                   Claim(introduced="1.1", first_fixed="1.3")])
+def test_written_verdict_json_matches_the_schema(tmp_path: Path, claim: Claim) -> None:
+    observations = [Observation(p, v, s) for p, v, s in [
+        ("3.9", "1.0", Status.NOT_REPRODUCED), ("3.9", "1.1", Status.REPRODUCED),
+        ("3.9", "1.2", Status.NOT_REPRODUCED), ("3.9", "1.3", Status.REPRODUCED),
+        ("3.11", "1.0", Status.CANNOT_INSTALL), ("3.11", "1.1", Status.REPRODUCED),
+        ("3.11", "1.2", Status.REPRODUCED), ("3.11", "1.3", Status.TIMEOUT)]]
+    path = store.write_verdict(tmp_path, "demo", derive(observations, claim))
+    payload = json.loads(path.read_text())
+    jsonschema.validate(payload, schema("verdict"))
+    assert payload["observed"]["overall"]["ranges"]
+
+
+def test_verdict_schema_knows_every_range_and_branch_field() -> None:
+    defs = schema("verdict")["$defs"]
+    assert list(defs["range"]["properties"]) == [f.name for f in
+                                                 dataclasses.fields(AffectedRange)]
+    assert list(defs["branch"]["properties"]) == [
+        *(f.name for f in dataclasses.fields(BranchNote)), "note"]
