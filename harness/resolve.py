@@ -131,7 +131,7 @@ class Resolver:
             if cached.exists():
                 return _lock_from_json(json.loads(cached.read_text()))
             result = self._resolve(requirement, python, cutoff, tools_cutoff)
-            if isinstance(result, Lock):  # failures may be passing (network): not kept on disk
+            if isinstance(result, Lock) or not is_transient(result.detail):
                 _write_json(cached, _lock_to_json(result))
             return result
 
@@ -190,6 +190,18 @@ class Resolver:
 
 class _Unresolvable(Exception):
     """Internal: this cutoff gives no installable environment."""
+
+
+_TRANSIENT = re.compile(r"error sending request|failed to fetch|dns|timed? ?out|connection|"
+                        r"network|temporar|status code 5\d\d", re.IGNORECASE)
+
+
+def is_transient(detail: str) -> bool:
+    """A resolution failure that may pass (network, index trouble): never remembered on disk.
+
+    Anything else (no solution, a build that fails) depends only on the lock's inputs.
+    """
+    return bool(_TRANSIENT.search(detail))
 
 
 def _tail(text: str, lines: int = 12) -> str:

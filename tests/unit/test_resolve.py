@@ -164,3 +164,14 @@ def test_target_tags_follow_the_machine() -> None:
     tags = target_tags("3.11", "aarch64")
     assert Tag("cp311", "cp311", "manylinux_2_17_aarch64") in tags
     assert all("x86_64" not in tag.platform for tag in tags)
+
+
+def test_network_trouble_is_transient_but_no_solution_is_not() -> None:
+    from harness.resolve import is_transient
+
+    assert is_transient("error: Failed to fetch: `https://index.invalid/simple/pkg/`")
+    assert is_transient("error sending request for url (...): operation timed out")
+    assert not is_transient("× No solution found when resolving dependencies:\n"
+                            "  ╰─▶ Because pkg==1.0 depends on other>=2 ...")
+    assert not is_transient("× Failed to build `markupsafe==1.0`\n"
+                            "ImportError: cannot import name 'Feature' from 'setuptools'")
