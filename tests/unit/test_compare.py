@@ -1,0 +1,32 @@
+"""Regression alerts: claim changes, flipped cells, new releases that reproduce."""
+
+from __future__ import annotations
+
+from harness.compare import compare
+from harness.model import Cell, CellRecord, Status
+
+
+def rec(version: str, status: Status) -> CellRecord:
+    return CellRecord(Cell("c", "3.11", version), status, "")
+
+
+def test_nothing_changed_is_quiet() -> None:
+    records = [rec("1.0", Status.REPRODUCED), rec("1.1", Status.NOT_REPRODUCED)]
+    changes = compare("c", False, False, records, {r.cell.id: r for r in records})
+    assert not changes.alert and changes.lines() == []
+
+
+def test_a_flipped_cell_and_a_claim_change_alert() -> None:
+    before = {r.cell.id: r for r in [rec("1.0", Status.REPRODUCED)]}
+    changes = compare("c", True, False, [rec("1.0", Status.NOT_REPRODUCED)], before)
+    assert changes.alert
+    assert changes.claim == ("c: the claim check changed from does not hold to holds",)
+    assert changes.flipped == ("c/py3.11/1.0: reproduced → not_reproduced",)
+
+
+def test_a_new_release_that_reproduces_alerts_but_infrastructure_noise_does_not() -> None:
+    before = {r.cell.id: r for r in [rec("1.0", Status.NOT_REPRODUCED)]}
+    now = [rec("1.0", Status.CANNOT_INSTALL), rec("2.0", Status.REPRODUCED)]
+    changes = compare("c", None, None, now, before)
+    assert changes.flipped == ()
+    assert changes.new_reproducing == ("c/py3.11/2.0: new cell, reproduced",)
