@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from harness.model import RawRun, Status
 
 CANNOT_TEST_EXIT = 125
+OUT_OF_MEMORY = "out of memory: killed by the kernel at the case's memory limit"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ def classify(run: RawRun, signatures: Sequence[str]) -> Classification:
         return Classification(Status.TIMEOUT, f"no exit within the time limit "
                                               f"({run.duration_s:.0f} s)")
     code = run.exit_code
+    if run.oom_killed:
+        # Whatever it printed, a process of the cell died at the memory limit: not the bug's
+        # verdict either way (raise the case's limits.memory if the repro needs more).
+        return Classification(Status.OTHER_FAILURE, OUT_OF_MEMORY + (
+            f" (exit {code})" if code is not None else ""))
     if code is None:
         return Classification(Status.OTHER_FAILURE, "no exit status")
     if code == 0:
@@ -43,8 +49,6 @@ def classify(run: RawRun, signatures: Sequence[str]) -> Classification:
             return Classification(Status.REPRODUCED, f"exit {code}, output has '{signature}'")
         return Classification(Status.OTHER_FAILURE,
                               f"exit {code} without the failure signature")
-    if code == 137:
-        return Classification(Status.OTHER_FAILURE, "exit 137: killed (out of memory?)")
     return Classification(Status.OTHER_FAILURE, f"exit {code}: killed by signal {code - 128}"
                           if code > 128 else f"exit {code}")
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from harness import __version__, config, plan
 from harness.errors import HarnessError, UsageError
-
-EXIT_INTERRUPTED = 130
+from harness.model import MatrixConfig
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,19 +79,33 @@ def _selection(args: argparse.Namespace) -> plan.Selection:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from harness import engine
+    from harness.index import IndexClient
     from harness.pipeline import MatrixRun, RunOptions, default_cache_dir
     from harness.progress import Progress, choose_mode
 
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
-    matrix = config.load(args.matrix)
-    options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
-                         jobs=args.jobs, provider=args.provider, rerun=args.rerun)
     if args.quiet and args.verbose:
         raise UsageError("--quiet and --verbose: choose one")
+    matrix = config.load(args.matrix)
+    selection = _selection(args)
+    _check_selection(matrix, selection)
+    options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
+                         jobs=args.jobs, provider=args.provider, rerun=args.rerun)
+    # Before any download or build: the engine answers, and the index knows the cases.
+    engine.connect()
+    config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
     progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
-    MatrixRun(matrix, options, progress).run(_selection(args), bisect=args.bisect)
+    MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect)
     return 0
+
+
+def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
+    """The options that need no index: --case, --python and the form of --versions."""
+    for case in plan.select_cases(matrix.cases, selection.case_ids):
+        plan.select_pythons(case, selection.pythons)
+    plan.parse_version_request(selection.versions)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -98,7 +115,10 @@ def _plan(args: argparse.Namespace) -> int:
     from harness.pipeline import default_cache_dir, make_plan
 
     matrix = config.load(args.matrix)
-    case_plans, _ = make_plan(matrix, _selection(args), IndexClient(default_cache_dir()))
+    selection = _selection(args)
+    index = IndexClient(default_cache_dir())
+    config.check_against_index(matrix, index.releases, selection)
+    case_plans, _ = make_plan(matrix, selection, index)
     if args.json:
         print(json.dumps({cp.case.id: [c.id for c in cp.cells] for cp in case_plans}, indent=2))
         return 0
@@ -119,15 +139,54 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Signals:
+    """SIGINT and SIGTERM both unwind the run like Ctrl-C: the containers of this process are
+    removed at once (in a thread, so the main thread unwinds meanwhile), cells in flight are not
+    recorded, finished ones stay in cells.json."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+            running = sys.modules.get("harness.engine")  # not imported: no containers either
+            if running is not None:
+                threading.Thread(target=running.stop_all, name="stop-containers").start()
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle) for sig in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signals = _Signals()
     try:
-        args = build_parser().parse_args(argv)
-        command = {"run": _run, "plan": _plan, "report": _report}[args.command]
-        return command(args)
+        with signals.installed():
+            args = build_parser().parse_args(argv)
+            command = {"run": _run, "plan": _plan, "report": _report}[args.command]
+            return command(args)
     except HarnessError as exc:
         print(f"repro-matrix: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("repro-matrix: interrupted; finished cells are kept in the results folder, "
-              "run the same command again to finish", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        signum = signals.received or signal.SIGINT
+        print(f"repro-matrix: interrupted ({signal.Signals(signum).name}); finished cells are "
+              "kept in the results folder, run the same command again to finish",
+              file=sys.stderr)
+        return 128 + signum  # the shell's convention: 130 after SIGINT, 143 after SIGTERM
+    except OSError as exc:  # a file the harness reads or writes (cache, results, repro)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"repro-matrix: error: {where}{exc.strerror or exc}; free space or fix the path "
+              "or its permissions, then run the same command again", file=sys.stderr)
+        return UsageError.exit_code

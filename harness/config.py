@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from harness import pythons
+from harness import plan, pythons
 from harness.errors import UsageError
 from harness.model import (
     Case,
@@ -22,6 +22,7 @@ from harness.model import (
     MatrixConfig,
     OutcomeRule,
     ProviderSettings,
+    Release,
     VersionSelection,
 )
 
@@ -30,9 +31,14 @@ _CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
+    "limits",
 )
 _VERSIONS_KEYS = ("spec", "include_prereleases", "include_yanked")
 _OUTCOME_KEYS = ("signature", "timeout")
+_LIMITS_KEYS = ("memory", "pids", "tmpfs", "timeout")
+_SIZE = re.compile(r"^(\d+)([kmg]?)$")
+_SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_MIN_MEMORY = 6 << 20  # the engine refuses less
 _CLAIM_KEYS = ("first_fixed", "introduced", "source")
 _BASE_KEYS = ("provider", "debian_suites")
 _ERA_KEYS = ("max_attempts", "step_days")
@@ -181,7 +187,8 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         pythons=_pythons(reader, data.get("pythons", sorted(release_dates, key=pythons.sort_key)),
                          f"{key}.pythons", release_dates),
         repro=_repro(reader, data["repro"], f"{key}.repro", root),
-        outcome=_outcome(reader, data["outcome"], f"{key}.outcome"),
+        outcome=_outcome(reader, data["outcome"], f"{key}.outcome", data.get("limits", {}),
+                         f"{key}.limits"),
         claim=_claim(reader, data.get("claim", {}), f"{key}.claim"),
     )
 
@@ -218,20 +225,60 @@ def _pythons(reader: _Reader, value: Any, key: str,
 
 def _repro(reader: _Reader, value: Any, key: str, root: Path) -> Path:
     repro = (root / reader.string(value, key)).resolve()
-    if not repro.is_file():
+    if repro.is_dir():
+        raise reader.fail(key, f"{repro} is a directory; name the repro script itself")
+    if not repro.exists():
         raise reader.fail(key, f"no such file: {repro}")
+    if not repro.is_file():
+        raise reader.fail(key, f"{repro} is not a regular file")
+    try:
+        with repro.open("rb"):
+            pass
+    except OSError as exc:
+        raise reader.fail(key, f"cannot read {repro}: {exc.strerror or exc}") from None
     return repro
 
 
-def _outcome(reader: _Reader, value: Any, key: str) -> OutcomeRule:
+def _outcome(reader: _Reader, value: Any, key: str, limits: Any,
+             limits_key: str) -> OutcomeRule:
     data = reader.mapping(value, key, _OUTCOME_KEYS)
     if "signature" not in data:
         raise reader.fail(f"{key}.signature", "missing; give the text a real reproduction prints")
+    bounds = reader.mapping(limits, limits_key, _LIMITS_KEYS)
+    if "timeout" in data and "timeout" in bounds:
+        raise reader.fail(f"{limits_key}.timeout", f"also given as {key}.timeout; keep one")
+    timeout_from, timeout_key = (bounds, limits_key) if "timeout" in bounds else (data, key)
     return OutcomeRule(
         signatures=reader.string_list(data["signature"], f"{key}.signature"),
-        timeout_s=reader.optional(data, "timeout", key,
+        timeout_s=reader.optional(timeout_from, "timeout", timeout_key,
                                   lambda v, k: reader.number(v, k, 1), 60.0),
+        memory=reader.optional(bounds, "memory", limits_key,
+                               lambda v, k: _size(reader, v, k, _MIN_MEMORY), "512m"),
+        pids=int(reader.optional(bounds, "pids", limits_key, lambda v, k: _count(reader, v, k),
+                                 256)),
+        tmpfs=reader.optional(bounds, "tmpfs", limits_key,
+                              lambda v, k: _size(reader, v, k, 1 << 10), "64m"),
     )
+
+
+def _size(reader: _Reader, value: Any, key: str, minimum: int) -> str:
+    """A size in docker's syntax ('512m', '1g', bytes), lowercased so equal sizes key alike."""
+    text = reader.string(value, key).lower()
+    match = _SIZE.match(text)
+    if not match:
+        raise reader.fail(key, f"'{text}' is not a size; write it like '512m' or '1g'")
+    if int(match.group(1)) * _SIZE_FACTOR[match.group(2)] < minimum:
+        floor = f"{minimum >> 20}m" if minimum % (1 << 20) == 0 else f"{minimum >> 10}k"
+        raise reader.fail(key, f"must be at least {floor}")
+    return text
+
+
+def _count(reader: _Reader, value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise reader.fail(key, f"expected a whole number, got {_type_name(value)}")
+    if value < 1:
+        raise reader.fail(key, "must be at least 1")
+    return value
 
 
 def _claim(reader: _Reader, value: Any, key: str) -> Claim:
@@ -276,3 +323,40 @@ def _era(reader: _Reader, value: Any) -> EraPolicy:
         step_days=int(reader.optional(data, "step_days", "era",
                                       lambda v, k: reader.number(v, k, 1), 365)),
     )
+
+
+def check_against_index(matrix: MatrixConfig, releases_of: Callable[[str], Sequence[Release]],
+                        selection: plan.Selection | None = None) -> None:
+    """What only the package index can tell about the selected cases, as errors naming the
+    matrix file and key: a package it does not know, a claim naming a release it does not have
+    or lying outside the tested range, a version spec that selects nothing."""
+    reader = _Reader(matrix.path)
+    selection = selection or plan.Selection()
+    for i, case in enumerate(matrix.cases):
+        if selection.case_ids and case.id not in selection.case_ids:
+            continue
+        key = f"cases[{i}]"
+        try:
+            releases = releases_of(case.package)
+        except UsageError as exc:  # the index answered: no such project
+            raise reader.fail(f"{key}.package", exc.message) from None
+        known = {Version(r.version) for r in releases}
+        claims = [(name, value) for name, value in (("first_fixed", case.claim.first_fixed),
+                                                    ("introduced", case.claim.introduced))
+                  if value is not None]
+        for name, value in claims:
+            if Version(value) not in known:
+                raise reader.fail(f"{key}.claim.{name}", f"{case.package} has no release "
+                                  f"{value} on the package index")
+        if selection.versions:
+            continue  # a narrowed run tests what the option names (plan checks it)
+        try:
+            versions = plan.select_versions(case, releases)
+        except UsageError:
+            raise reader.fail(f"{key}.versions.spec", f"'{case.versions.spec}' selects no "
+                              f"release of {case.package}") from None
+        low, high = Version(versions[0]), Version(versions[-1])
+        for name, value in claims:
+            if not low <= Version(value) <= high:
+                raise reader.fail(f"{key}.claim.{name}", f"{value} lies outside the tested "
+                                  f"range {versions[0]}..{versions[-1]} (versions.spec)")

@@ -8,8 +8,10 @@ import os
 import re
 import socket
 import tarfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +24,86 @@ from harness.model import RawRun
 
 LABEL = "org.repro-matrix"
 REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container
-# Names the sandbox a run gets; part of a cell's input key, so changing it reruns cells.
-SANDBOX = "ro-root,tmpfs-64m,no-net,cap-drop-all,no-new-privs,uid-65534,mem-512m,pids-256"
+MEMORY, PIDS, TMPFS = "512m", 256, "64m"  # a cell's limits unless its case sets others
 MANAGED = {f"{LABEL}.managed": "1"}
+_LOST = "check the engine (docker info), then run the same command again: finished cells are kept"
+
+
+def sandbox(memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS) -> str:
+    """Names the sandbox a run gets; part of a cell's input key, so changing it reruns cells."""
+    return (f"ro-root,tmpfs-{tmpfs},no-net,cap-drop-all,no-new-privs,uid-65534,mem-{memory},"
+            f"pids-{pids}")
+
+
+SANDBOX = sandbox()
 
 
 def connect() -> Engine:
     """The engine the environment points at (DOCKER_HOST, or the default socket)."""
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
     try:
         client = docker.from_env(timeout=120)
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise EngineError(
-            f"no Docker engine answers ({_short(exc)})",
+            f"no Docker engine answers at {where} ({_short(exc)})",
             "start one (scripts/ensure-docker.sh as root) or point DOCKER_HOST at one",
         ) from None
     return Engine(client)
+
+
+@contextlib.contextmanager
+def _engine_call(what: str) -> Iterator[None]:
+    """Turns a lost or failing engine into one EngineError (never a cell outcome)."""
+    try:
+        yield
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise EngineError(f"engine failed while {what}: {_short(exc)}", _LOST) from None
+
+
+class _Live:
+    """The containers this process is running, so a signal can stop them all at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.containers: dict[int, Any] = {}
+        self.stopping = threading.Event()
+
+    def add(self, container: Any) -> None:
+        with self.lock:
+            self.containers[id(container)] = container
+        self.check()  # after adding, so stop_all either sees the container or we see the flag
+
+    def discard(self, container: Any) -> None:
+        with self.lock:
+            self.containers.pop(id(container), None)
+
+    def check(self) -> None:
+        if self.stopping.is_set():
+            raise EngineError("run stopped: the harness is shutting down")
+
+
+_LIVE = _Live()
+
+
+def check_stopping() -> None:
+    """Raise EngineError once stop_all ran: nothing this process does now is a cell outcome."""
+    _LIVE.check()
+
+
+def stop_all() -> int:
+    """Remove every container this process runs and refuse new ones (on SIGINT or SIGTERM).
+
+    A cell whose container is stopped this way raises EngineError: it is never recorded.
+    """
+    _LIVE.stopping.set()
+    with _LIVE.lock:
+        containers = list(_LIVE.containers.values())
+    for container in containers:
+        with contextlib.suppress(docker.errors.DockerException,
+                                 requests.exceptions.RequestException):
+            container.remove(force=True, v=True)
+    return len(containers)
 
 
 def pull_failure_reason(message: str) -> str:
@@ -68,20 +134,21 @@ class Engine:
         self.client = client
 
     def image_id(self, reference: str) -> str | None:
-        try:
-            return str(self.client.images.get(reference).id)
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.APIError as exc:
-            raise EngineError(f"engine error looking up {reference}: {_short(exc)}") from None
+        with _engine_call(f"looking up {reference}"):
+            try:
+                return str(self.client.images.get(reference).id)
+            except docker.errors.ImageNotFound:
+                return None
 
     def image_env(self, reference: str) -> dict[str, str]:
-        attrs = self.client.images.get(reference).attrs
+        with _engine_call(f"inspecting {reference}"):
+            attrs = self.client.images.get(reference).attrs
         env = attrs.get("Config", {}).get("Env") or []
         return dict(item.split("=", 1) for item in env if "=" in item)
 
     def image_labels(self, reference: str) -> dict[str, str]:
-        attrs = self.client.images.get(reference).attrs
+        with _engine_call(f"inspecting {reference}"):
+            attrs = self.client.images.get(reference).attrs
         return dict(attrs.get("Config", {}).get("Labels") or {})
 
     def pull(self, reference: str) -> tuple[str | None, str]:
@@ -99,7 +166,7 @@ class Engine:
             with tarball.open("rb") as data:
                 self.client.api.import_image_from_data(
                     data, repository=repository, tag=tag, changes=changes)
-        except docker.errors.APIError as exc:
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             raise EngineError(f"engine refused to import {reference}: {_short(exc)}") from None
         image_id = self.image_id(reference)
         if image_id is None:
@@ -113,34 +180,57 @@ class Engine:
             for chunk in self.client.api.build(path=str(context), tag=tag, rm=True,
                                                forcerm=True, network_mode="none",
                                                labels={**MANAGED, **labels}, decode=True):
+                _LIVE.check()  # interrupted: abandon the build, record nothing
                 if "stream" in chunk:
                     log.append(chunk["stream"])
                 if "error" in chunk:
                     log.append(chunk["error"] + "\n")
+                    self._still_there(f"building {tag}")  # a dying engine fails builds too
                     return None, "".join(log)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"engine failed while building {tag}: {_short(exc)}") from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"engine failed while building {tag}: {_short(exc)}",
+                              _LOST) from None
         image_id = self.image_id(tag)
+        if image_id is None:  # the stream ended with neither an image nor an error
+            raise EngineError(f"engine ended the build of {tag} without a result", _LOST)
         return image_id, "".join(log)
 
+    def _still_there(self, what: str) -> None:
+        with _engine_call(what):
+            self.client.ping()
+
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
-            labels: Mapping[str, str]) -> RawRun:
+            labels: Mapping[str, str], memory: str = MEMORY, pids: int = PIDS,
+            tmpfs: str = TMPFS) -> RawRun:
         """Run ``command`` in a fresh sandboxed container with ``files`` (name → bytes) in
-        REPRO_DIR; a cell failure is data, not raised."""
-        container = self._create(image, command, labels)
+        REPRO_DIR, within ``memory``, ``pids`` and a ``tmpfs``-sized /tmp; a cell failure is
+        data, not raised. A lost engine or a stopping harness raises EngineError instead: the
+        cell then has no outcome, and is never recorded as one."""
+        container = self._create(image, command, labels, memory, pids, tmpfs)
+        name = image.removeprefix("sha256:")[:12]
         try:
-            container.put_archive(REPRO_DIR, _tar(files))
-            started = time.monotonic()
-            container.start()
-            exit_code, timed_out = self._wait(container, timeout_s)
-            duration = time.monotonic() - started
-            output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-        except (docker.errors.APIError, requests.exceptions.ConnectionError) as exc:
-            raise EngineError(f"engine failed while running {image}: {_short(exc)}") from None
+            with _engine_call(f"running image {name}"):
+                container.put_archive(REPRO_DIR, _tar(files))
+                started = time.monotonic()
+                container.start()
+                exit_code, timed_out = self._wait(container, timeout_s)
+                duration = time.monotonic() - started
+                _LIVE.check()  # stop_all removed it: a kill, not the repro's outcome
+                container.reload()
+                state = container.attrs.get("State") or {}
+                oom_killed = bool(state.get("OOMKilled"))
+                if (not timed_out and not oom_killed and (exit_code or 0) > 128
+                        and self._killed_through_engine(container, state)):
+                    # A daemon that stops or restarts kills its containers before it stops
+                    # answering (so does `docker kill`): not the repro's outcome.
+                    raise EngineError(f"a running cell (image {name}) was killed through the "
+                                      "engine (daemon stopping or restarting, or docker kill)",
+                                      _LOST)
+                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
         finally:
             self._remove(container)
         return RawRun(exit_code=exit_code, timed_out=timed_out, output=output,
-                      duration_s=duration)
+                      duration_s=duration, oom_killed=oom_killed)
 
     def exec_seconds(self, image: str, command: list[str], files: Mapping[str, bytes]) -> float:
         """Wall time of ``command`` exec'd in an already running sandboxed container: the
@@ -148,42 +238,83 @@ class Engine:
         container = self._create(image, ["/opt/venv/bin/python", "-c",
                                          "import time; time.sleep(600)"], {})
         try:
-            container.put_archive(REPRO_DIR, _tar(files))
-            container.start()
-            started = time.monotonic()
-            container.exec_run(command, user="65534:65534")
-            return time.monotonic() - started
+            with _engine_call(f"running {image}"):
+                container.put_archive(REPRO_DIR, _tar(files))
+                container.start()
+                started = time.monotonic()
+                container.exec_run(command, user="65534:65534")
+                return time.monotonic() - started
         finally:
             self._remove(container)
 
-    def _create(self, image: str, command: list[str], labels: Mapping[str, str]) -> Any:
+    def _create(self, image: str, command: list[str], labels: Mapping[str, str],
+                memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS) -> Any:
+        _LIVE.check()
         try:
-            return self.client.containers.create(
+            container = self.client.containers.create(
                 image, command=command, detach=True, network_disabled=True,
                 labels={**MANAGED, **owner_label(), **labels}, working_dir="/tmp",
                 # Read-only root; the repro arrives in its own anonymous volume (writable
                 # before start, so put_archive works) and may write only to a small /tmp.
-                read_only=True, tmpfs={"/tmp": "rw,size=64m"},
+                read_only=True, tmpfs={"/tmp": f"rw,size={tmpfs}"},
                 mounts=[docker.types.Mount(target=REPRO_DIR, source=None, type="volume")],
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                mem_limit="512m", pids_limit=256, user="65534:65534",
+                # No swap beyond the memory limit: a hog meets the OOM killer, not the disk.
+                mem_limit=memory, memswap_limit=memory, pids_limit=pids, user="65534:65534",
+                # The harness only ever kills; a stopping daemon need not wait 10 s per cell.
+                stop_signal="SIGKILL",
             )
         except docker.errors.APIError as exc:
             raise EngineError(f"engine refused to create a container from {image}: "
                               f"{_short(exc)}") from None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"engine failed while creating a container from {image}: "
+                              f"{_short(exc)}", _LOST) from None
+        try:
+            _LIVE.add(container)
+        except EngineError:
+            self._remove(container)
+            raise
+        return container
+
+    def _killed_through_engine(self, container: Any, state: Mapping[str, Any]) -> bool:
+        """Whether the engine sent ``container`` a signal while it ran (the harness itself only
+        does on a timeout); bounded by the engine's own clock, so the query never waits."""
+        since = _unix_time(str(state.get("StartedAt", "")))
+        until = _unix_time(str(self.client.info().get("SystemTime", "")))
+        if since is None or until is None:
+            return False
+        events = self.client.events(since=str(int(since) - 1), until=f"{until:.6f}",
+                                    filters={"container": container.id, "event": "kill"},
+                                    decode=True)
+        return any(True for _ in events)
 
     def _wait(self, container: Any, timeout_s: float) -> tuple[int | None, bool]:
+        """(exit code, False), or (None, True) after killing it at ``timeout_s``."""
+        started = time.monotonic()
         try:
             status = container.wait(timeout=timeout_s)
             return int(status.get("StatusCode", -1)), False
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError,
-                socket.timeout):
-            container.kill()
-            return None, True
+                socket.timeout) as exc:
+            # docker-py reports the read timeout as either; a connection that broke before the
+            # limit is the engine going away (stopped, restarted, crashed), not a slow repro.
+            if time.monotonic() - started < timeout_s:
+                raise EngineError(f"lost the engine while a cell ran: {_short(exc)}",
+                                  _LOST) from None
+        try:
+            container.kill()  # SIGKILL to its PID 1 ends every process of its PID namespace
+        except docker.errors.APIError:
+            # It exited between the limit and the kill: its own status stands.
+            status = container.wait(timeout=30)
+            return int(status.get("StatusCode", -1)), False
+        return None, True
 
     def _remove(self, container: Any) -> None:
-        # Already gone, or the engine will reap it; leftovers carry our label.
-        with contextlib.suppress(docker.errors.APIError):
+        _LIVE.discard(container)
+        # Already gone, or the engine is (the next start removes leftovers by owner label).
+        with contextlib.suppress(docker.errors.DockerException,
+                                 requests.exceptions.RequestException):
             container.remove(force=True, v=True)
 
     def remove_leftovers(self) -> int:
@@ -191,13 +322,30 @@ class Engine:
 
         Containers of a harness still running (another matrix, a test run) are left alone.
         """
-        found = self.client.containers.list(all=True, filters={"label": f"{LABEL}.owner"})
+        with _engine_call("listing leftover containers"):
+            # ignore_removed: a neighbour (another run, CI) may remove its own meanwhile.
+            found = self.client.containers.list(all=True, filters={"label": f"{LABEL}.owner"},
+                                                ignore_removed=True)
         removed = 0
         for container in found:
             if _owner_gone(container.labels.get(f"{LABEL}.owner", "")):
                 self._remove(container)
                 removed += 1
         return removed
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def _unix_time(text: str) -> float | None:
+    """Seconds since the epoch of the engine's RFC 3339 timestamps (nanoseconds, any zone); its
+    events API takes only Unix times."""
+    match = _RFC3339.match(text)
+    if not match:
+        return None
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    moment = datetime.fromisoformat(match.group(1) + zone)
+    return moment.timestamp() + float(match.group(2) or 0)
 
 
 def owner_label() -> dict[str, str]:

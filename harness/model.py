@@ -43,6 +43,10 @@ class OutcomeRule:
 
     signatures: tuple[str, ...]
     timeout_s: float = 60.0
+    # What the cell's container may use (the case's `limits:`); docker's size syntax.
+    memory: str = "512m"
+    pids: int = 256
+    tmpfs: str = "64m"
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,7 @@ class RawRun:
     timed_out: bool
     output: str
     duration_s: float
+    oom_killed: bool = False  # docker's State.OOMKilled: the kernel killed it at the memory limit
 
 
 @dataclass(frozen=True)

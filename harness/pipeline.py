@@ -25,7 +25,7 @@ from harness.classify import (
     classify_build_failure,
     classify_unavailable,
 )
-from harness.errors import HarnessError
+from harness.errors import HarnessError, IndexError_
 from harness.index import IndexClient
 from harness.model import (
     Attempt,
@@ -81,24 +81,40 @@ def _now() -> str:
 
 
 class _CaseResults:
-    """Collects one case's records and rewrites its cells.json as each cell finishes."""
+    """Collects one case's records and rewrites its cells.json as cells finish.
+
+    Rewrites are spaced by FLUSH_EVERY_S (a full rewrite per cell costs more than the cells
+    themselves on a warm matrix); a crash loses at most that much, and those cells rerun.
+    """
+
+    FLUSH_EVERY_S = 2.0
 
     def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any]) -> None:
         self.plan = case_plan
         self.results = results
         self.meta = meta
-        self.records: dict[str, CellRecord] = {}
         self.lock = threading.Lock()
         self.previous = _previous_records(results, case_plan.case.id)
+        # Until a cell is reached again its earlier record stands, so an interrupted rerun
+        # never drops finished cells from cells.json.
+        planned = {cell.id for cell in case_plan.cells}
+        self.records = {k: v for k, v in self.previous.items() if k in planned}
+        self._flushed_at = 0.0
 
     def add(self, record: CellRecord) -> None:
         with self.lock:
             self.records[record.cell.id] = record
-            self.flush()
+            if time.monotonic() - self._flushed_at >= self.FLUSH_EVERY_S:
+                self._write()
 
     def flush(self) -> None:
+        with self.lock:
+            self._write()
+
+    def _write(self) -> None:
         ordered = [self.records[c.id] for c in self.plan.cells if c.id in self.records]
         store.write_cells(self.results, self.plan.case.id, ordered, self.meta)
+        self._flushed_at = time.monotonic()
 
 
 def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
@@ -178,9 +194,12 @@ class MatrixRun:
             for future in as_completed([pool.submit(task) for task in tasks]):
                 future.result()
         finally:
-            # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
+            # On Ctrl-C or an engine failure, queued cells must not keep the process alive;
+            # whatever finished is written before the exception goes on.
             pool.shutdown(wait=True, cancel_futures=True)
             self.progress.close()
+            for collector in collectors:
+                collector.flush()
         wall = time.monotonic() - started
         for collector in collectors:
             collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
@@ -278,6 +297,18 @@ class MatrixRun:
                 attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
                 last_log = lock.detail
                 continue
+            for pin in (*lock.runtime, *lock.build):
+                # A cached lock skips the download and its hash check: a damaged or missing
+                # wheelhouse file would fail the build as if the release did not install.
+                wheel = self.resolver.wheelhouse / pin.filename
+                if pin.sha256 and not (wheel.is_file() and hashlib.sha256(
+                        wheel.read_bytes()).hexdigest() == pin.sha256):
+                    dist = next((f for r in self.index.releases(pin.name) for f in r.files
+                                 if f.filename == pin.filename), None)
+                    if dist is None:
+                        raise IndexError_(f"{wheel}: damaged, and the index no longer has it",
+                                          "delete the cache's locks folder and run again")
+                    self.index.download(dist, self.resolver.wheelhouse)
             built = builder.build(base, lock, case.import_name, cell.id)
             if not built.ok:
                 attempts.append(Attempt(cutoff, f"{built.failed_step} failed",
@@ -286,15 +317,21 @@ class MatrixRun:
                 continue
             attempts.append(Attempt(cutoff, "ok"))
             key = run_input_key(built.image_id, case)
+            rule = case.outcome
+            limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
+            if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
+                key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
             previous = collector.previous.get(cell.id)
             if previous and previous.input_key == key and not self.options.rerun:
                 with self._reused_lock:
                     self._reused.add(cell.id)
                 return previous
+            # An engine lost mid-run raises EngineError here: the cell gets no record at all.
             raw = eng.run(built.image_id,
                           ["/opt/venv/bin/python", f"{engine.REPRO_DIR}/{case.repro.name}"],
                           {case.repro.name: case.repro.read_bytes()},
-                          case.outcome.timeout_s, labels={f"{engine.LABEL}.cell": cell.id})
+                          rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
+                          memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs)
             return replace(
                 _record(cell, classify(raw, case.outcome.signatures), base),
                 exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
@@ -303,6 +340,8 @@ class MatrixRun:
                 cutoff=cutoff, attempts=tuple(attempts), image_id=built.image_id,
                 image_ref=built.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
                 input_key=key)
+        # Interrupted meanwhile (Ctrl-C also kills a resolver's subprocess): no verdict on it.
+        engine.check_stopping()
         return replace(_record(cell, classify_build_failure(last_step, len(cutoffs)), base),
                        attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
 

@@ -19,18 +19,30 @@ SCHEMA_VERSION = 1
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Readers see the old file or the new one, never a part; a file system that refuses the
+    write (full disk, permissions) is one UsageError naming the file, with no temporary left."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from None
         raise
+
+
+def _unwritable(path: Path, exc: OSError) -> UsageError:
+    return UsageError(f"{path}: cannot write results ({exc.strerror or exc})",
+                      "free space or pass another --results folder; finished cells already "
+                      "written are kept")
 
 
 def record_to_json(record: CellRecord) -> dict[str, Any]:

@@ -13,8 +13,10 @@ IMPORT_ERROR = ("Traceback (most recent call last):\n  File \"/repro/repro.py\",
                 "ImportError: cannot import name 'thing' from 'pkg'\n")
 
 
-def run(exit_code: int | None, output: str = "", timed_out: bool = False) -> RawRun:
-    return RawRun(exit_code=exit_code, timed_out=timed_out, output=output, duration_s=61.2)
+def run(exit_code: int | None, output: str = "", timed_out: bool = False,
+        oom_killed: bool = False) -> RawRun:
+    return RawRun(exit_code=exit_code, timed_out=timed_out, output=output, duration_s=61.2,
+                  oom_killed=oom_killed)
 
 
 @pytest.mark.parametrize(("raw", "status"), [
@@ -45,6 +47,23 @@ def test_timeout_wins_over_any_exit_code() -> None:
 
 def test_signal_kill_is_named_in_the_reason() -> None:
     assert "killed" in classify(run(137), SIGNATURES).reason
+
+
+@pytest.mark.parametrize("raw", [run(137, oom_killed=True), run(1, BUG, oom_killed=True),
+                                 run(0, oom_killed=True), run(None, oom_killed=True)])
+def test_oom_kill_is_out_of_memory_whatever_the_exit_code_and_output(raw: RawRun) -> None:
+    result = classify(raw, SIGNATURES)
+    assert result.status is Status.OTHER_FAILURE
+    assert result.reason.startswith("out of memory: ")
+
+
+def test_timeout_wins_over_oom() -> None:
+    assert classify(run(None, timed_out=True, oom_killed=True), SIGNATURES).status \
+        is Status.TIMEOUT
+
+
+def test_plain_sigkill_is_not_called_out_of_memory() -> None:
+    assert "memory" not in classify(run(137), SIGNATURES).reason
 
 
 @pytest.mark.parametrize(("step", "words"), [("import", "did not import"),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import socket
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from harness.cli import main
+from harness.cli import build_parser, main
+from harness.errors import UsageError
 
 CASE = {"id": "demo", "package": "pkg", "repro": "repro.py", "pythons": ["3.9"],
         "outcome": {"signature": "BOOM"}}
@@ -72,3 +80,182 @@ def test_report_on_foreign_cells_file_is_one_error_line(tmp_path: Path,
     (tmp_path / "demo" / "cells.json").write_text("[]")
     assert main(["report", "--results", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("repro-matrix: error: ")
+
+
+# ---- more bad input: each one line, exit 2, nothing under --results ----------------------------
+
+RELEASES = {"pkg": ("1.0", "1.1", "2.0")}
+
+
+@pytest.fixture
+def fake_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index that knows pkg 1.0, 1.1, 2.0 (answering like the real client on a 404), and an
+    engine that answers: the checks under test come before any container."""
+    from harness import engine
+    from harness.index import IndexClient
+    from harness.model import Release
+
+    def releases(self: IndexClient, project: str) -> list[Release]:
+        if project not in RELEASES:
+            raise UsageError(f"the package index has no project '{project}'",
+                             "check the case's package name in the matrix file")
+        return [Release(v, None, False) for v in RELEASES[project]]
+
+    monkeypatch.setattr(IndexClient, "releases", releases)
+    monkeypatch.setattr(engine, "connect", lambda: None)
+
+
+def matrix_with(folder: Path, name: str, **changes: Any) -> str:
+    case = {**CASE, **changes}
+    (folder / name).write_text(yaml.safe_dump({"cases": [case]}))
+    return str(folder / name)
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"), [
+    ({"outcome": {"signature": "BOOM", "timeout": "sixty"}}, [],
+     "cases[0].outcome.timeout: expected a number, got str"),
+    ({"pythons": ["2.7"]}, [], "cases[0].pythons[0]: '2.7' is not a Python version"),
+    ({"pythons": [3.10]}, [], "cases[0].pythons[0]: 3.1 was read as a number"),
+    ({"repro": "."}, [], "is a directory; name the repro script itself"),
+    ({"limits": {"memory": "lots"}}, [], "cases[0].limits.memory: 'lots' is not a size"),
+    ({"versions": {"spec": ">>1"}}, [], "cases[0].versions.spec: '>>1' is not a PEP 440"),
+    ({}, ["--python", "py3"], "--python: 'py3' is not a Python version"),
+    ({}, ["--python", "3.11"], "--python: 3.11 is not among case demo's Pythons"),
+    ({}, ["--versions", ">>1"], "--versions: '>>1' is neither a specifier nor a list"),
+    ({}, ["--quiet", "--verbose"], "--quiet and --verbose: choose one"),
+])
+def test_bad_matrix_or_option_fails_before_the_engine(
+        folder: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any],
+        extra: list[str], expected: str) -> None:
+    path = matrix_with(folder, "bad.yaml", **changes)
+    err = fails_cleanly(folder, capsys, ["run", "--matrix", path, *extra])
+    assert expected in err
+    if not expected.startswith("--"):
+        assert f"error: {path}: " in err
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+@pytest.mark.parametrize(("changes", "extra", "expected"), [
+    ({"package": "nope"}, [], "{path}: cases[0].package: the package index has no project "
+                              "'nope'"),
+    ({"versions": {"spec": ">=99"}}, [], "{path}: cases[0].versions.spec: '>=99' selects no "
+                                         "release of pkg"),
+    ({"claim": {"first_fixed": "1.0.5"}}, [], "{path}: cases[0].claim.first_fixed: pkg has no "
+                                              "release 1.0.5 on the package index"),
+    ({"claim": {"first_fixed": "2.0"}, "versions": {"spec": "<2"}}, [],
+     "{path}: cases[0].claim.first_fixed: 2.0 lies outside the tested range 1.0..1.1"),
+    ({}, ["--versions", "9.9"], "--versions: pkg has no release 9.9 on the index"),
+])
+def test_what_the_index_contradicts_names_file_key_or_option(
+        folder: Path, capsys: pytest.CaptureFixture[str], fake_index: None, command: str,
+        changes: dict[str, Any], extra: list[str], expected: str) -> None:
+    path = matrix_with(folder, "checked.yaml", **changes)
+    err = fails_cleanly(folder, capsys, [command, "--matrix", path, *extra])
+    assert expected.format(path=path) in err
+
+
+def test_bisect_with_rerun_is_accepted() -> None:
+    args = build_parser().parse_args(["run", "--bisect", "--rerun"])
+    assert args.bisect and args.rerun
+
+
+def test_unreachable_engine_is_exit_3_one_line_and_no_results(
+        folder: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(self: socket.socket, address: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(socket.socket, "connect", missing)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    results = folder / "results"
+    code = main(["run", "--matrix", str(folder / "valid.yaml"), "--results", str(results)])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert len(err.splitlines()) == 1
+    assert "no Docker engine answers at unix:///nonexistent.sock" in err
+    assert "scripts/ensure-docker.sh" in err and "DOCKER_HOST" in err
+    assert not results.exists()
+
+
+def _stored_case(results: Path) -> Path:
+    from harness import store
+    from harness.model import Cell, CellRecord, Status
+
+    record = CellRecord(Cell("demo", "3.9", "1.0"), Status.NOT_REPRODUCED, "exit 0")
+    return store.write_cells(results, "demo", [record], {"claim": {}})
+
+
+def test_full_disk_while_writing_results_is_one_line_and_no_partial_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import store
+
+    cells = _stored_case(tmp_path)
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store.os, "replace", full)
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"repro-matrix: error: {cells.parent}/")
+    assert "cannot write results (No space left on device)" in err and "--results" in err
+    assert sorted(p.name for p in cells.parent.iterdir()) == ["cells.json"]
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_results_of_another_schema_version_are_refused_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cells = _stored_case(tmp_path)
+    cells.write_text(cells.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert f"{cells}: results schema 99 is not 1" in err
+
+
+# ---- signals --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_interrupt_in_one_line_and_stop_the_containers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        signum: int, code: int) -> None:
+    from harness import cli, engine
+
+    stopped = threading.Event()
+    monkeypatch.setattr(engine, "stop_all", lambda: stopped.set() or 0)
+
+    def interrupted_report(args: object) -> int:
+        os.kill(os.getpid(), signum)
+        time.sleep(10)  # the handler interrupts this at once
+        return 0
+
+    monkeypatch.setattr(cli, "_report", interrupted_report)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    started = time.monotonic()
+    assert main(["report", "--results", str(tmp_path)]) == code
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"repro-matrix: interrupted ({signal.Signals(signum).name}); finished cells are kept in "
+        "the results folder, run the same command again to finish"]
+    assert stopped.wait(5)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_os_error_outside_the_results_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import cli
+
+    def full_cache(args: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/cache/locks/x.json")
+
+    monkeypatch.setattr(cli, "_report", full_cache)
+    assert main(["report", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "repro-matrix: error: /cache/locks/x.json: No space left on device; free space or fix "
+        "the path or its permissions, then run the same command again"]

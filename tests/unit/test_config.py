@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import config, pythons
+from harness import config, plan, pythons
 from harness.errors import UsageError
+from harness.model import MatrixConfig, Release
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -174,3 +175,126 @@ def test_empty_matrix_file_message_has_no_empty_key_path(tmp_path: Path) -> None
     path = tmp_path / "matrix.yaml"
     path.write_text("")
     assert ": :" not in load_error(path)
+
+
+# ---- limits: memory, pids, tmpfs and timeout per case --------------------------------------
+
+
+def test_limits_default_to_the_standard_sandbox(folder: Path) -> None:
+    (case,) = config.load(write(folder, VALID)).cases
+    assert (case.outcome.memory, case.outcome.pids, case.outcome.tmpfs) == ("512m", 256, "64m")
+
+
+def test_limits_are_read_and_normalised(folder: Path) -> None:
+    data = with_value(("cases", 0, "limits"), {"memory": "1G", "pids": 32, "tmpfs": "8m",
+                                               "timeout": 5})
+    (case,) = config.load(write(folder, data)).cases
+    assert (case.outcome.memory, case.outcome.pids, case.outcome.tmpfs) == ("1g", 32, "8m")
+    assert case.outcome.timeout_s == 5.0
+
+
+@pytest.mark.parametrize(("limits", "expected"), [
+    ({"memory": "lots"}, ["cases[0].limits.memory", "'lots' is not a size", "'512m'"]),
+    ({"memory": "1m"}, ["cases[0].limits.memory", "must be at least 6m"]),
+    ({"memory": 3.5}, ["cases[0].limits.memory", "read as a number"]),
+    ({"pids": "many"}, ["cases[0].limits.pids", "expected a whole number, got str"]),
+    ({"pids": 0}, ["cases[0].limits.pids", "must be at least 1"]),
+    ({"pids": True}, ["cases[0].limits.pids", "expected a whole number, got bool"]),
+    ({"tmpfs": "12"}, ["cases[0].limits.tmpfs", "must be at least 1k"]),
+    ({"timeout": 0}, ["cases[0].limits.timeout", "must be at least 1"]),
+    ({"mem": "64m"}, ["cases[0].limits.mem", "unknown key", "did you mean 'memory'"]),
+    (["512m"], ["cases[0].limits", "expected a mapping, got list"]),
+])
+def test_invalid_limits_name_file_and_key(folder: Path, limits: Any,
+                                          expected: list[str]) -> None:
+    path = write(folder, with_value(("cases", 0, "limits"), limits))
+    message = load_error(path)
+    assert message.startswith(f"{path}: ")
+    for text in expected:
+        assert text in message
+
+
+def test_timeout_given_twice_is_refused(folder: Path) -> None:
+    data = with_value(("cases", 0, "limits"), {"timeout": 5})
+    data["cases"][0]["outcome"]["timeout"] = 10
+    message = load_error(write(folder, data))
+    assert "cases[0].limits.timeout: also given as cases[0].outcome.timeout" in message
+
+
+# ---- repro files ----------------------------------------------------------------------------
+
+
+def test_repro_that_is_a_directory_is_named(folder: Path) -> None:
+    (folder / "scripts").mkdir()
+    message = load_error(write(folder, with_value(("cases", 0, "repro"), "scripts")))
+    assert "cases[0].repro" in message and "is a directory" in message
+
+
+def test_unreadable_repro_is_named(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_open = Path.open
+
+    def guarded(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "repro.py":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", guarded)
+    message = load_error(write(folder, VALID))
+    assert "cases[0].repro: cannot read" in message and "Permission denied" in message
+
+
+# ---- what only the package index can tell ----------------------------------------------------
+
+
+def releases(*versions: str) -> list[Release]:
+    return [Release(v, None, False) for v in versions]
+
+
+def index(project: str) -> list[Release]:
+    if project != "My-Pkg":
+        raise UsageError(f"the package index has no project '{project}'",
+                         "check the case's package name in the matrix file")
+    return releases("0.9", "1.0", "1.1", "2.0")
+
+
+def index_error(matrix: MatrixConfig, selection: plan.Selection | None = None) -> str:
+    with pytest.raises(UsageError) as info:
+        config.check_against_index(matrix, index, selection)
+    return info.value.message
+
+
+def test_known_package_and_claim_in_range_pass(folder: Path) -> None:
+    config.check_against_index(config.load(write(folder, VALID)), index)
+
+
+@pytest.mark.parametrize(("keys", "value", "expected"), [
+    (("cases", 0, "package"), "nope", "cases[0].package: the package index has no project "
+                                      "'nope'"),
+    (("cases", 0, "claim", "first_fixed"), "1.0.5", "cases[0].claim.first_fixed: My-Pkg has no "
+                                                    "release 1.0.5 on the package index"),
+    (("cases", 0, "versions", "spec"), ">=99", "cases[0].versions.spec: '>=99' selects no "
+                                               "release of My-Pkg"),
+    (("cases", 0, "claim", "first_fixed"), "0.9", "cases[0].claim.first_fixed: 0.9 lies outside "
+                                                  "the tested range 1.0..2.0 (versions.spec)"),
+])
+def test_index_checks_name_file_and_key(folder: Path, keys: tuple[str | int, ...], value: Any,
+                                        expected: str) -> None:
+    path = write(folder, with_value(keys, value))
+    message = index_error(config.load(path))
+    assert message == f"{path}: {expected}"
+
+
+def test_narrowed_versions_skip_the_range_checks_but_not_existence(folder: Path) -> None:
+    narrowed = plan.Selection(versions="1.1")
+    outside = config.load(write(folder, with_value(("cases", 0, "claim", "first_fixed"), "0.9")))
+    config.check_against_index(outside, index, narrowed)
+    absent = config.load(write(folder, with_value(("cases", 0, "claim", "first_fixed"), "3.0")))
+    assert "has no release 3.0" in index_error(absent, narrowed)
+
+
+def test_only_selected_cases_are_checked(folder: Path) -> None:
+    data = copy.deepcopy(VALID)
+    data["cases"].append({**data["cases"][0], "id": "other", "package": "nope"})
+    matrix = config.load(write(folder, data))
+    config.check_against_index(matrix, index, plan.Selection(case_ids=("demo",)))
+    assert "cases[1].package" in index_error(matrix)

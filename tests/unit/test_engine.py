@@ -1,10 +1,17 @@
-"""harness.engine.pull_failure_reason: short reasons that never carry a host name."""
+"""harness.engine: host-free pull reasons; sandboxed runs (limits, OOM, timeouts, a lost or
+stopping engine) against a fake docker client."""
 
 from __future__ import annotations
 
-import pytest
+import threading
+from typing import Any
 
+import pytest
+import requests
+
+from harness import engine
 from harness.engine import pull_failure_reason
+from harness.errors import EngineError
 
 HOSTS = ("registry.example.invalid", "docker.io", "mirror.corp.example", "proxy.corp.example",
          "127.0.0.53", "10.0.2.3", "localhost")
@@ -64,3 +71,189 @@ def test_only_containers_of_dead_local_processes_are_leftovers() -> None:
     assert _owner_gone(f"{host}:{2**22 + 12345}")
     assert not _owner_gone(f"another-host:{2**22 + 12345}")
     assert not _owner_gone("garbage")
+
+
+# ---- sandboxed runs against a fake docker client: limits, OOM, engine loss, stop_all ----------
+
+
+class FakeContainer:
+    def __init__(self, client: FakeClient, wait: Any, state: dict[str, Any]) -> None:
+        self.client = client
+        self.id = "c0ffee"
+        self._wait = wait
+        self.attrs: dict[str, Any] = {"State": state}
+        self.removed = False
+        self.killed = False
+
+    def put_archive(self, path: str, data: bytes) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def wait(self, timeout: float) -> dict[str, int]:
+        result: dict[str, int] = self._wait(timeout)
+        return result
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def logs(self, stdout: bool, stderr: bool) -> bytes:
+        return b"output\n"
+
+    def reload(self) -> None:
+        pass
+
+    def remove(self, force: bool, v: bool) -> None:
+        self.removed = True
+        if self.client.engine_gone:
+            raise requests.exceptions.ConnectionError("Connection refused")
+
+
+class FakeContainers:
+    def __init__(self, client: FakeClient) -> None:
+        self.client = client
+        self.created: list[dict[str, Any]] = []
+        self.made: list[FakeContainer] = []
+
+    def create(self, image: str, **kwargs: Any) -> FakeContainer:
+        self.created.append(kwargs)
+        container = FakeContainer(self.client, self.client.wait, dict(self.client.state))
+        self.made.append(container)
+        return container
+
+
+class FakeClient:
+    def __init__(self, wait: Any, state: dict[str, Any] | None = None,
+                 kill_events: int = 0) -> None:
+        self.wait = wait
+        self.state = state or {"OOMKilled": False, "StartedAt": "2024-01-02T03:04:05.5Z"}
+        self.kill_events = kill_events
+        self.engine_gone = False
+        self.containers = FakeContainers(self)
+        self.event_queries: list[dict[str, Any]] = []
+
+    def info(self) -> dict[str, str]:
+        return {"SystemTime": "2024-01-02T03:04:09.25Z"}
+
+    def events(self, **kwargs: Any) -> list[dict[str, str]]:
+        self.event_queries.append(kwargs)
+        return [{"status": "kill"}] * self.kill_events
+
+
+def exits(code: int) -> Any:
+    return lambda timeout: {"StatusCode": code}
+
+
+@pytest.fixture(autouse=True)
+def fresh_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_LIVE", engine._Live())
+
+
+def run(client: FakeClient, timeout_s: float = 5, **limits: Any) -> engine.RawRun:
+    return engine.Engine(client).run("sha256:" + "a" * 64, ["python", "/repro/r.py"],
+                                     {"r.py": b"pass"}, timeout_s, {}, **limits)
+
+
+def test_default_sandbox_name_is_unchanged_so_stored_cells_stay_valid() -> None:
+    assert engine.SANDBOX == ("ro-root,tmpfs-64m,no-net,cap-drop-all,no-new-privs,uid-65534,"
+                              "mem-512m,pids-256")
+
+
+def test_case_limits_reach_the_container_and_the_sandbox_stays_locked_down() -> None:
+    client = FakeClient(exits(0))
+    raw = run(client, memory="64m", pids=32, tmpfs="8m")
+    (kwargs,) = client.containers.created
+    assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["pids_limit"]) == ("64m", "64m",
+                                                                                    32)
+    assert kwargs["tmpfs"] == {"/tmp": "rw,size=8m"}
+    assert kwargs["network_disabled"] and kwargs["read_only"]
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["user"] == "65534:65534"
+    assert (raw.exit_code, raw.timed_out, raw.oom_killed) == (0, False, False)
+    assert client.containers.made[0].removed
+
+
+def test_oom_killed_state_is_reported() -> None:
+    client = FakeClient(exits(137), state={"OOMKilled": True})
+    raw = run(client)
+    assert raw.oom_killed and raw.exit_code == 137
+    assert client.event_queries == []  # the kernel's kill, not the engine's: no events query
+
+
+def test_connection_lost_before_the_limit_is_an_engine_error_not_a_timeout() -> None:
+    def lost(timeout: float) -> dict[str, int]:
+        raise requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
+
+    client = FakeClient(lost)
+    client.engine_gone = True  # removal fails too: still one EngineError, never a raw exception
+    with pytest.raises(EngineError, match="lost the engine while a cell ran") as info:
+        run(client, timeout_s=60)
+    assert "run the same command again" in info.value.hint
+    assert client.containers.made[0].removed and not client.containers.made[0].killed
+
+
+@pytest.mark.parametrize("error", [requests.exceptions.ReadTimeout("Read timed out."),
+                                   requests.exceptions.ConnectionError("Read timed out.")])
+def test_read_timeout_at_the_limit_kills_and_reports_a_timeout(error: Exception) -> None:
+    def slow(timeout: float) -> dict[str, int]:
+        threading.Event().wait(timeout)
+        raise error
+
+    client = FakeClient(slow)
+    raw = run(client, timeout_s=0.05)
+    assert raw.timed_out and raw.exit_code is None
+    assert client.containers.made[0].killed and client.containers.made[0].removed
+
+
+def test_a_signal_sent_through_the_engine_is_an_engine_error() -> None:
+    client = FakeClient(exits(137), kill_events=1)
+    with pytest.raises(EngineError, match="killed through the engine"):
+        run(client)
+    (query,) = client.event_queries
+    assert query["filters"] == {"container": "c0ffee", "event": "kill"}
+    assert (query["since"], query["until"]) == ("1704164644", "1704164649.250000")
+
+
+def test_a_signal_from_inside_the_container_is_the_repros_outcome() -> None:
+    raw = run(FakeClient(exits(139)))
+    assert raw.exit_code == 139 and not raw.timed_out
+
+
+def test_stop_all_removes_running_containers_and_refuses_new_ones() -> None:
+    client = FakeClient(exits(0))
+    container = FakeContainer(client, exits(0), {})
+    engine._LIVE.add(container)
+    assert engine.stop_all() == 1
+    assert container.removed
+    with pytest.raises(EngineError, match="shutting down"):
+        run(client)
+    assert client.containers.created == []
+    with pytest.raises(EngineError):
+        engine.check_stopping()
+
+
+def test_a_cell_stopped_by_stop_all_is_not_an_outcome() -> None:
+    def stopped_meanwhile(timeout: float) -> dict[str, int]:
+        engine.stop_all()
+        return {"StatusCode": 137}
+
+    client = FakeClient(stopped_meanwhile)
+    with pytest.raises(EngineError, match="shutting down"):
+        run(client)
+    assert client.containers.made[0].removed
+
+
+def test_unreachable_engine_names_docker_host_and_what_to_do(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def missing(self: socket.socket, address: object) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(socket.socket, "connect", missing)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    with pytest.raises(EngineError) as info:
+        engine.connect()
+    line = info.value.one_line()
+    assert "no Docker engine answers at unix:///nonexistent.sock" in line
+    assert "DOCKER_HOST" in info.value.hint and "\n" not in line

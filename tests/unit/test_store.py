@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -93,9 +95,33 @@ def test_write_atomic_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
 def test_failed_write_atomic_leaves_no_temp_files(tmp_path: Path) -> None:
     target = tmp_path / "report.md"
     target.mkdir()  # os.replace of a file onto a directory fails
-    with pytest.raises(OSError):
+    with pytest.raises(UsageError, match="cannot write results"):
         store.write_atomic(target, "text")
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_full_disk_is_one_usage_error_and_keeps_the_old_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "demo" / "cells.json"
+    store.write_atomic(target, "old\n")
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(store.os, "replace", full)
+    with pytest.raises(UsageError) as info:
+        store.write_atomic(target, "new\n")
+    assert info.value.message == f"{target}: cannot write results (No space left on device)"
+    assert "--results" in info.value.hint
+    assert target.read_text() == "old\n"
+    assert [p.name for p in target.parent.iterdir()] == ["cells.json"]  # no partial file
+
+
+def test_unwritable_results_folder_is_one_usage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the results folder should be")
+    with pytest.raises(UsageError, match=r"results/demo/cells\.json: cannot write results"):
+        store.write_atomic(blocker / "demo" / "cells.json", "{}")
 
 
 def test_verdict_json_has_claim_holds_and_per_python_keys(tmp_path: Path) -> None:
