@@ -15,6 +15,9 @@ from types import FrameType
 from harness import __version__, config, plan
 from harness.errors import HarnessError, UsageError
 from harness.model import MatrixConfig
+from harness.shard import parse_shard
+
+EXIT_CHANGED = 5  # report --baseline: a claim check or a decisive cell changed
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bisect", action="store_true",
                      help="per Python, run only the cells needed to find where the bug starts "
                           "and stops (logarithmic), then confirm the boundaries")
+    run.add_argument("--shard", help="run only shard K of N (K/N): a deterministic slice "
+                     "balanced by expected cost; cells that share an image stay together")
+    run.add_argument("--cost-from", type=Path, default=Path("results"),
+                     help="earlier results whose durations balance shards (default: results)")
     run.add_argument("--rerun", action="store_true",
                      help="run every cell again, even those whose inputs did not change")
     run.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
@@ -54,8 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("plan", help="print the cells a run would execute")
     _common(show)
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument("--shards", type=int, default=0,
+                      help="also split into N shards (the CI job matrix under 'matrix')")
+    show.add_argument("--cost-from", type=Path, default=Path("results"),
+                      help="earlier results whose durations balance shards (default: results)")
 
     rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
+    rep.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
+                     help="combine these shard results folders into --results first")
+    rep.add_argument("--baseline", type=Path, metavar="DIR",
+                     help="an earlier results folder: report what changed; exit 5 when a "
+                          "claim check or a decisive cell changed")
     rep.add_argument("--results", type=Path, default=Path("results"),
                      help="results folder (default: results)")
     return parser
@@ -88,16 +104,21 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs: must be at least 1")
     if args.quiet and args.verbose:
         raise UsageError("--quiet and --verbose: choose one")
+    if args.shard and args.bisect:
+        raise UsageError("--shard and --bisect: a bisection needs every version of a Python; "
+                         "choose one")
+    shard = parse_shard(args.shard) if args.shard else None
     matrix = config.load(args.matrix)
     selection = _selection(args)
     _check_selection(matrix, selection)
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
-                         jobs=args.jobs, provider=args.provider, rerun=args.rerun)
+                         jobs=args.jobs, provider=args.provider, rerun=args.rerun,
+                         cost_from=args.cost_from)
     # Before any download or build: the engine answers, and the index knows the cases.
     engine.connect()
     config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
     progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
-    MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect)
+    MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect, shard=shard)
     return 0
 
 
@@ -112,16 +133,25 @@ def _plan(args: argparse.Namespace) -> int:
     import json
 
     from harness.index import IndexClient
-    from harness.pipeline import default_cache_dir, make_plan
+    from harness.pipeline import default_cache_dir, make_plan, shard_matrix
 
     matrix = config.load(args.matrix)
     selection = _selection(args)
     index = IndexClient(default_cache_dir())
     config.check_against_index(matrix, index.releases, selection)
     case_plans, _ = make_plan(matrix, selection, index)
+    if args.shards < 0:
+        raise UsageError("--shards: must be at least 1")
+    shards = shard_matrix(case_plans, args.shards, args.cost_from) if args.shards else []
     if args.json:
-        print(json.dumps({cp.case.id: [c.id for c in cp.cells] for cp in case_plans}, indent=2))
+        payload: dict[str, object] = {
+            "cases": {cp.case.id: [c.id for c in cp.cells] for cp in case_plans}}
+        if shards:
+            payload["matrix"] = {"include": shards}
+        print(json.dumps(payload, indent=2))
         return 0
+    for entry in shards:
+        print(f"shard {entry['shard']}: {entry['cells']} cells, ~{entry['expected_s']:.0f} s")
     for cp in case_plans:
         print(f"{cp.case.id}: {len(cp.versions)} versions × {len(cp.pythons)} Pythons = "
               f"{len(cp.cells)} cells")
@@ -131,11 +161,21 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.pipeline import render_results
+    from harness.pipeline import alert_changes, merge_results, render_results
 
+    if args.merge:
+        merged = merge_results(args.merge, args.results)
+        print(f"merged {len(args.merge)} shard folders: {', '.join(merged)}", file=sys.stderr)
     render_results(args.results, on_case=lambda case: print(f"rendered {case}",
                                                             file=sys.stderr))
     print(f"report: {args.results / 'report.md'}", file=sys.stderr)
+    if args.baseline:
+        changes = alert_changes(args.results, args.baseline)
+        for line in changes:
+            print(f"changed: {line}", file=sys.stderr)
+        if changes:
+            return EXIT_CHANGED
+        print(f"no change against {args.baseline}", file=sys.stderr)
     return 0
 
 

@@ -25,7 +25,8 @@ from harness.classify import (
     classify_build_failure,
     classify_unavailable,
 )
-from harness.errors import HarnessError, IndexError_
+from harness.compare import compare
+from harness.errors import HarnessError, IndexError_, UsageError
 from harness.index import IndexClient
 from harness.model import (
     Attempt,
@@ -39,6 +40,7 @@ from harness.model import (
 )
 from harness.progress import Progress
 from harness.resolve import ResolveFailure, Resolver, era_cutoffs
+from harness.shard import ShardSpec, merge_records, partition, shard_loads
 from harness.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
 
 _EXCERPT_CHARS = 4000
@@ -51,6 +53,7 @@ class RunOptions:
     jobs: int
     provider: str | None = None
     rerun: bool = False
+    cost_from: Path | None = None  # earlier results whose durations balance shards
 
 
 def default_cache_dir() -> Path:
@@ -151,6 +154,34 @@ class _Stage:
 _STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
 
 
+def _partition(case_plans: Sequence[plan.CasePlan], count: int, cost_from: Path | None,
+               ) -> tuple[list[list[Cell]], dict[str, CellRecord]]:
+    previous: dict[str, CellRecord] = {}
+    for cp in case_plans:
+        if cost_from is not None:
+            previous.update(_previous_records(cost_from, cp.case.id))
+    cells = [cell for cp in case_plans for cell in cp.cells]
+    package_of = {cp.case.id: cp.case.package for cp in case_plans}
+    return partition(cells, package_of, count, previous), previous
+
+
+def shard_plans(case_plans: Sequence[plan.CasePlan], spec: ShardSpec,
+                cost_from: Path | None) -> tuple[plan.CasePlan, ...]:
+    """The plans narrowed to shard ``spec``; every job computes the same split from the same
+    plan and the same cost source."""
+    keep = {cell.id for cell in _partition(case_plans, spec.count, cost_from)[0][spec.index - 1]}
+    return tuple(replace(cp, cells=tuple(c for c in cp.cells if c.id in keep))
+                 for cp in case_plans)
+
+
+def shard_matrix(case_plans: Sequence[plan.CasePlan], count: int,
+                 cost_from: Path | None) -> list[dict[str, Any]]:
+    """The shard list in the form a CI job matrix's ``include`` takes."""
+    shards, previous = _partition(case_plans, count, cost_from)
+    return [{"shard": f"{i}/{count}", "index": i, "cells": len(shard), "expected_s": load}
+            for i, (shard, load) in enumerate(zip(shards, shard_loads(shards, previous)), 1)]
+
+
 class MatrixRun:
     """One invocation of the matrix: owns the engine, resolver, builder and progress output."""
 
@@ -165,11 +196,20 @@ class MatrixRun:
         self._reused_lock = threading.Lock()
         self._reused: set[str] = set()
         self._uploads: dict[tuple[str, str], datetime | None] = {}
+        self._full_plans: dict[str, plan.CasePlan] = {}
 
-    def run(self, selection: plan.Selection, bisect: bool = False) -> list[tuple[str, Verdict]]:
-        """Run every planned cell, or in ``bisect`` mode only those a boundary search needs."""
+    def run(self, selection: plan.Selection, bisect: bool = False,
+            shard: ShardSpec | None = None) -> list[tuple[str, Verdict]]:
+        """Run every planned cell (of one shard), or in ``bisect`` mode only those a boundary
+        search needs."""
         started = time.monotonic()
-        case_plans, releases = make_plan(self.config, selection, self.index)
+        full_plans, releases = make_plan(self.config, selection, self.index)
+        case_plans = full_plans
+        if shard is not None:
+            case_plans = shard_plans(full_plans, shard, self.options.cost_from)
+            self._say(f"shard {shard}: {sum(len(cp.cells) for cp in case_plans)} of "
+                      f"{sum(len(cp.cells) for cp in full_plans)} cells")
+        self._full_plans = {cp.case.id: cp for cp in full_plans}
         eng = engine.connect()
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir)
@@ -237,6 +277,7 @@ class MatrixRun:
             "matrix_digest": self.config.digest, "started_at": _now(),
             "repro": _display_path(case.repro, self.config.path.parent),
             "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
+            "plan_cells": [c.id for c in self._full_plans[case.id].cells],
             "release_dates": dates,
             "bases": {p: {"provider": base_images[p].provider,
                           "reference": base_images[p].reference,
@@ -353,6 +394,42 @@ def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:
     return CellRecord(cell=cell, status=result.status, reason=result.reason,
                       base_provider=base.provider, base_source=base.source,
                       interpreter_version=base.interpreter_version, finished_at=_now())
+
+
+def merge_results(sources: Sequence[Path], results: Path) -> list[str]:
+    """Merge shard folders into ``results``: one cells.json per case; refuses mixtures."""
+    case_ids = sorted({p.parent.name for source in sources for p in source.glob("*/cells.json")})
+    if not case_ids:
+        raise UsageError(f"--merge: no cells.json under {', '.join(map(str, sources))}")
+    for case_id in case_ids:
+        parts = []
+        for source in sources:
+            path = store.case_dir(source, case_id) / "cells.json"
+            if path.exists():
+                meta, records = store.read_cells(path)
+                parts.append((str(source), meta, records))
+        meta, records = merge_records(parts)
+        store.write_cells(results, case_id, records, meta)
+    return case_ids
+
+
+def alert_changes(results: Path, baseline: Path) -> list[str]:
+    """What changed in ``results`` against ``baseline``, per case, for a scheduled job."""
+    lines: list[str] = []
+    for path in sorted(results.glob("*/cells.json")):
+        case_id = path.parent.name
+        _, records = store.read_cells(path)
+        before_path = store.case_dir(baseline, case_id) / "cells.json"
+        if not before_path.exists():
+            lines.append(f"{case_id}: not in the baseline")
+            continue
+        _, before = store.read_cells(before_path)
+        now = json.loads((path.parent / "verdict.json").read_text())
+        old_verdict = store.case_dir(baseline, case_id) / "verdict.json"
+        old = json.loads(old_verdict.read_text()) if old_verdict.exists() else {}
+        lines += compare(case_id, now.get("claim_holds"), old.get("claim_holds"), records,
+                         {r.cell.id: r for r in before}).lines()
+    return lines
 
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
