@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="one line per finished cell even on a terminal")
+    run.add_argument("--engines", help="spread the run over these Docker engines (comma-"
+                     "separated endpoints or context names): shard i runs on engine i")
     run.add_argument("--bisect", action="store_true",
                      help="per Python, run only the cells needed to find where the bug starts "
                           "and stops (logarithmic), then confirm the boundaries")
@@ -108,6 +110,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--shard and --bisect: a bisection needs every version of a Python; "
                          "choose one")
     shard = parse_shard(args.shard) if args.shard else None
+    if args.engines:
+        return _run_on_engines(args)
     matrix = config.load(args.matrix)
     selection = _selection(args)
     _check_selection(matrix, selection)
@@ -127,6 +131,20 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
     for case in plan.select_cases(matrix.cases, selection.case_ids):
         plan.select_pythons(case, selection.pythons)
     plan.parse_version_request(selection.versions)
+
+
+def _run_on_engines(args: argparse.Namespace) -> int:
+    from harness.engines import parse_engines, run_on_engines
+    from harness.pipeline import merge_results, render_results
+
+    if args.shard or args.bisect:
+        raise UsageError("--engines shards the run itself; drop --shard/--bisect")
+    engines = parse_engines(args.engines)
+    folders = run_on_engines(args.argv, engines, args.results / ".shards")
+    merge_results(folders, args.results)
+    render_results(args.results)
+    print(f"merged {len(folders)} engine shards into {args.results}", file=sys.stderr)
+    return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -214,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with signals.installed():
             args = build_parser().parse_args(argv)
+            args.argv = list(sys.argv[1:] if argv is None else argv)
             command = {"run": _run, "plan": _plan, "report": _report}[args.command]
             return command(args)
     except HarnessError as exc:

@@ -278,6 +278,7 @@ class MatrixRun:
             "repro": _display_path(case.repro, self.config.path.parent),
             "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
             "plan_cells": [c.id for c in self._full_plans[case.id].cells],
+            "engine": os.environ.get("DOCKER_HOST", "default"),
             "release_dates": dates,
             "bases": {p: {"provider": base_images[p].provider,
                           "reference": base_images[p].reference,

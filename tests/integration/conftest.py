@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemons import BASE, DAEMON2_HOST, SecondDaemon
 
 from harness import engine
 from harness.errors import EngineError
@@ -33,3 +37,28 @@ def cache_dir() -> Path:
     from harness.pipeline import default_cache_dir
 
     return default_cache_dir()
+
+
+@pytest.fixture(scope="module")
+def second_daemon(docker_engine: engine.Engine) -> Iterator[SecondDaemon]:
+    """Starts the second dockerd with the base image loaded; fails in CI if it cannot."""
+    daemon = SecondDaemon()
+    try:
+        if shutil.which("dockerd") is None or os.geteuid() != 0:
+            raise RuntimeError("needs root and dockerd")
+        daemon.start()
+        if not any(BASE in image.tags for image in daemon.client().images.list()):
+            saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
+            loaded = subprocess.run(["docker", "load", "-q"], stdin=saved.stdout,
+                                    capture_output=True, env={**os.environ,
+                                                              "DOCKER_HOST": DAEMON2_HOST},
+                                    timeout=300, check=False)
+            if saved.wait(timeout=60) != 0 or loaded.returncode != 0:
+                raise RuntimeError(f"cannot load {BASE}: {loaded.stderr.decode()[-300:]}")
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        daemon.stop()
+        if os.environ.get("CI") or os.environ.get("REPRO_MATRIX_REQUIRE_ENGINE"):
+            pytest.fail(f"cannot start a second Docker daemon: {exc}")
+        pytest.skip(f"cannot start a second Docker daemon: {exc}")
+    yield daemon
+    daemon.stop()

@@ -10,20 +10,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 import yaml
+from daemons import DAEMON2_HOST, SecondDaemon
 
 from harness import config, engine, plan, store
 from harness.model import CellRecord, Status
@@ -343,119 +342,6 @@ def test_sigterm_stops_the_run_like_ctrl_c(tmp_path: Path, docker_engine: engine
 
 # ---- the Docker daemon killed and restarted mid-run ------------------------------------------
 
-DAEMON2_SOCKET = "/tmp/rm-dockerd2.sock"
-DAEMON2_HOST = f"unix://{DAEMON2_SOCKET}"
-DAEMON2_PIDFILE = Path("/tmp/rm-docker2.pid")
-DAEMON2_LOG = Path("/tmp/rm-dockerd2.log")
-DAEMON2_CONTAINERD_PIDFILE = Path("/tmp/rm-docker2-exec/containerd/containerd.pid")
-DAEMON2_ARGS = ["--host", DAEMON2_HOST, "--data-root", "/tmp/rm-docker2", "--exec-root",
-                "/tmp/rm-docker2-exec", "--pidfile", str(DAEMON2_PIDFILE), "--bridge", "none",
-                "--iptables=false"]
-BASE = f"repro-matrix/base:py{PYTHON}-debian-bookworm"
-
-
-class SecondDaemon:
-    """A dockerd of our own (own socket, data and exec roots), so the test may kill it."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def client(self) -> Any:
-        return docker.DockerClient(base_url=DAEMON2_HOST, timeout=60)
-
-    def answers(self) -> bool:
-        try:
-            self.client().ping()
-        except Exception:
-            return False
-        return True
-
-    def start(self) -> None:
-        self._stop_stale()
-        with DAEMON2_LOG.open("ab") as log:
-            self.proc = subprocess.Popen(["dockerd", *DAEMON2_ARGS], stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while not self.answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dockerd did not answer on {DAEMON2_SOCKET}; see "
-                                   f"{DAEMON2_LOG}")
-            time.sleep(0.25)
-
-    def signal(self, signum: int, limit_s: float = 60) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signum)
-        self.proc.wait(timeout=limit_s)
-        self.proc = None
-        # Its containerd dies with it, but not at once, and may stay a zombie where PID 1 does
-        # not reap: a restart that finds its pidfile thinks it runs and waits for it in vain.
-        with contextlib.suppress(OSError, ValueError):
-            pid = int(DAEMON2_CONTAINERD_PIDFILE.read_text().strip())
-            for _ in range(120):
-                if not _alive(pid):
-                    DAEMON2_CONTAINERD_PIDFILE.unlink()
-                    break
-                time.sleep(0.25)
-
-    def _stop_stale(self) -> None:
-        """A daemon of an earlier, interrupted test run, and the pidfiles it left: ours only if
-        the pidfile's process is a dockerd on our data root (a stale pidfile's number may
-        belong to anything now)."""
-        with contextlib.suppress(OSError, ValueError):
-            pid = int(DAEMON2_PIDFILE.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if _alive(pid) and cmdline[0].endswith(b"dockerd") and \
-                    b"/tmp/rm-docker2" in cmdline:
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(240):
-                    if not _alive(pid):
-                        break
-                    time.sleep(0.25)
-        for pidfile in (DAEMON2_PIDFILE, DAEMON2_CONTAINERD_PIDFILE):
-            with contextlib.suppress(OSError, ValueError):
-                if not _alive(int(pidfile.read_text().strip())):
-                    pidfile.unlink()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.signal(signal.SIGTERM)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-@pytest.fixture(scope="module")
-def second_daemon(docker_engine: engine.Engine) -> Iterator[SecondDaemon]:
-    """Starts the second dockerd with the base image loaded; fails in CI if it cannot."""
-    daemon = SecondDaemon()
-    try:
-        if shutil.which("dockerd") is None or os.geteuid() != 0:
-            raise RuntimeError("needs root and dockerd")
-        daemon.start()
-        if not any(BASE in image.tags for image in daemon.client().images.list()):
-            saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
-            loaded = subprocess.run(["docker", "load", "-q"], stdin=saved.stdout,
-                                    capture_output=True, env={**os.environ,
-                                                              "DOCKER_HOST": DAEMON2_HOST},
-                                    timeout=300, check=False)
-            if saved.wait(timeout=60) != 0 or loaded.returncode != 0:
-                raise RuntimeError(f"cannot load {BASE}: {loaded.stderr.decode()[-300:]}")
-    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-        daemon.stop()
-        if os.environ.get("CI") or os.environ.get("REPRO_MATRIX_REQUIRE_ENGINE"):
-            pytest.fail(f"cannot start a second Docker daemon: {exc}")
-        pytest.skip(f"cannot start a second Docker daemon: {exc}")
-    yield daemon
-    daemon.stop()
 
 
 def test_daemon_killed_and_restarted_mid_run(tmp_path: Path,
