@@ -118,3 +118,15 @@ def test_verdict_schema_knows_every_range_and_branch_field() -> None:
                                                  dataclasses.fields(AffectedRange)]
     assert list(defs["branch"]["properties"]) == [
         *(f.name for f in dataclasses.fields(BranchNote)), "note"]
+
+
+PUBLISHED = sorted((Path(__file__).resolve().parents[2] / "results").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", PUBLISHED, ids=[f"{p.parent.name}/{p.name}" for p in PUBLISHED])
+def test_published_results_match_their_schema(path: Path) -> None:
+    """The results of the real run committed in results/ validate, not only synthetic ones."""
+    name = path.stem if path.stem in SCHEMAS else None
+    if name is None:
+        pytest.skip(f"no schema for {path.name}")
+    jsonschema.validate(json.loads(path.read_text()), schema(name))
