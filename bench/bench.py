@@ -63,11 +63,13 @@ def floor(records: list[Any], repro: Path) -> tuple[float, float, int]:
     return run_sum, start_sum, measured
 
 
-def baseline(records: list[Any], repro: Path, host_pythons: list[str]) -> tuple[float, int]:
+def baseline(records: list[Any], repro: Path,
+             interpreters: dict[str, str]) -> tuple[float, int]:
     """Wall seconds of nox+uv over the cells whose Python this host has (sequential sessions)."""
-    chosen = [r for r in records if r.cell.python in host_pythons and r.lock]
+    chosen = [r for r in records if r.cell.python in interpreters and r.lock]
     with tempfile.TemporaryDirectory() as tmp:
-        spec = [{"id": f"py{r.cell.python}-{r.cell.version}", "python": r.cell.python,
+        spec = [{"id": f"py{r.cell.python}-{r.cell.version}",
+                 "python": interpreters[r.cell.python],
                  "lock": list(r.lock), "repro": str(repro)} for r in chosen]
         (Path(tmp) / "cells.json").write_text(json.dumps(spec))
         noxfile = Path(tmp) / "noxfile.py"
@@ -96,8 +98,21 @@ def _noxfile(spec: list[dict[str, Any]]) -> str:
     )
 
 
-def host_pythons(wanted: list[str]) -> list[str]:
-    return [p for p in wanted if shutil.which(f"python{p}")]
+def host_interpreter(version: str) -> str | None:
+    """A working pythonX.Y on this host: on PATH, or under pyenv's versions folder."""
+    candidates = [shutil.which(f"python{version}") or ""]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += [str(p) for p in sorted(pyenv.glob(f"{version}.*/bin/python{version}"))]
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", "pass"], capture_output=True,
+                                        check=False).returncode == 0:
+            return candidate
+    return None
+
+
+def host_pythons(wanted: list[str]) -> dict[str, str]:
+    found = {p: host_interpreter(p) for p in wanted}
+    return {p: path for p, path in found.items() if path}
 
 
 def main() -> int:
@@ -131,7 +146,8 @@ def main() -> int:
                        floor_cells=measured, floor_s=run_sum / (os.cpu_count() or 1))
     pythons = host_pythons(sorted({r.cell.python for r in ran}))
     base_s, base_cells = baseline(ran, repro, pythons)
-    figures.update(baseline_s=base_s, baseline_cells=base_cells, baseline_pythons=pythons)
+    figures.update(baseline_s=base_s, baseline_cells=base_cells,
+                   baseline_pythons=sorted(pythons, key=lambda p: tuple(map(int, p.split(".")))))
     subset = [r for r in ran if r.cell.python in pythons]
     figures["harness_warm_subset_estimate_s"] = (
         figures["warm_full_s"] * len(subset) / max(len(ran), 1))
