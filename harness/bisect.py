@@ -33,15 +33,27 @@ class BisectResult:
         return len(self.states)
 
 
+class _Exhausted(Exception):
+    """The probe budget ran out before the search could conclude."""
+
+
+def probe_budget(count: int, hints: int = 0) -> int:
+    """⌈log2 n⌉ + 3 probes per boundary, two boundaries, plus two probes per hint."""
+    return 2 * (max(count - 1, 1).bit_length() + 3) + 2 * hints
+
+
 class _Search:
-    def __init__(self, versions: Sequence[str], probe: Probe) -> None:
+    def __init__(self, versions: Sequence[str], probe: Probe, budget: int) -> None:
         self.versions = list(versions)
         self.probe = probe
+        self.budget = budget
         self.result = BisectResult()
 
     def state(self, index: int) -> str:
         version = self.versions[index]
         if version not in self.result.states:
+            if len(self.result.states) >= self.budget:
+                raise _Exhausted
             self.result.states[version] = self.probe(version)
         return self.result.states[version]
 
@@ -68,8 +80,24 @@ class _Search:
 
 def bisect_versions(versions: Sequence[str], probe: Probe,
                     hints: Sequence[str] = ()) -> BisectResult:
-    """Search ``versions`` (PEP 440 order); ``hints`` are versions worth probing first."""
-    search = _Search(versions, probe)
+    """Search ``versions`` (PEP 440 order); ``hints`` are versions worth probing first.
+
+    Gives up (and says so) rather than exceed the probe budget: where most releases cannot be
+    tested, a bisection is no cheaper than the full matrix.
+    """
+    search = _Search(versions, probe, probe_budget(len(versions), len(hints)))
+    try:
+        return _bisect(search, hints)
+    except _Exhausted:
+        search.result.introduced = search.result.fixed = None
+        search.result.note = (f"gave up after {search.budget} probes without finding both "
+                              "boundaries (untestable releases, or no affected one among the "
+                              "probes); run the full matrix for this Python")
+        return search.result
+
+
+def _bisect(search: _Search, hints: Sequence[str]) -> BisectResult:
+    versions = search.versions
     result = search.result
     last = len(versions) - 1
     if last < 0:

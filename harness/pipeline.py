@@ -302,6 +302,16 @@ class MatrixRun:
 
     def _bisect_task(self, stage: _Stage, collector: _CaseResults, python: str) -> None:
         case = collector.plan.case
+        if not stage.bases[python].available:
+            # Nothing to search: every cell of the column is unavailable, as in a full run.
+            for version in collector.plan.versions:
+                self._finish(collector, self._cell(stage, collector, Cell(case.id, python,
+                                                                          version)))
+            with collector.lock:
+                collector.meta.setdefault("bisect", {})[python] = {
+                    "cells_run": 0, "introduced": None, "fixed": None,
+                    "non_monotonic": False, "note": "Python unavailable"}
+            return
 
         def probe(version: str) -> str:
             cell = Cell(case.id, python, version)

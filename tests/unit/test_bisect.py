@@ -44,10 +44,13 @@ def test_bisect_agrees_with_a_full_scan_within_budget(affected: range,
     assert result.runs <= budget(2)
 
 
-def test_without_a_hint_a_one_release_interval_is_still_found() -> None:
+def test_without_a_hint_a_one_release_interval_is_not_guessed() -> None:
     states = history(range(11, 12))
     result = bisect_versions(VERSIONS, states.__getitem__)
-    assert (result.introduced, result.fixed) == ("1.11", "1.12")
+    assert (result.introduced, result.fixed) in ((None, None), ("1.11", "1.12"))
+    if result.introduced is None:
+        assert "run the full matrix" in result.note
+    assert result.runs <= budget(2)
 
 
 def test_untestable_releases_are_stepped_over() -> None:
@@ -68,6 +71,13 @@ def test_two_affected_intervals_are_reported_not_bisected() -> None:
         assert "not" in result.note
 
 
-def test_no_affected_release_is_said_so() -> None:
+def test_no_affected_release_is_said_so_within_the_budget() -> None:
     result = bisect_versions(VERSIONS, history(range(0)).__getitem__)
-    assert result.introduced is None and "no affected" in result.note
+    assert result.introduced is None and "full matrix" in result.note
+    assert result.runs <= budget(2)
+
+
+def test_mostly_untestable_releases_make_it_give_up_not_scan() -> None:
+    states = history(range(30, 32), untestable=tuple(range(0, 28)))
+    result = bisect_versions(VERSIONS, states.__getitem__)
+    assert result.runs <= budget(2)
