@@ -164,7 +164,7 @@ class IndexClient:
 
         dest_dir.mkdir(parents=True, exist_ok=True)
         target = dest_dir / dist.filename
-        if target.exists() and _sha256(target) == dist.sha256:
+        if target.exists() and file_sha256(target) == dist.sha256:
             return target
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
         digest = hashlib.sha256()
@@ -187,7 +187,8 @@ class IndexClient:
         return target
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
 
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -26,7 +26,7 @@ from harness.classify import (
     classify_unavailable,
 )
 from harness.compare import compare
-from harness.errors import HarnessError, IndexError_, UsageError
+from harness.errors import HarnessError, UsageError
 from harness.index import IndexClient
 from harness.model import (
     Attempt,
@@ -349,18 +349,7 @@ class MatrixRun:
                 attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
                 last_log = lock.detail
                 continue
-            for pin in (*lock.runtime, *lock.build):
-                # A cached lock skips the download and its hash check: a damaged or missing
-                # wheelhouse file would fail the build as if the release did not install.
-                wheel = self.resolver.wheelhouse / pin.filename
-                if pin.sha256 and not (wheel.is_file() and hashlib.sha256(
-                        wheel.read_bytes()).hexdigest() == pin.sha256):
-                    dist = next((f for r in self.index.releases(pin.name) for f in r.files
-                                 if f.filename == pin.filename), None)
-                    if dist is None:
-                        raise IndexError_(f"{wheel}: damaged, and the index no longer has it",
-                                          "delete the cache's locks folder and run again")
-                    self.index.download(dist, self.resolver.wheelhouse)
+            self.resolver.ensure_files(lock)
             built = builder.build(base, lock, case.import_name, cell.id)
             if not built.ok:
                 attempts.append(Attempt(cutoff, f"{built.failed_step} failed",

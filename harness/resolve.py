@@ -24,8 +24,8 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from harness.errors import HarnessError, ResolveToolError
-from harness.index import IndexClient
+from harness.errors import HarnessError, IndexError_, ResolveToolError
+from harness.index import IndexClient, file_sha256
 from harness.model import DistFile, EraPolicy, Lock, Pin
 
 # Oldest glibc among the supported base images (Debian bullseye): wheels newer than this are out.
@@ -119,6 +119,7 @@ class Resolver:
         self.uv = _find_uv()
         self._guard = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
+        self._verified: set[str] = set()
 
     def lock(self, requirement: str, python: str, cutoff: str,
              tools_cutoff: str) -> Lock | ResolveFailure:
@@ -134,6 +135,23 @@ class Resolver:
             if isinstance(result, Lock) or not is_transient(result.detail):
                 _write_json(cached, _lock_to_json(result))
             return result
+
+    def ensure_files(self, lock: Lock) -> None:
+        """Every file of ``lock`` is in the wheelhouse with its hash; a damaged or missing one is
+        fetched again (a cached lock skips the download and its check). Once per process."""
+        for pin in (*lock.runtime, *lock.build):
+            with self._lock_for(f"file:{pin.filename}"):
+                if pin.filename in self._verified:
+                    continue
+                wheel = self.wheelhouse / pin.filename
+                if pin.sha256 and not (wheel.is_file() and file_sha256(wheel) == pin.sha256):
+                    dist = next((f for r in self.index.releases(pin.name) for f in r.files
+                                 if f.filename == pin.filename), None)
+                    if dist is None:
+                        raise IndexError_(f"{wheel}: damaged, and the index no longer has it",
+                                          "delete the cache's locks folder and run again")
+                    self.index.download(dist, self.wheelhouse)
+                self._verified.add(pin.filename)
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._guard:
