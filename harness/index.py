@@ -189,7 +189,6 @@ class IndexClient:
 
 def file_sha256(path: Path) -> str:
     """The sha256 hex digest of a file, read in chunks."""
-
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 16), b""):
