@@ -13,7 +13,7 @@ from harness import engine
 from harness.engine import pull_failure_reason
 from harness.errors import EngineError
 
-HOSTS = ("registry.example.invalid", "docker.io", "mirror.corp.example", "proxy.corp.example",
+HOSTS = ("registry.example.invalid", "example.invalid", "mirror.corp.example", "proxy.corp.example",
          "127.0.0.53", "10.0.2.3", "localhost")
 
 DNS_ERRORS = [
