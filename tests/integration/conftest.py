@@ -39,6 +39,20 @@ def cache_dir() -> Path:
     return default_cache_dir()
 
 
+def _ensure_base_on_the_main_engine(docker_engine: engine.Engine) -> None:
+    """On a new machine no test may have bootstrapped the base yet: make it as a run would."""
+    if docker_engine.image_id(BASE):
+        return
+    from harness import bases, pythons
+    from harness.model import ProviderSettings
+    from harness.pipeline import default_cache_dir
+
+    settings = ProviderSettings("debian", tuple(pythons.DEBIAN_SUITES.items()))
+    image = bases.prepare(docker_engine, "3.11", settings, default_cache_dir() / "rootfs")
+    if not image.available or image.reference != BASE:
+        raise RuntimeError(f"cannot bootstrap {BASE}: {image.unavailable_reason}")
+
+
 @pytest.fixture(scope="module")
 def second_daemon(docker_engine: engine.Engine) -> Iterator[SecondDaemon]:
     """Starts the second dockerd with the base image loaded; fails in CI if it cannot."""
@@ -46,6 +60,7 @@ def second_daemon(docker_engine: engine.Engine) -> Iterator[SecondDaemon]:
     try:
         if shutil.which("dockerd") is None or os.geteuid() != 0:
             raise RuntimeError("needs root and dockerd")
+        _ensure_base_on_the_main_engine(docker_engine)
         daemon.start()
         if not any(BASE in image.tags for image in daemon.client().images.list()):
             saved = subprocess.Popen(["docker", "save", BASE], stdout=subprocess.PIPE)
