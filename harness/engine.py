@@ -377,6 +377,3 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
-
-def iter_lines(text: str) -> Iterator[str]:
-    yield from text.splitlines()

@@ -466,5 +466,3 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
     report.append_step_summary(report.step_summary(rendered))
     return verdicts
 
-
-__all__ = ["Case", "MatrixRun", "RunOptions", "as_completed", "render_results"]

@@ -24,7 +24,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from harness.errors import HarnessError, IndexError_, ResolveToolError
+from harness.errors import IndexError_, ResolveToolError
 from harness.index import IndexClient, file_sha256
 from harness.model import DistFile, EraPolicy, Lock, Pin
 
@@ -262,5 +262,3 @@ def _write_json(path: Path, data: object) -> None:
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
 
-
-__all__ = ["HarnessError", "ResolveFailure", "Resolver", "era_cutoffs", "target_tags"]
