@@ -355,8 +355,7 @@ def check_against_index(matrix: MatrixConfig, releases_of: Callable[[str], Seque
         except UsageError:
             raise reader.fail(f"{key}.versions.spec", f"'{case.versions.spec}' selects no "
                               f"release of {case.package}") from None
-        low, high = Version(versions[0]), Version(versions[-1])
-        for name, value in claims:
-            if not low <= Version(value) <= high:
-                raise reader.fail(f"{key}.claim.{name}", f"{value} lies outside the tested "
-                                  f"range {versions[0]}..{versions[-1]} (versions.spec)")
+        outside = plan.claim_outside_range(case, versions)
+        if outside:
+            raise reader.fail(f"{key}.claim.{outside[0]}", f"{outside[1]} lies outside the "
+                              f"tested range {versions[0]}..{versions[-1]} (versions.spec)")

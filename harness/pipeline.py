@@ -98,6 +98,7 @@ class _CaseResults:
         self.meta = meta
         self.lock = threading.Lock()
         self.previous = _previous_records(results, case_plan.case.id)
+        self.repro = case_plan.case.repro.read_bytes()  # once per run, not once per cell
         # Until a cell is reached again its earlier record stands, so an interrupted rerun
         # never drops finished cells from cells.json.
         planned = {cell.id for cell in case_plan.cells}
@@ -132,10 +133,10 @@ def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
     return {r.cell.id: r for r in records if r.input_key}
 
 
-def run_input_key(image_id: str, case: Case) -> str:
+def run_input_key(image_id: str, case: Case, repro: bytes) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
-    repro_digest = hashlib.sha256(case.repro.read_bytes()).hexdigest()
+    repro_digest = hashlib.sha256(repro).hexdigest()
     for part in (__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
                  json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)):
         digest.update(part.encode() + b"\0")
@@ -357,7 +358,7 @@ class MatrixRun:
                 last_log, last_step = built.log_excerpt, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
-            key = run_input_key(built.image_id, case)
+            key = run_input_key(built.image_id, case, collector.repro)
             rule = case.outcome
             limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
             if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
@@ -370,7 +371,7 @@ class MatrixRun:
             # An engine lost mid-run raises EngineError here: the cell gets no record at all.
             raw = eng.run(built.image_id,
                           ["/opt/venv/bin/python", f"{engine.REPRO_DIR}/{case.repro.name}"],
-                          {case.repro.name: case.repro.read_bytes()},
+                          {case.repro.name: collector.repro},
                           rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
                           memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs)
             return replace(

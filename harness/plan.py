@@ -100,16 +100,24 @@ def select_versions(case: Case, releases: Sequence[Release], request: str = "") 
     return tuple(chosen)
 
 
-def check_claim_in_range(case: Case, versions: Sequence[str]) -> None:
-    """A claim about a version the selection cannot reach is an input error, not a verdict."""
+def claim_outside_range(case: Case, versions: Sequence[str]) -> tuple[str, str] | None:
+    """The (claim key, version) of a claim the selected versions cannot reach, if any."""
     if not versions:
-        return
+        return None
     low, high = Version(versions[0]), Version(versions[-1])
     for name, value in (("first_fixed", case.claim.first_fixed),
                         ("introduced", case.claim.introduced)):
         if value is not None and not low <= Version(value) <= high:
-            raise UsageError(f"case {case.id}: claim.{name} {value} lies outside the tested "
-                             f"range {versions[0]}..{versions[-1]}")
+            return name, value
+    return None
+
+
+def check_claim_in_range(case: Case, versions: Sequence[str]) -> None:
+    """A claim about a version the selection cannot reach is an input error, not a verdict."""
+    outside = claim_outside_range(case, versions)
+    if outside:
+        raise UsageError(f"case {case.id}: claim.{outside[0]} {outside[1]} lies outside the "
+                         f"tested range {versions[0]}..{versions[-1]}")
 
 
 def plan_case(case: Case, releases: Sequence[Release], selection: Selection) -> CasePlan:
