@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, bases, engine, plan, pythons, report, store
+from harness import __version__, bases, engine, html_report, osv, plan, pythons, report, store
 from harness.bisect import bisect_versions
 from harness.build import Builder
 from harness.classify import (
@@ -34,6 +34,7 @@ from harness.model import (
     Case,
     Cell,
     CellRecord,
+    Claim,
     MatrixConfig,
     Release,
     Status,
@@ -437,21 +438,15 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
                    on_case: Callable[[str], None] | None = None) -> list[tuple[str, Verdict]]:
     """Re-derive each case's verdict from its cells.json; write verdict.json, osv.json and
     matrix.svg per case, then report.md and report.html (and the CI step summary, if any)."""
-    from harness import html_report, osv
-
     if case_ids is None:
         case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if not case_ids:
-        from harness.errors import UsageError
-
         raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
     rendered = []
     verdicts = []
     for case_id in case_ids:
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
         claim = meta.get("claim") or {}
-        from harness.model import Claim
-
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                          Claim(**claim))
         store.write_verdict(results, case_id, verdict)
