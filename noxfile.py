@@ -15,30 +15,30 @@ PYTHON = os.environ.get("REPRO_MATRIX_PYTHON") or None  # None: the Python runni
 
 @nox.session(python=PYTHON)
 def matrix(session: nox.Session) -> None:
-    """Run the matrix in containers; options after `--` go to `python -m harness run`."""
+    """Run the matrix in containers; options after `--` go to `python -m repro_matrix run`."""
     session.install("-e", ".")
-    session.run("python", "-m", "harness", "run", *session.posargs)
+    session.run("python", "-m", "repro_matrix", "run", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Re-derive verdicts and report.md from stored results (no Docker needed)."""
     session.install("-e", ".")
-    session.run("python", "-m", "harness", "report", *session.posargs)
+    session.run("python", "-m", "repro_matrix", "report", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def plan(session: nox.Session) -> None:
     """Print the cells a run would execute (`-- --json` for machines)."""
     session.install("-e", ".")
-    session.run("python", "-m", "harness", "plan", *session.posargs)
+    session.run("python", "-m", "repro_matrix", "plan", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """ruff and mypy over the package."""
     session.install("-e", ".[test]")
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "check", "repro_matrix", "tests", "noxfile.py")
     session.run("mypy")
 
 
@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Unit tests, lint, then integration tests against the real Docker engine."""
     session.install("-e", ".[test]")
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "check", "repro_matrix", "tests", "noxfile.py")
     session.run("mypy")
     session.run("pytest", "-ra", *(session.posargs or ["tests"]))
 

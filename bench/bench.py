@@ -27,14 +27,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import engine, store  # noqa: E402
-from harness.model import Status  # noqa: E402
+from repro_matrix import engine, store  # noqa: E402
+from repro_matrix.model import Status  # noqa: E402
 
 
 def harness_run(results: Path, *extra: str, env: dict[str, str] | None = None) -> float:
-    """Wall seconds of one `python -m harness run` (quiet), end to end."""
+    """Wall seconds of one `python -m repro_matrix run` (quiet), end to end."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "harness", "run", "--quiet", "--results", str(results),
+    subprocess.run([sys.executable, "-m", "repro_matrix", "run", "--quiet", "--results", str(results),
                     *extra], cwd=REPO, check=True, env={**os.environ, **(env or {})})
     return time.monotonic() - started
 
@@ -143,7 +143,7 @@ def main() -> int:
     repro = REPO / "cases" / "flask-2926" / "repro.py"
     matrix_repros = {p.parent.name for p in full.glob("*/cells.json")}
     if len(matrix_repros) == 1:
-        from harness import config
+        from repro_matrix import config
 
         repro = config.load(REPO / "matrix.yaml").cases[0].repro
     if not args.skip_floor:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from daemons import DAEMON2_HOST, SecondDaemon
 
-from harness import engine
+from repro_matrix import engine
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def test_two_engines_split_one_run(tmp_path: Path, docker_engine: engine.Engine,
     first = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     results = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "--matrix", str(matrix), "--python", "3.11",
+        [sys.executable, "-m", "repro_matrix", "run", "--matrix", str(matrix), "--python", "3.11",
          "--versions", "1.0.4,1.1.0", "--results", str(results), "-q",
          "--engines", f"{first},{DAEMON2_HOST}"],
         cwd=REPO, capture_output=True, text=True, timeout=900, check=False)

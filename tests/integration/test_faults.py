@@ -24,9 +24,9 @@ import pytest
 import yaml
 from daemons import DAEMON2_HOST, SecondDaemon
 
-from harness import config, engine, plan, store
-from harness.model import CellRecord, Status
-from harness.pipeline import MatrixRun, RunOptions
+from repro_matrix import config, engine, plan, store
+from repro_matrix.model import CellRecord, Status
+from repro_matrix.pipeline import MatrixRun, RunOptions
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "six"  # tiny, one pure wheel per release, no dependencies
@@ -78,7 +78,7 @@ def containers(client: Any, label: str) -> list[Any]:
 
 
 def harness_command(matrix: Path, results: Path) -> list[str]:
-    return [sys.executable, "-m", "harness", "run", "--matrix", str(matrix), "--results",
+    return [sys.executable, "-m", "repro_matrix", "run", "--matrix", str(matrix), "--results",
             str(results), "--jobs", "1", "-q"]
 
 

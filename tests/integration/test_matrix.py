@@ -9,10 +9,10 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from harness import config, engine, plan, store
-from harness.model import Status
-from harness.pipeline import MatrixRun, RunOptions, render_results
-from harness.verdict import Observation, derive
+from repro_matrix import config, engine, plan, store
+from repro_matrix.model import Status
+from repro_matrix.pipeline import MatrixRun, RunOptions, render_results
+from repro_matrix.verdict import Observation, derive
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -80,7 +80,7 @@ def test_reproduced_cells_show_the_signature(flask_run: Path) -> None:
 def test_stored_verdict_is_the_one_the_cells_imply(flask_run: Path) -> None:
     _, records = store.read_cells(flask_run / "flask-2926" / "cells.json")
     verdict = json.loads((flask_run / "flask-2926" / "verdict.json").read_text())
-    from harness.model import Claim
+    from repro_matrix.model import Claim
 
     derived = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                      Claim())

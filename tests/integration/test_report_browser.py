@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 import pytest
 
-from harness import store
-from harness.model import Attempt, Cell, CellRecord, Status
-from harness.pipeline import render_results
+from repro_matrix import store
+from repro_matrix.model import Attempt, Cell, CellRecord, Status
+from repro_matrix.pipeline import render_results
 
 BROWSERS = ("chromium", "chromium-browser")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import config, engine, plan
-from harness.pipeline import MatrixRun, RunOptions, alert_changes, merge_results, render_results
-from harness.shard import ShardSpec
+from repro_matrix import config, engine, plan
+from repro_matrix.pipeline import (
+    MatrixRun,
+    RunOptions,
+    alert_changes,
+    merge_results,
+    render_results,
+)
+from repro_matrix.shard import ShardSpec
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""harness.build: the rendered cell Dockerfile (golden), its content address, the failed step."""
+"""build: the rendered cell Dockerfile (golden), its content address, the failed step."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from harness.build import failed_step, image_tag, killed, render_dockerfile
-from harness.model import BaseImage, Lock, Pin
+from repro_matrix.build import failed_step, image_tag, killed, render_dockerfile
+from repro_matrix.model import BaseImage, Lock, Pin
 
 BASE = BaseImage(python="3.9", provider="registry", reference="python:3.9-slim",
                  interpreter="python3.9", source="registry image python:3.9-slim",

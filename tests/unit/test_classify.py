@@ -1,11 +1,11 @@
-"""harness.classify: a raw run becomes one Status by the git-bisect-run exit-code convention."""
+"""classify: a raw run becomes one Status by the git-bisect-run exit-code convention."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.classify import classify, classify_build_failure
-from harness.model import RawRun, Status
+from repro_matrix.classify import classify, classify_build_failure
+from repro_matrix.model import RawRun, Status
 
 SIGNATURES = ("RuntimeError: BOOM", "OSError: [Errno 98]")
 BUG = "Traceback (most recent call last):\n  File \"/repro/repro.py\", line 3\nRuntimeError: BOOM\n"

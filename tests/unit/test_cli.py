@@ -1,4 +1,4 @@
-"""harness.cli.main: bad input is exit 2, one stderr line, and nothing in the results folder."""
+"""cli.main: bad input is exit 2, one stderr line, and nothing in the results folder."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.cli import build_parser, main
-from harness.errors import UsageError
+from repro_matrix.cli import build_parser, main
+from repro_matrix.errors import UsageError
 
 CASE = {"id": "demo", "package": "pkg", "repro": "repro.py", "pythons": ["3.9"],
         "outcome": {"signature": "BOOM"}}
@@ -91,9 +91,9 @@ RELEASES = {"pkg": ("1.0", "1.1", "2.0")}
 def fake_index(monkeypatch: pytest.MonkeyPatch) -> None:
     """An index that knows pkg 1.0, 1.1, 2.0 (answering like the real client on a 404), and an
     engine that answers: the checks under test come before any container."""
-    from harness import engine
-    from harness.index import IndexClient
-    from harness.model import Release
+    from repro_matrix import engine
+    from repro_matrix.index import IndexClient
+    from repro_matrix.model import Release
 
     def releases(self: IndexClient, project: str) -> list[Release]:
         if project not in RELEASES:
@@ -178,8 +178,8 @@ def test_unreachable_engine_is_exit_3_one_line_and_no_results(
 
 
 def _stored_case(results: Path) -> Path:
-    from harness import store
-    from harness.model import Cell, CellRecord, Status
+    from repro_matrix import store
+    from repro_matrix.model import Cell, CellRecord, Status
 
     record = CellRecord(Cell("demo", "3.9", "1.0"), Status.NOT_REPRODUCED, "exit 0")
     return store.write_cells(results, "demo", [record], {"claim": {}})
@@ -188,7 +188,7 @@ def _stored_case(results: Path) -> Path:
 def test_full_disk_while_writing_results_is_one_line_and_no_partial_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import store
+    from repro_matrix import store
 
     cells = _stored_case(tmp_path)
 
@@ -222,7 +222,7 @@ def test_results_of_another_schema_version_are_refused_in_one_line(
 def test_sigterm_and_sigint_interrupt_in_one_line_and_stop_the_containers(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         signum: int, code: int) -> None:
-    from harness import cli, engine
+    from repro_matrix import cli, engine
 
     stopped = threading.Event()
     monkeypatch.setattr(engine, "stop_all", lambda: stopped.set() or 0)
@@ -248,7 +248,7 @@ def test_sigterm_and_sigint_interrupt_in_one_line_and_stop_the_containers(
 def test_os_error_outside_the_results_is_one_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import cli
+    from repro_matrix import cli
 
     def full_cache(args: object) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/cache/locks/x.json")

@@ -1,4 +1,4 @@
-"""harness.config: the matrix file loads; each mistake is a UsageError naming file and key."""
+"""config: the matrix file loads; each mistake is a UsageError naming file and key."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import config, plan, pythons
-from harness.errors import UsageError
-from harness.model import MatrixConfig, Release
+from repro_matrix import config, plan, pythons
+from repro_matrix.errors import UsageError
+from repro_matrix.model import MatrixConfig, Release
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""harness.engine: host-free pull reasons; sandboxed runs (limits, OOM, timeouts, a lost or
+"""engine: host-free pull reasons; sandboxed runs (limits, OOM, timeouts, a lost or
 stopping engine) against a fake docker client."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from harness import engine
-from harness.engine import pull_failure_reason
-from harness.errors import EngineError
+from repro_matrix import engine
+from repro_matrix.engine import pull_failure_reason
+from repro_matrix.errors import EngineError
 
 HOSTS = ("registry.example.invalid", "example.invalid", "mirror.corp.example", "proxy.corp.example",
          "127.0.0.53", "10.0.2.3", "localhost")
@@ -64,7 +64,7 @@ def test_only_containers_of_dead_local_processes_are_leftovers() -> None:
     import os
     import socket
 
-    from harness.engine import _owner_gone
+    from repro_matrix.engine import _owner_gone
 
     host = socket.gethostname()
     assert not _owner_gone(f"{host}:{os.getpid()}")

@@ -1,4 +1,4 @@
-"""harness.html_report: a self-contained page, escaped text, per-cell data safe in a script tag."""
+"""html_report: a self-contained page, escaped text, per-cell data safe in a script tag."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from harness import html_report, report
-from harness.model import Attempt, Cell, CellRecord, Claim, Status
-from harness.verdict import Observation, Verdict, derive
+from repro_matrix import html_report, report
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.verdict import Observation, Verdict, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
 GRID: dict[str, tuple[Status, Status]] = {  # version -> (py3.9, py3.11)

@@ -1,4 +1,4 @@
-"""harness.osv: ranges from the overall verdict, never "0", per-Python detail, schema-valid."""
+"""osv: ranges from the overall verdict, never "0", per-Python detail, schema-valid."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness import osv
-from harness.model import Cell, CellRecord, Claim, Status
-from harness.verdict import Observation, derive
+from repro_matrix import osv
+from repro_matrix.model import Cell, CellRecord, Claim, Status
+from repro_matrix.verdict import Observation, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
 META: dict[str, Any] = {"package": "pkg", "description": "pkg crashes",
@@ -20,7 +20,7 @@ META: dict[str, Any] = {"package": "pkg", "description": "pkg crashes",
 
 
 def schema() -> dict[str, Any]:
-    text = resources.files("harness").joinpath("schemas", "osv.schema.json").read_text()
+    text = resources.files("repro_matrix").joinpath("schemas", "osv.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

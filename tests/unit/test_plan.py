@@ -1,4 +1,4 @@
-"""harness.plan: which versions and Pythons a case covers, and the cells that come out."""
+"""plan: which versions and Pythons a case covers, and the cells that come out."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import plan
-from harness.errors import UsageError
-from harness.model import Case, Claim, OutcomeRule, Release, VersionSelection
+from repro_matrix import plan
+from repro_matrix.errors import UsageError
+from repro_matrix.model import Case, Claim, OutcomeRule, Release, VersionSelection
 
 
 def make_case(spec: str = "", *, prereleases: bool = False, yanked: bool = False,

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from harness.model import Cell, CellRecord, Status
-from harness.progress import Progress, choose_mode
+from repro_matrix.model import Cell, CellRecord, Status
+from repro_matrix.progress import Progress, choose_mode
 
 
 def record(version: str, status: Status) -> CellRecord:

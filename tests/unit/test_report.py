@@ -1,4 +1,4 @@
-"""harness.report: the markdown table, verdict words and case section, pinned by golden files."""
+"""report: the markdown table, verdict words and case section, pinned by golden files."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from xml.etree import ElementTree
 import pytest
 import tabulate
 
-from harness import report
-from harness.model import Attempt, Cell, CellRecord, Claim, Status
-from harness.verdict import Observation, Verdict, derive
+from repro_matrix import report
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.verdict import Observation, Verdict, derive
 
 Golden = Callable[[str, str], None]
 R, N, OF, CT = (Status.REPRODUCED, Status.NOT_REPRODUCED, Status.OTHER_FAILURE,
@@ -251,8 +251,8 @@ def test_step_summary_is_appended_only_when_ci_names_a_file(
 
 def test_render_results_writes_every_output(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import store
-    from harness.pipeline import render_results
+    from repro_matrix import store
+    from repro_matrix.pipeline import render_results
 
     summary = tmp_path / "summary.md"
     monkeypatch.setenv(report.STEP_SUMMARY_ENV, str(summary))

@@ -1,4 +1,4 @@
-"""harness/schemas: cells.json and verdict.json as harness.store writes them match their schemas."""
+"""schemas: cells.json and verdict.json as store writes them match their schemas."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness import store
-from harness.model import Attempt, Cell, CellRecord, Claim, Status
-from harness.verdict import AffectedRange, BranchNote, Observation, derive
+from repro_matrix import store
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.verdict import AffectedRange, BranchNote, Observation, derive
 
 SCHEMAS = ("cells", "verdict", "osv")
 REPO = Path(__file__).resolve().parents[2]
 
 
 def schema(name: str) -> dict[str, Any]:
-    text = resources.files("harness").joinpath("schemas", f"{name}.schema.json").read_text()
+    text = resources.files("repro_matrix").joinpath("schemas", f"{name}.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
@@ -67,7 +67,7 @@ def test_schemas_are_valid_draft_2020_12(name: str) -> None:
 def test_schemas_ship_as_package_data() -> None:
     text = (REPO / "pyproject.toml").read_text()
     assert '"schemas/*.json"' in text
-    shipped = {p.name for p in resources.files("harness").joinpath("schemas").iterdir()}
+    shipped = {p.name for p in resources.files("repro_matrix").joinpath("schemas").iterdir()}
     assert shipped >= {f"{name}.schema.json" for name in SCHEMAS}
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import UsageError
-from harness.model import Attempt, Cell, CellRecord, Status
-from harness.shard import merge_records, parse_shard, partition, shard_loads
+from repro_matrix.errors import UsageError
+from repro_matrix.model import Attempt, Cell, CellRecord, Status
+from repro_matrix.shard import merge_records, parse_shard, partition, shard_loads
 
 CELLS = [Cell(case, py, f"1.{v}") for case in ("a", "b") for py in ("3.9", "3.11")
          for v in range(10)]

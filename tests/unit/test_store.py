@@ -1,4 +1,4 @@
-"""harness.store: cells.json round-trips, refuses foreign files, writes atomically."""
+"""store: cells.json round-trips, refuses foreign files, writes atomically."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
-from harness.errors import UsageError
-from harness.model import Attempt, Cell, CellRecord, Claim, Status
-from harness.verdict import Observation, derive
+from repro_matrix import store
+from repro_matrix.errors import UsageError
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.verdict import Observation, derive
 
 LOCK = ("pkg==1.0 --hash=sha256:" + "a" * 64, "dep==2.0 --hash=sha256:" + "b" * 64)
 

@@ -1,11 +1,11 @@
-"""harness.verdict: ranges, branch notes and claim checks from synthetic observations."""
+"""verdict: ranges, branch notes and claim checks from synthetic observations."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from harness.model import Claim, Status
-from harness.verdict import AffectedRange, Observation, derive
+from repro_matrix.model import Claim, Status
+from repro_matrix.verdict import AffectedRange, Observation, derive
 
 R, N = Status.REPRODUCED, Status.NOT_REPRODUCED
 NO_INSTALL, OTHER = Status.CANNOT_INSTALL, Status.OTHER_FAILURE

@@ -30,8 +30,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from harness.errors import IndexError_, UsageError
-from harness.model import DistFile, Release
+from repro_matrix.errors import IndexError_, UsageError
+from repro_matrix.model import DistFile, Release
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
 _INDEX_ENV = ("REPRO_MATRIX_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")

@@ -16,19 +16,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, bases, engine, html_report, osv, plan, pythons, report, store
-from harness.bisect import bisect_versions
-from harness.build import Builder
-from harness.classify import (
+from repro_matrix import __version__, bases, engine, html_report, osv, plan, pythons, report, store
+from repro_matrix.bisect import bisect_versions
+from repro_matrix.build import Builder
+from repro_matrix.classify import (
     Classification,
     classify,
     classify_build_failure,
     classify_unavailable,
 )
-from harness.compare import compare
-from harness.errors import HarnessError, UsageError
-from harness.index import IndexClient
-from harness.model import (
+from repro_matrix.compare import compare
+from repro_matrix.errors import HarnessError, UsageError
+from repro_matrix.index import IndexClient
+from repro_matrix.model import (
     Attempt,
     BaseImage,
     Case,
@@ -39,10 +39,10 @@ from harness.model import (
     Release,
     Status,
 )
-from harness.progress import Progress
-from harness.resolve import ResolveFailure, Resolver, era_cutoffs
-from harness.shard import ShardSpec, merge_records, partition, shard_loads
-from harness.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
+from repro_matrix.progress import Progress
+from repro_matrix.resolve import ResolveFailure, Resolver, era_cutoffs
+from repro_matrix.shard import ShardSpec, merge_records, partition, shard_loads
+from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
 
 _EXCERPT_CHARS = 4000
 

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from typing import TextIO
 
-from harness.model import CellRecord, Status
+from repro_matrix.model import CellRecord, Status
 
 _SHORT = {
     Status.REPRODUCED: "reproduced",

@@ -13,9 +13,9 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from harness import plan, pythons
-from harness.errors import UsageError
-from harness.model import (
+from repro_matrix import plan, pythons
+from repro_matrix.errors import UsageError
+from repro_matrix.model import (
     Case,
     Claim,
     EraPolicy,

@@ -19,8 +19,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from harness.errors import EngineError
-from harness.model import RawRun
+from repro_matrix.errors import EngineError
+from repro_matrix.model import RawRun
 
 LABEL = "org.repro-matrix"
 REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container

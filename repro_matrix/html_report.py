@@ -8,9 +8,9 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness import report
-from harness.model import CellRecord, Status
-from harness.verdict import Verdict
+from repro_matrix import report
+from repro_matrix.model import CellRecord, Status
+from repro_matrix.verdict import Verdict
 
 CaseResults = tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]
 
@@ -274,7 +274,7 @@ def render(cases: Sequence[CaseResults]) -> str:
 
 
 def write(results: Path, text: str) -> Path:
-    from harness.store import write_atomic
+    from repro_matrix.store import write_atomic
 
     path = results / "report.html"
     write_atomic(path, text)

@@ -14,9 +14,9 @@ from urllib.parse import quote
 from packaging.version import Version
 from tabulate import tabulate
 
-from harness import pythons as py
-from harness.model import CellRecord, Claim, Status
-from harness.verdict import Scope, Verdict
+from repro_matrix import pythons as py
+from repro_matrix.model import CellRecord, Claim, Status
+from repro_matrix.verdict import Scope, Verdict
 
 SYMBOLS: dict[Status, str] = {
     Status.REPRODUCED: "🔴",
@@ -454,7 +454,7 @@ def append_step_summary(text: str) -> Path | None:
 
 
 def write(results: Path, text: str) -> Path:
-    from harness.store import write_atomic
+    from repro_matrix.store import write_atomic
 
     path = results / "report.md"
     write_atomic(path, text)
@@ -462,7 +462,7 @@ def write(results: Path, text: str) -> Path:
 
 
 def write_svg(results: Path, case_id: str, text: str) -> Path:
-    from harness.store import case_dir, write_atomic
+    from repro_matrix.store import case_dir, write_atomic
 
     path = case_dir(results, case_id) / "matrix.svg"
     write_atomic(path, text)

@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from harness import __version__, config, plan
-from harness.errors import HarnessError, UsageError
-from harness.model import MatrixConfig
-from harness.shard import parse_shard
+from repro_matrix import __version__, config, plan
+from repro_matrix.errors import HarnessError, UsageError
+from repro_matrix.model import MatrixConfig
+from repro_matrix.shard import parse_shard
 
 EXIT_CHANGED = 5  # report --baseline: a claim check or a decisive cell changed
 
@@ -31,7 +31,7 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description=(
+    parser = _Parser(prog="python -m repro_matrix", description=(
         "Run a reproduction across Python and package versions in real containers and render "
         "a compatibility table with a verdict."))
     parser.add_argument("--version", action="version", version=f"repro-matrix {__version__}")
@@ -97,10 +97,10 @@ def _selection(args: argparse.Namespace) -> plan.Selection:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from harness import engine
-    from harness.index import IndexClient
-    from harness.pipeline import MatrixRun, RunOptions, default_cache_dir
-    from harness.progress import Progress, choose_mode
+    from repro_matrix import engine
+    from repro_matrix.index import IndexClient
+    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir
+    from repro_matrix.progress import Progress, choose_mode
 
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
@@ -134,8 +134,8 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
 
 
 def _run_on_engines(args: argparse.Namespace) -> int:
-    from harness.engines import parse_engines, run_on_engines
-    from harness.pipeline import merge_results, render_results
+    from repro_matrix.engines import parse_engines, run_on_engines
+    from repro_matrix.pipeline import merge_results, render_results
 
     if args.shard or args.bisect:
         raise UsageError("--engines shards the run itself; drop --shard/--bisect")
@@ -150,8 +150,8 @@ def _run_on_engines(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     import json
 
-    from harness.index import IndexClient
-    from harness.pipeline import default_cache_dir, make_plan, shard_matrix
+    from repro_matrix.index import IndexClient
+    from repro_matrix.pipeline import default_cache_dir, make_plan, shard_matrix
 
     matrix = config.load(args.matrix)
     selection = _selection(args)
@@ -179,7 +179,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.pipeline import alert_changes, merge_results, render_results
+    from repro_matrix.pipeline import alert_changes, merge_results, render_results
 
     if args.merge:
         merged = merge_results(args.merge, args.results)
@@ -208,7 +208,7 @@ class _Signals:
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
-            running = sys.modules.get("harness.engine")  # not imported: no containers either
+            running = sys.modules.get("repro_matrix.engine")  # not imported: no containers either
             if running is not None:
                 threading.Thread(target=running.stop_all, name="stop-containers").start()
         raise KeyboardInterrupt

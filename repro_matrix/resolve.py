@@ -24,9 +24,9 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from harness.errors import IndexError_, ResolveToolError
-from harness.index import IndexClient, file_sha256
-from harness.model import DistFile, EraPolicy, Lock, Pin
+from repro_matrix.errors import IndexError_, ResolveToolError
+from repro_matrix.index import IndexClient, file_sha256
+from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
 
 # Oldest glibc among the supported base images (Debian bullseye): wheels newer than this are out.
 _GLIBC_FLOOR = 31

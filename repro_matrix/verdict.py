@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from harness.model import Claim, Status
+from repro_matrix.model import Claim, Status
 
 # Aggregated per-version state across Pythons.
 AFFECTED = "affected"

@@ -10,10 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
-from harness.errors import UsageError
-from harness.model import Attempt, Cell, CellRecord, Claim, Status
-from harness.verdict import Verdict
+from repro_matrix import __version__
+from repro_matrix.errors import UsageError
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.verdict import Verdict
 
 SCHEMA_VERSION = 1
 

@@ -12,9 +12,9 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import pythons
-from harness.engine import LABEL, Engine
-from harness.model import BaseImage, ProviderSettings
+from repro_matrix import pythons
+from repro_matrix.engine import LABEL, Engine
+from repro_matrix.model import BaseImage, ProviderSettings
 
 _DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from harness import pythons
-from harness.errors import UsageError
-from harness.model import Case, Cell, Release
+from repro_matrix import pythons
+from repro_matrix.errors import UsageError
+from repro_matrix.model import Case, Cell, Release
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.model import RawRun, Status
+from repro_matrix.model import RawRun, Status
 
 CANNOT_TEST_EXIT = 125
 OUT_OF_MEMORY = "out of memory: killed by the kernel at the case's memory limit"

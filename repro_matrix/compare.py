@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.model import CellRecord, Status
+from repro_matrix.model import CellRecord, Status
 
 
 @dataclass(frozen=True)

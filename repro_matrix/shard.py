@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.errors import UsageError
-from harness.model import Cell, CellRecord, Status
+from repro_matrix.errors import UsageError
+from repro_matrix.model import Cell, CellRecord, Status
 
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 DEFAULT_COST_S = 8.0  # a cold cell: resolve, build and run

@@ -6,10 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from harness import __version__
-from harness.model import CellRecord
-from harness.report import PLAIN_CLAIM_WORDS, ordered_versions, scope_sentence
-from harness.verdict import AffectedRange, Scope, Verdict
+from repro_matrix import __version__
+from repro_matrix.model import CellRecord
+from repro_matrix.report import PLAIN_CLAIM_WORDS, ordered_versions, scope_sentence
+from repro_matrix.verdict import AffectedRange, Scope, Verdict
 
 OSV_SCHEMA_VERSION = "1.6.0"
 ECOSYSTEM = "PyPI"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jinja2
 
-from harness.engine import LABEL, Engine
-from harness.model import BaseImage, BuildOutcome, Lock
+from repro_matrix.engine import LABEL, Engine
+from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "images"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

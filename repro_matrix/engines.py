@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import EngineError, UsageError
+from repro_matrix.errors import EngineError, UsageError
 
 
 def parse_engines(text: str) -> list[str]:
@@ -51,7 +51,7 @@ def shard_command(argv: Sequence[str], index: int, count: int, results: Path) ->
         if arg.startswith(("--engines=", "--results=")):
             continue
         kept.append(arg)
-    return [sys.executable, "-m", "harness", *kept, "--shard", f"{index}/{count}",
+    return [sys.executable, "-m", "repro_matrix", *kept, "--shard", f"{index}/{count}",
             "--results", str(results)]
 
 

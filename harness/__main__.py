@@ -1,5 +1,0 @@
-"""Entry point for ``python -m harness``."""
-
-from harness.cli import main
-
-raise SystemExit(main())
