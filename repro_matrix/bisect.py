@@ -38,7 +38,8 @@ class _Exhausted(Exception):
 
 
 def probe_budget(count: int, hints: int = 0) -> int:
-    """⌈log2 n⌉ + 3 probes per boundary, two boundaries, plus two probes per hint."""
+    """⌈log2 n⌉ + 3 probes per boundary, two boundaries, plus two probes per hint (and, on top,
+    the probes that cross untestable runs at either end of the history)."""
     return 2 * (max(count - 1, 1).bit_length() + 3) + 2 * hints
 
 
@@ -58,12 +59,48 @@ class _Search:
         return self.result.states[version]
 
     def decisive_near(self, index: int, low: int, high: int) -> int | None:
-        """The nearest index in [low, high] to ``index`` whose cell decides something."""
-        for offset in range(high - low + 1):
-            for candidate in (index - offset, index + offset):
-                if low <= candidate <= high and self.state(candidate) != UNDETERMINED:
-                    return candidate
-        return None
+        """A decisive index in [low, high] near ``index``: the first one at or after it, else
+        the first one before it."""
+        found = self.first_decisive(index, high, 1)
+        return found if found is not None else self.first_decisive(index - 1, low, -1)
+
+    def first_decisive(self, start: int, stop: int, step: int) -> int | None:
+        """The first decisive index from ``start`` towards ``stop`` (inclusive, ``step`` ±1).
+
+        Untestable releases come in runs (an interpreter too new or too old for a stretch of
+        history), so the run is galloped over in doubling jumps and its end found by halving:
+        a logarithmic number of probes where a scan would probe every release of the run.
+        """
+        if (stop - start) * step < 0:
+            return None
+        if self.state(start) != UNDETERMINED:
+            return start
+        undetermined, jump = start, 1
+        while True:
+            candidate = start + jump * step
+            if (stop - candidate) * step <= 0:
+                candidate = stop
+            if candidate == undetermined:
+                return None
+            if self.state(candidate) != UNDETERMINED:
+                break
+            undetermined, jump = candidate, jump * 2
+        while abs(candidate - undetermined) > 1:
+            middle = (candidate + undetermined) // 2
+            if self.state(middle) != UNDETERMINED:
+                candidate = middle
+            else:
+                undetermined = middle
+        return candidate
+
+    def closest(self, wanted: str, low: int, high: int, side: int) -> int:
+        """Among probes in [low, high] in state ``wanted``: the highest (side -1) or the
+        lowest (side 1); ``low`` or ``high`` themselves when none."""
+        known = [i for i in range(low, high + 1)
+                 if self.result.states.get(self.versions[i]) == wanted]
+        if not known:
+            return low if side < 0 else high
+        return max(known) if side < 0 else min(known)
 
     def boundary(self, low: int, high: int, wanted: str) -> int:
         """First index in (low, high] whose state is ``wanted``, given low is not and high is."""
@@ -102,25 +139,32 @@ def _bisect(search: _Search, hints: Sequence[str]) -> BisectResult:
     last = len(versions) - 1
     if last < 0:
         return result
-    oldest = search.decisive_near(0, 0, last)
-    newest = search.decisive_near(last, 0, last)
+    oldest = search.first_decisive(0, last, 1)
+    newest = search.first_decisive(last, 0, -1)
+    # Crossing untestable runs at the ends is not part of the boundary search: those probes
+    # (logarithmic in each run's length) come on top of the budget.
+    search.budget += max(result.runs - 2, 0)
     if oldest is None or newest is None:
         result.note = "no release could be tested"
         return result
     affected = _find_affected(search, oldest, newest, hints)
     if affected is None:
-        result.note = "no affected release found among the probes"
+        result.note = (f"no affected release found among {result.runs} probes (a short affected "
+                       "interval between them would show only in the full matrix)")
         return result
     start = oldest
     if search.state(oldest) != AFFECTED:
-        start = search.boundary(oldest, affected, AFFECTED)
+        # Start from the closest probes already made on each side, not from the ends.
+        start = search.boundary(search.closest(UNAFFECTED, oldest, affected, -1),
+                                search.closest(AFFECTED, oldest, affected, 1), AFFECTED)
         result.introduced = versions[start]
     else:
         result.introduced = versions[oldest]
     if search.state(newest) == AFFECTED:
         end = None
     else:
-        end = search.boundary(affected, newest, UNAFFECTED)
+        end = search.boundary(search.closest(AFFECTED, affected, newest, -1),
+                              search.closest(UNAFFECTED, affected, newest, 1), UNAFFECTED)
         result.fixed = versions[end]
     _confirm(search, start, end)
     return result
@@ -139,6 +183,16 @@ def _find_affected(search: _Search, oldest: int, newest: int,
                 if oldest <= candidate <= newest and search.state(candidate) == AFFECTED:
                     return candidate
     segments = [(oldest, newest)]
+    try:
+        return _midpoints(search, segments)
+    except _Exhausted:
+        # Every probe so far was unaffected: with no hint left to try, "none found" is the
+        # answer the budget allows (a full matrix may still find a short interval).
+        return None
+
+
+def _midpoints(search: _Search, segments: list[tuple[int, int]]) -> int | None:
+    """Probe midpoints level by level until one is affected."""
     while segments:
         next_segments = []
         for low, high in segments:

@@ -26,8 +26,11 @@ def full_scan(states: dict[str, str]) -> tuple[str | None, str | None]:
     return affected[0], after[0] if after else None
 
 
-def budget(boundaries: int) -> int:
-    return boundaries * (math.ceil(math.log2(len(VERSIONS))) + 3)
+def budget(boundaries: int, untestable_ends: tuple[int, ...] = ()) -> int:
+    """The documented budget, plus the logarithmic probes that cross an untestable run of the
+    given length at an end of the history."""
+    crossing = sum(2 * math.ceil(math.log2(length + 1)) for length in untestable_ends)
+    return boundaries * (math.ceil(math.log2(len(VERSIONS))) + 3) + crossing
 
 
 @pytest.mark.parametrize(("affected", "hints"), [
@@ -80,4 +83,20 @@ def test_no_affected_release_is_said_so_within_the_budget() -> None:
 def test_mostly_untestable_releases_make_it_give_up_not_scan() -> None:
     states = history(range(30, 32), untestable=tuple(range(0, 28)))
     result = bisect_versions(VERSIONS, states.__getitem__)
-    assert result.runs <= budget(2)
+    assert result.runs <= budget(2, untestable_ends=(28,))
+
+
+@pytest.mark.parametrize(("affected", "untestable"), [
+    # An interpreter newer than most of the history: a long leading run cannot be tested.
+    (range(0), tuple(range(0, 30))),
+    (range(32, 35), tuple(range(0, 30))),
+    # And an old interpreter: the newest releases no longer support it.
+    (range(5, 9), tuple(range(25, 40))),
+])
+def test_long_untestable_runs_are_galloped_over_within_budget(affected: range,
+                                                              untestable: tuple[int, ...]) -> None:
+    states = history(affected, untestable)
+    result = bisect_versions(VERSIONS, states.__getitem__)
+    assert result.runs <= budget(2, untestable_ends=(len(untestable),))
+    assert "gave up" not in result.note
+    assert (result.introduced, result.fixed) == full_scan(states)
