@@ -116,7 +116,7 @@ def matrix_with(folder: Path, name: str, **changes: Any) -> str:
      "cases[0].outcome.timeout: expected a number, got str"),
     ({"pythons": ["2.7"]}, [], "cases[0].pythons[0]: '2.7' is not a Python version"),
     ({"pythons": [3.10]}, [], "cases[0].pythons[0]: 3.1 was read as a number"),
-    ({"repro": "."}, [], "is a directory; name the repro script itself"),
+    ({"repro": "."}, [], "cases[0].command: missing; a repro folder needs the command"),
     ({"limits": {"memory": "lots"}}, [], "cases[0].limits.memory: 'lots' is not a size"),
     ({"versions": {"spec": ">>1"}}, [], "cases[0].versions.spec: '>>1' is not a PEP 440"),
     ({}, ["--python", "py3"], "--python: 'py3' is not a Python version"),
