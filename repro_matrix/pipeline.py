@@ -175,12 +175,11 @@ def repro_command(case: Case) -> tuple[list[str], str]:
     return [_VENV_PYTHON if first in ("python", "python3") else first, *rest], engine.REPRO_DIR
 
 
-def read_repros(case_plans: Sequence[plan.CasePlan]) -> dict[str, dict[str, bytes]]:
+def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
     """Every case's repro files, each compiled on the host first: a syntax error stops the run
     (UsageError, exit 2) before anything is built."""
     found = {}
-    for case_plan in case_plans:
-        case = case_plan.case
+    for case in cases:
         files = repro_files.read_files(case.repro, case.folder)
         repro_files.check_syntax(case, files)
         found[case.id] = files
@@ -255,7 +254,7 @@ class MatrixRun:
             self._say(f"shard {shard}: {sum(len(cp.cells) for cp in case_plans)} of "
                       f"{sum(len(cp.cells) for cp in full_plans)} cells")
         self._full_plans = {cp.case.id: cp for cp in full_plans}
-        repros = read_repros(case_plans)
+        repros = read_repros([cp.case for cp in case_plans])
         eng = engine.connect()
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir)
