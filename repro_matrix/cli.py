@@ -99,7 +99,7 @@ def _selection(args: argparse.Namespace) -> plan.Selection:
 def _run(args: argparse.Namespace) -> int:
     from repro_matrix import engine
     from repro_matrix.index import IndexClient
-    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir
+    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
     from repro_matrix.progress import Progress, choose_mode
 
     if args.jobs < 1:
@@ -115,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     matrix = config.load(args.matrix)
     selection = _selection(args)
     _check_selection(matrix, selection)
+    read_repros(plan.select_cases(matrix.cases, selection.case_ids))  # a syntax error: exit 2
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
                          jobs=args.jobs, provider=args.provider, rerun=args.rerun,
                          cost_from=args.cost_from)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix import plan, pythons
+from repro_matrix import plan, pythons, repro_files
 from repro_matrix.errors import UsageError
 from repro_matrix.model import (
     Case,
@@ -31,10 +34,12 @@ _CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
-    "limits",
+    "limits", "command", "env", "requirements",
 )
 _VERSIONS_KEYS = ("spec", "include_prereleases", "include_yanked")
-_OUTCOME_KEYS = ("signature", "timeout")
+_OUTCOME_KEYS = ("signature", "timeout", "exit_codes")
+EXIT_CODES = ("default", "pytest")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LIMITS_KEYS = ("memory", "pids", "tmpfs", "timeout")
 _SIZE = re.compile(r"^(\d+)([kmg]?)$")
 _SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -177,6 +182,22 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
     package = reader.string(data["package"], f"{key}.package")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", package):
         raise reader.fail(f"{key}.package", f"'{package}' is not a valid project name")
+    repro, folder = _repro(reader, data["repro"], f"{key}.repro", root)
+    command = reader.optional(data, "command", key, lambda v, k: _command(reader, v, k), ())
+    if folder and not command:
+        raise reader.fail(f"{key}.command", "missing; a repro folder needs the command that "
+                          "runs it (for example 'python -m pytest -p no:cacheprovider test_x.py')")
+    metadata = (repro_files.ScriptMetadata() if folder
+                else _script_metadata(reader, repro, f"{key}.repro"))
+    requirements = reader.optional(data, "requirements", key,
+                                   lambda v, k: _requirements(reader, v, k), ())
+    for i, requirement in enumerate((*requirements, *metadata.dependencies)):
+        if canonicalize_name(Requirement(requirement).name) == canonicalize_name(package):
+            problem = (f"'{requirement}' names the case's own package; the matrix pins it to "
+                       "each release (narrow versions.spec instead)")
+            if i < len(requirements):
+                raise reader.fail(f"{key}.requirements[{i}]", problem)
+            raise UsageError(f"{repro}: '# /// script' block: dependencies: {problem}")
     return Case(
         id=case_id,
         package=package,
@@ -186,10 +207,15 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         versions=_versions(reader, data.get("versions", {}), f"{key}.versions"),
         pythons=_pythons(reader, data.get("pythons", sorted(release_dates, key=pythons.sort_key)),
                          f"{key}.pythons", release_dates),
-        repro=_repro(reader, data["repro"], f"{key}.repro", root),
+        repro=repro,
         outcome=_outcome(reader, data["outcome"], f"{key}.outcome", data.get("limits", {}),
-                         f"{key}.limits"),
+                         f"{key}.limits", command),
         claim=_claim(reader, data.get("claim", {}), f"{key}.claim"),
+        command=command,
+        env=reader.optional(data, "env", key, lambda v, k: _env(reader, v, k), ()),
+        requirements=tuple(dict.fromkeys((*requirements, *metadata.dependencies))),
+        requires_python=metadata.requires_python,
+        folder=folder,
     )
 
 
@@ -223,10 +249,17 @@ def _pythons(reader: _Reader, value: Any, key: str,
     return tuple(sorted(set(versions), key=pythons.sort_key))
 
 
-def _repro(reader: _Reader, value: Any, key: str, root: Path) -> Path:
+def _repro(reader: _Reader, value: Any, key: str, root: Path) -> tuple[Path, bool]:
+    """The repro's absolute path, and whether it is a folder."""
     repro = (root / reader.string(value, key)).resolve()
     if repro.is_dir():
-        raise reader.fail(key, f"{repro} is a directory; name the repro script itself")
+        try:
+            has_files = any(path.is_file() for path in repro.rglob("*"))
+        except OSError as exc:
+            raise reader.fail(key, f"cannot read {repro}: {exc.strerror or exc}") from None
+        if not has_files:
+            raise reader.fail(key, f"{repro} is an empty folder")
+        return repro, True
     if not repro.exists():
         raise reader.fail(key, f"no such file: {repro}")
     if not repro.is_file():
@@ -236,12 +269,68 @@ def _repro(reader: _Reader, value: Any, key: str, root: Path) -> Path:
             pass
     except OSError as exc:
         raise reader.fail(key, f"cannot read {repro}: {exc.strerror or exc}") from None
-    return repro
+    return repro, False
+
+
+def _script_metadata(reader: _Reader, repro: Path, key: str) -> repro_files.ScriptMetadata:
+    try:
+        text = repro.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return repro_files.ScriptMetadata()  # not UTF-8 text: it carries no PEP 723 block
+    except OSError as exc:
+        raise reader.fail(key, f"cannot read {repro}: {exc.strerror or exc}") from None
+    return repro_files.script_metadata(text, str(repro))
+
+
+def _command(reader: _Reader, value: Any, key: str) -> tuple[str, ...]:
+    """A command line: a string (split like a POSIX shell would) or a list of words."""
+    if isinstance(value, str):
+        try:
+            words = tuple(shlex.split(value))
+        except ValueError as exc:
+            raise reader.fail(key, f"cannot split {value!r}: {exc}") from None
+    elif isinstance(value, list):
+        words = reader.string_list(value, key)
+    else:
+        raise reader.fail(key, f"expected a string or a list of words, got {_type_name(value)}")
+    if not words:
+        raise reader.fail(key, "must not be empty")
+    return words
+
+
+def _env(reader: _Reader, value: Any, key: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise reader.fail(key, f"expected a mapping of NAME: value, got {_type_name(value)}")
+    pairs = []
+    for name, raw in value.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise reader.fail(f"{key}.{name}", "not a variable name (letters, digits, '_')")
+        # A string is kept as written (an empty or spaced value is a value); numbers as text.
+        pairs.append((name, raw if isinstance(raw, str) else reader.string(raw, f"{key}.{name}")))
+    return tuple(sorted(pairs))
+
+
+def _requirements(reader: _Reader, value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise reader.fail(key, f"expected a list of requirements, got {_type_name(value)}")
+    return tuple(repro_files.requirement_text(item, f"{reader.path}: {key}[{i}]")
+                 for i, item in enumerate(value))
+
+
+def runs_pytest(command: Sequence[str]) -> bool:
+    """Whether a command line runs pytest (``pytest …``, ``py.test …``, ``… -m pytest …``)."""
+    first = Path(command[0]).name if command else ""
+    pairs = zip(command, command[1:])
+    return first in ("pytest", "py.test") or any(a == "-m" and b == "pytest" for a, b in pairs)
 
 
 def _outcome(reader: _Reader, value: Any, key: str, limits: Any,
-             limits_key: str) -> OutcomeRule:
+             limits_key: str, command: Sequence[str]) -> OutcomeRule:
     data = reader.mapping(value, key, _OUTCOME_KEYS)
+    exit_codes = reader.optional(data, "exit_codes", key, reader.string,
+                                 "pytest" if runs_pytest(command) else "default")
+    if exit_codes not in EXIT_CODES:
+        raise reader.fail(f"{key}.exit_codes", f"expected one of {', '.join(EXIT_CODES)}")
     if "signature" not in data:
         raise reader.fail(f"{key}.signature", "missing; give the text a real reproduction prints")
     bounds = reader.mapping(limits, limits_key, _LIMITS_KEYS)
@@ -258,6 +347,7 @@ def _outcome(reader: _Reader, value: Any, key: str, limits: Any,
                                  256)),
         tmpfs=reader.optional(bounds, "tmpfs", limits_key,
                               lambda v, k: _size(reader, v, k, 1 << 10), "64m"),
+        exit_codes=exit_codes,
     )
 
 

@@ -201,12 +201,14 @@ class Engine:
 
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], memory: str = MEMORY, pids: int = PIDS,
-            tmpfs: str = TMPFS) -> RawRun:
-        """Run ``command`` in a fresh sandboxed container with ``files`` (name → bytes) in
-        REPRO_DIR, within ``memory``, ``pids`` and a ``tmpfs``-sized /tmp; a cell failure is
-        data, not raised. A lost engine or a stopping harness raises EngineError instead: the
-        cell then has no outcome, and is never recorded as one."""
-        container = self._create(image, command, labels, memory, pids, tmpfs)
+            tmpfs: str = TMPFS, workdir: str = "/tmp",
+            env: Mapping[str, str] | None = None) -> RawRun:
+        """Run ``command`` in ``workdir`` of a fresh sandboxed container with ``env`` and
+        ``files`` (relative POSIX path → bytes, subfolders allowed) in REPRO_DIR, within
+        ``memory``, ``pids`` and a ``tmpfs``-sized /tmp; a cell failure is data, not raised.
+        A lost engine or a stopping harness raises EngineError instead: the cell then has no
+        outcome, and is never recorded as one."""
+        container = self._create(image, command, labels, memory, pids, tmpfs, workdir, env)
         name = image.removeprefix("sha256:")[:12]
         try:
             with _engine_call(f"running image {name}"):
@@ -248,12 +250,14 @@ class Engine:
             self._remove(container)
 
     def _create(self, image: str, command: list[str], labels: Mapping[str, str],
-                memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS) -> Any:
+                memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS,
+                workdir: str = "/tmp", env: Mapping[str, str] | None = None) -> Any:
         _LIVE.check()
         try:
             container = self.client.containers.create(
                 image, command=command, detach=True, network_disabled=True,
-                labels={**MANAGED, **owner_label(), **labels}, working_dir="/tmp",
+                labels={**MANAGED, **owner_label(), **labels}, working_dir=workdir,
+                environment=dict(env) if env else None,
                 # Read-only root; the repro arrives in its own anonymous volume (writable
                 # before start, so put_archive works) and may write only to a small /tmp.
                 read_only=True, tmpfs={"/tmp": f"rw,size={tmpfs}"},
@@ -367,8 +371,18 @@ def _owner_gone(owner: str) -> bool:
 
 
 def _tar(files: Mapping[str, bytes]) -> bytes:
+    """A tar of ``files``; the folders on their paths come first. Entries belong to root and
+    the cell runs as uid 65534, so the repro is read-only inside the container."""
     buffer = io.BytesIO()
+    folders = sorted({"/".join(name.split("/")[:depth]) for name in files
+                      for depth in range(1, name.count("/") + 1)})
     with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.mtime = int(time.time())
+            archive.addfile(info)
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)

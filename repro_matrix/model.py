@@ -18,6 +18,9 @@ class Status(str, enum.Enum):
     CANNOT_INSTALL = "cannot_install"
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
+    # The release's or the repro's requires-python excludes the Python: nothing was resolved,
+    # built or run, and the cell decides nothing (kept apart from CANNOT_INSTALL).
+    NOT_FOR_PYTHON = "not_for_python"
 
     @property
     def decisive(self) -> bool:
@@ -47,6 +50,8 @@ class OutcomeRule:
     memory: str = "512m"
     pids: int = 256
     tmpfs: str = "64m"
+    # How exit codes read: "default" (git bisect run's convention) or "pytest" (see classify).
+    exit_codes: str = "default"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,16 @@ class Case:
     outcome: OutcomeRule
     claim: Claim
     description: str = ""
+    # Run ``command`` (empty: ``python <repro file>``) with ``env`` in the repro's folder.
+    command: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    # Installed next to the package in the same era lock: the case's `requirements:` and the
+    # repro's PEP 723 `dependencies`, in that order, without duplicates.
+    requirements: tuple[str, ...] = ()
+    # The repro's PEP 723 `requires-python` ("" when it declares none).
+    requires_python: str = ""
+    # ``repro`` is a folder (copied whole into the container), not a single script.
+    folder: bool = False
 
 
 @dataclass(frozen=True)

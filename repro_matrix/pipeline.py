@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
@@ -16,14 +16,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from repro_matrix import __version__, bases, engine, html_report, osv, plan, pythons, report, store
+from repro_matrix import (
+    __version__,
+    bases,
+    engine,
+    html_report,
+    osv,
+    plan,
+    pythons,
+    report,
+    repro_files,
+    store,
+)
 from repro_matrix.bisect import bisect_versions
 from repro_matrix.build import Builder
 from repro_matrix.classify import (
     Classification,
     classify,
     classify_build_failure,
+    classify_not_for_python,
     classify_unavailable,
+    common_failure,
 )
 from repro_matrix.compare import compare
 from repro_matrix.errors import HarnessError, UsageError
@@ -45,6 +58,7 @@ from repro_matrix.shard import ShardSpec, merge_records, partition, shard_loads
 from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
 
 _EXCERPT_CHARS = 4000
+_VENV_PYTHON = "/opt/venv/bin/python"  # the cell's interpreter (images/cell.Dockerfile.j2)
 
 
 @dataclass(frozen=True)
@@ -93,13 +107,15 @@ class _CaseResults:
 
     FLUSH_EVERY_S = 2.0
 
-    def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any],
+                 files: Mapping[str, bytes]) -> None:
         self.plan = case_plan
         self.results = results
         self.meta = meta
         self.lock = threading.Lock()
         self.previous = _previous_records(results, case_plan.case.id)
-        self.repro = case_plan.case.repro.read_bytes()  # once per run, not once per cell
+        self.files = files  # the repro's files, read once per run, not once per cell
+        self.not_for_python = dict(case_plan.not_for_python)
         # Until a cell is reached again its earlier record stands, so an interrupted rerun
         # never drops finished cells from cells.json.
         planned = {cell.id for cell in case_plan.cells}
@@ -134,14 +150,40 @@ def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
     return {r.cell.id: r for r in records if r.input_key}
 
 
-def run_input_key(image_id: str, case: Case, repro: bytes) -> str:
+def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
-    repro_digest = hashlib.sha256(repro).hexdigest()
-    for part in (__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
-                 json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)):
+    repro_digest = (repro_files.files_digest(files) if case.folder
+                    else hashlib.sha256(files[case.repro.name]).hexdigest())
+    parts = [__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
+             json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)]
+    if case.folder or case.command or case.env or case.outcome.exit_codes != "default":
+        # Only a case that sets these adds them, so a plain script's cells keep their keys.
+        parts.append(json.dumps({"folder": case.folder, "command": case.command,
+                                 "env": case.env, "exit_codes": case.outcome.exit_codes}))
+    for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:32]
+
+
+def repro_command(case: Case) -> tuple[list[str], str]:
+    """The command a cell runs and its working directory. A plain script runs as it always
+    has; a case's own `command:` runs in the repro folder, its `python` being the venv's."""
+    if not case.command:
+        return [_VENV_PYTHON, f"{engine.REPRO_DIR}/{case.repro.name}"], "/tmp"
+    first, *rest = case.command
+    return [_VENV_PYTHON if first in ("python", "python3") else first, *rest], engine.REPRO_DIR
+
+
+def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
+    """Every case's repro files, each compiled on the host first: a syntax error stops the run
+    (UsageError, exit 2) before anything is built."""
+    found = {}
+    for case in cases:
+        files = repro_files.read_files(case.repro, case.folder)
+        repro_files.check_syntax(case, files)
+        found[case.id] = files
+    return found
 
 
 @dataclass(frozen=True)
@@ -212,13 +254,14 @@ class MatrixRun:
             self._say(f"shard {shard}: {sum(len(cp.cells) for cp in case_plans)} of "
                       f"{sum(len(cp.cells) for cp in full_plans)} cells")
         self._full_plans = {cp.case.id: cp for cp in full_plans}
+        repros = read_repros([cp.case for cp in case_plans])
         eng = engine.connect()
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir)
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
-        collectors = [self._collector(cp, releases[cp.case.package], base_images)
-                      for cp in case_plans]
+        collectors = [self._collector(cp, releases[cp.case.package], base_images,
+                                      repros[cp.case.id]) for cp in case_plans]
         stage = _Stage(eng, builder, base_images)
         tasks: list[Callable[[], None]]
         if bisect:
@@ -246,6 +289,9 @@ class MatrixRun:
         for collector in collectors:
             collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
             collector.flush()
+            for line in column_failures(collector.plan.case,
+                                        list(collector.records.values())):
+                self._say(line)
         verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors])
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
@@ -268,16 +314,18 @@ class MatrixRun:
             return dict(zip(pythons, pool.map(one, pythons)))
 
     def _collector(self, case_plan: plan.CasePlan, releases: Sequence[Release],
-                   base_images: dict[str, BaseImage]) -> _CaseResults:
+                   base_images: dict[str, BaseImage],
+                   files: Mapping[str, bytes]) -> _CaseResults:
         case = case_plan.case
         dates = {r.version: r.upload_time.date().isoformat() for r in releases
                  if r.upload_time and r.version in case_plan.versions}
-        meta = {
+        meta: dict[str, Any] = {
             "case": case.id, "package": case.package, "description": case.description,
             "claim": {"first_fixed": case.claim.first_fixed, "introduced": case.claim.introduced,
                       "source": case.claim.source},
             "matrix_digest": self.config.digest, "started_at": _now(),
             "repro": _display_path(case.repro, self.config.path.parent),
+            "requirements": list(case.requirements),
             "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
             "plan_cells": [c.id for c in self._full_plans[case.id].cells],
             "engine": os.environ.get("DOCKER_HOST", "default"),
@@ -290,7 +338,13 @@ class MatrixRun:
                       for p in case_plan.pythons},
         }
         self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
-        return _CaseResults(case_plan, self.options.results, meta)
+        if case.command:
+            meta["command"] = list(case.command)
+        if case.env:
+            meta["env"] = dict(case.env)
+        if case.folder:
+            meta["folder"] = True
+        return _CaseResults(case_plan, self.options.results, meta, files)
 
     def _finish(self, collector: _CaseResults, record: CellRecord) -> None:
         collector.add(record)
@@ -336,6 +390,9 @@ class MatrixRun:
     def _cell(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> CellRecord:
         eng, builder, base = stage.engine, stage.builder, stage.bases[cell.python]
         case = collector.plan.case
+        excluded = collector.not_for_python.get(cell.id)
+        if excluded:  # decided by metadata alone: nothing to resolve, build or run
+            return _record(cell, classify_not_for_python(excluded), base)
         if not base.available:
             return _record(cell, classify_unavailable(base.unavailable_reason), base)
         release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
@@ -346,7 +403,7 @@ class MatrixRun:
         last_log, last_step = "", "install"
         for cutoff in cutoffs:
             lock = self.resolver.lock(f"{case.package}=={cell.version}", cell.python, cutoff,
-                                      max(cutoff, tools_floor))
+                                      max(cutoff, tools_floor), extra=case.requirements)
             if isinstance(lock, ResolveFailure):
                 attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
                 last_log = lock.detail
@@ -359,7 +416,7 @@ class MatrixRun:
                 last_log, last_step = built.log_excerpt, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
-            key = run_input_key(built.image_id, case, collector.repro)
+            key = run_input_key(built.image_id, case, collector.files)
             rule = case.outcome
             limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
             if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
@@ -370,13 +427,13 @@ class MatrixRun:
                     self._reused.add(cell.id)
                 return previous
             # An engine lost mid-run raises EngineError here: the cell gets no record at all.
-            raw = eng.run(built.image_id,
-                          ["/opt/venv/bin/python", f"{engine.REPRO_DIR}/{case.repro.name}"],
-                          {case.repro.name: collector.repro},
+            command, workdir = repro_command(case)
+            raw = eng.run(built.image_id, command, collector.files,
                           rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
-                          memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs)
+                          memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
+                          workdir=workdir, env=dict(case.env))
             return replace(
-                _record(cell, classify(raw, case.outcome.signatures), base),
+                _record(cell, classify(raw, case.outcome.signatures, rule.exit_codes), base),
                 exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
                 lock=tuple(lock.as_text().split("\n")[:-1]),
                 build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
@@ -385,11 +442,31 @@ class MatrixRun:
                 input_key=key)
         # Interrupted meanwhile (Ctrl-C also kills a resolver's subprocess): no verdict on it.
         engine.check_stopping()
-        return replace(_record(cell, classify_build_failure(last_step, len(cutoffs)), base),
+        never_resolved = all(a.result == "resolve failed" for a in attempts)
+        result = classify_build_failure(last_step, len(cutoffs),
+                                        last_log if never_resolved else "")
+        return replace(_record(cell, result, base),
                        attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
 
     def _say(self, line: str) -> None:
         self.progress.say(line)
+
+
+def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
+    """One line per Python column whose every cell failed the same way, with the error line
+    and what to check (the repro and its requirements, or the case's `import:`)."""
+    lines = []
+    for python in sorted({r.cell.python for r in records}, key=pythons.sort_key):
+        column = [r for r in records if r.cell.python == python]
+        error = common_failure((r.status, r.output_excerpt) for r in column)
+        if not error:
+            continue
+        name = (error.split("'")[1] if error.startswith(("ModuleNotFoundError", "ImportError"))
+                and error.count("'") >= 2 else "")
+        hint = ("check `import:` or the repro's dependencies (`requirements:` / PEP 723)"
+                if name else "check the repro")
+        lines.append(f"{case.id} py{python}: every cell ({len(column)}): {error} — {hint}")
+    return lines
 
 
 def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:

@@ -30,6 +30,9 @@ class CasePlan:
     versions: tuple[str, ...]
     pythons: tuple[str, ...]
     cells: tuple[Cell, ...]
+    # (cell id, reason) of cells whose release or repro excludes the Python by requires-python:
+    # they get Status.NOT_FOR_PYTHON without being resolved, built or run.
+    not_for_python: tuple[tuple[str, str], ...] = ()
 
 
 def select_cases(cases: Sequence[Case], case_ids: Iterable[str]) -> tuple[Case, ...]:
@@ -120,6 +123,40 @@ def check_claim_in_range(case: Case, versions: Sequence[str]) -> None:
                          f"tested range {versions[0]}..{versions[-1]}")
 
 
+def admits(requires_python: str, python: str) -> bool:
+    """Whether a requires-python specifier admits some release of Python ``python`` (X.Y).
+
+    Its first and a late patch release stand for the series; an unreadable specifier (old
+    uploads have some) excludes nothing.
+    """
+    try:
+        spec = SpecifierSet(requires_python, prereleases=True)
+    except InvalidSpecifier:
+        return True
+    return any(spec.contains(f"{python}.{patch}") for patch in (0, 99))
+
+
+def release_exclusion(release: Release, python: str) -> str:
+    """Why ``release`` is not for ``python`` by its files' requires-python ('' if it may be).
+
+    A file that declares nothing admits every Python (old releases often declare nothing), so
+    only a release none of whose files admits the Python is excluded.
+    """
+    files = [f for f in release.files if not f.yanked] or list(release.files)
+    if not files or any(f.requires_python is None or admits(f.requires_python, python)
+                        for f in files):
+        return ""
+    declared = sorted({str(f.requires_python) for f in files})
+    return f"the release requires Python {' or '.join(declared)}"
+
+
+def repro_exclusion(case: Case, python: str) -> str:
+    """Why the repro is not for ``python`` by its PEP 723 requires-python ('' if it may be)."""
+    if case.requires_python and not admits(case.requires_python, python):
+        return f"the repro's requires-python is '{case.requires_python}'"
+    return ""
+
+
 def plan_case(case: Case, releases: Sequence[Release], selection: Selection) -> CasePlan:
     versions = select_versions(case, releases, selection.versions)
     if not selection.versions:
@@ -127,7 +164,15 @@ def plan_case(case: Case, releases: Sequence[Release], selection: Selection) -> 
     chosen_pythons = select_pythons(case, selection.pythons)
     cells = tuple(Cell(case.id, python, version)
                   for python in chosen_pythons for version in versions)
-    return CasePlan(case=case, versions=versions, pythons=chosen_pythons, cells=cells)
+    by_version = {r.version: r for r in releases}
+    excluded = []
+    for cell in cells:
+        reason = (repro_exclusion(case, cell.python)
+                  or release_exclusion(by_version[cell.version], cell.python))
+        if reason:
+            excluded.append((cell.id, f"not for Python {cell.python}: {reason}"))
+    return CasePlan(case=case, versions=versions, pythons=chosen_pythons, cells=cells,
+                    not_for_python=tuple(excluded))
 
 
 def plan(cases: Sequence[Case], releases: Mapping[str, Sequence[Release]],

@@ -19,6 +19,7 @@ _SHORT = {
     Status.CANNOT_INSTALL: "cannot install",
     Status.TIMEOUT: "timeout",
     Status.UNAVAILABLE: "unavailable",
+    Status.NOT_FOR_PYTHON: "not for this Python",
 }
 # On a live terminal these are worth a line of their own; the rest only update the status line.
 _NOTABLE = {Status.REPRODUCED, Status.OTHER_FAILURE, Status.CANNOT_TEST, Status.TIMEOUT}

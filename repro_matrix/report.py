@@ -26,6 +26,7 @@ SYMBOLS: dict[Status, str] = {
     Status.CANNOT_INSTALL: "📦",
     Status.TIMEOUT: "⏱",
     Status.UNAVAILABLE: "➖",
+    Status.NOT_FOR_PYTHON: "⛔",
 }
 MEANINGS: dict[Status, str] = {
     Status.REPRODUCED: "reproduced: the bug shows (failure signature seen)",
@@ -36,6 +37,8 @@ MEANINGS: dict[Status, str] = {
                            "Python at any era cutoff tried",
     Status.TIMEOUT: "timeout: no exit within the case's limit",
     Status.UNAVAILABLE: "unavailable: no base image for this Python on this machine",
+    Status.NOT_FOR_PYTHON: "not for this Python: the release's or the repro's requires-python "
+                           "excludes it (nothing built)",
 }
 # The pictures (matrix.svg, report.html): a fill colour, the text colour on it, and a one-letter
 # code printed in the square so the picture does not depend on telling colours apart.
@@ -47,6 +50,7 @@ COLOURS: dict[Status, tuple[str, str]] = {
     Status.CANNOT_INSTALL: ("#8073ac", "#ffffff"),
     Status.TIMEOUT: ("#ffd92f", "#000000"),
     Status.UNAVAILABLE: ("#f0f0f0", "#555555"),
+    Status.NOT_FOR_PYTHON: ("#4d4d4d", "#ffffff"),
 }
 CODES: dict[Status, str] = {
     Status.REPRODUCED: "R",
@@ -56,6 +60,7 @@ CODES: dict[Status, str] = {
     Status.CANNOT_INSTALL: "I",
     Status.TIMEOUT: "T",
     Status.UNAVAILABLE: "U",
+    Status.NOT_FOR_PYTHON: "X",
 }
 CLAIM_WORDS: dict[bool | None, str] = {True: "✅ holds", False: "❌ does not hold",
                                        None: "❔ cannot be decided"}
@@ -226,7 +231,15 @@ def rerun_command(record: CellRecord, meta: dict[str, Any]) -> str | None:
         return None
     source, name, _ = repro_mount(meta)
     target = f"/repro/{name}"
-    return (f'docker run --rm --network none -v "{source}:{_double_quoted(target)}:ro" '
+    env = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (meta.get("env") or {}).items())
+    command = meta.get("command")
+    if isinstance(command, list) and command:  # the case's own command, run in /repro
+        target = "/repro" if meta.get("folder") else target
+        words = [_INTERPRETER if i == 0 and w in ("python", "python3") else str(w)
+                 for i, w in enumerate(command)]
+        return (f'docker run --rm --network none -v "{source}:{_double_quoted(target)}:ro" '
+                f"-w /repro{env} {shlex.quote(record.image_ref)} {shlex.join(words)}")
+    return (f'docker run --rm --network none -v "{source}:{_double_quoted(target)}:ro"{env} '
             f"{shlex.quote(record.image_ref)} {_INTERPRETER} {shlex.quote(target)}")
 
 
@@ -275,6 +288,7 @@ def evidence_section(records: Sequence[CellRecord], meta: dict[str, Any] | None 
     meta = meta or {}
     lines: list[str] = []
     unavailable: dict[str, str] = {}
+    not_for: list[str] = []
     for record in sorted(records, key=lambda r: (py.sort_key(r.cell.python),
                                                  Version(r.cell.version))):
         if record.status is Status.NOT_REPRODUCED:
@@ -282,10 +296,16 @@ def evidence_section(records: Sequence[CellRecord], meta: dict[str, Any] | None 
         if record.status is Status.UNAVAILABLE:
             unavailable.setdefault(record.cell.python, record.reason)
             continue
+        if record.status is Status.NOT_FOR_PYTHON:  # nothing ran: the reason is the evidence
+            not_for.append(f"- py{record.cell.python} {record.cell.version}: {record.reason}")
+            continue
         lines += _cell_evidence(record, meta)
     if unavailable:
         lines.append("Unavailable Pythons (every cell of the column):")
         lines += [f"- Python {p}: {why}" for p, why in unavailable.items()]
+    if not_for:
+        lines += [f"{SYMBOLS[Status.NOT_FOR_PYTHON]} Not for this Python (nothing built):",
+                  *not_for]
     return "\n".join(lines)
 
 
@@ -299,6 +319,9 @@ def _cell_evidence(record: CellRecord, meta: dict[str, Any]) -> list[str]:
              f"base: {record.base_source or '-'}, interpreter {record.interpreter_version or '?'}",
              f"- era cutoff {record.cutoff or '-'}; attempts: "
              + ("; ".join(f"{a.cutoff} → {a.result}" for a in record.attempts) or "-")]
+    if meta.get("requirements"):
+        facts.append("- repro requirements (in the lock): "
+                     + ", ".join(f"`{r}`" for r in meta["requirements"]))
     if record.lock:
         facts.append("- lock: " + ", ".join(f"`{pin}`" for pin in record.lock))
     facts += _rerun_lines(record, meta)

@@ -121,17 +121,20 @@ class Resolver:
         self._key_locks: dict[str, threading.Lock] = {}
         self._verified: set[str] = set()
 
-    def lock(self, requirement: str, python: str, cutoff: str,
-             tools_cutoff: str) -> Lock | ResolveFailure:
-        """Lock ``requirement`` as of ``cutoff``; build tools as of ``tools_cutoff``."""
-        key = hashlib.sha256(json.dumps([requirement, python, cutoff, tools_cutoff,
+    def lock(self, requirement: str, python: str, cutoff: str, tools_cutoff: str,
+             extra: Sequence[str] = ()) -> Lock | ResolveFailure:
+        """Lock ``requirement`` together with the repro's ``extra`` requirements as of
+        ``cutoff``; build tools as of ``tools_cutoff``."""
+        # Without extras the key is what it always was, so existing cached locks stay valid.
+        wanted: str | list[str] = [requirement, *extra] if extra else requirement
+        key = hashlib.sha256(json.dumps([wanted, python, cutoff, tools_cutoff,
                                          platform.machine(),
                                          _GLIBC_FLOOR]).encode()).hexdigest()[:24]
         with self._lock_for(key):
             cached = self.locks_dir / f"{key}.json"
             if cached.exists():
                 return _lock_from_json(json.loads(cached.read_text()))
-            result = self._resolve(requirement, python, cutoff, tools_cutoff)
+            result = self._resolve([requirement, *extra], python, cutoff, tools_cutoff)
             if isinstance(result, Lock) or not is_transient(result.detail):
                 _write_json(cached, _lock_to_json(result))
             return result
@@ -157,11 +160,11 @@ class Resolver:
         with self._guard:
             return self._key_locks.setdefault(key, threading.Lock())
 
-    def _resolve(self, requirement: str, python: str, cutoff: str,
+    def _resolve(self, requirements: list[str], python: str, cutoff: str,
                  tools_cutoff: str) -> Lock | ResolveFailure:
         tags = target_tags(python)
         try:
-            runtime = self._pins([requirement], python, cutoff, tags, host_build_tools=True)
+            runtime = self._pins(requirements, python, cutoff, tags, host_build_tools=True)
             has_sdist = any(not pin.filename.endswith(".whl") for pin in runtime)
             tools = ["pip", "setuptools", "wheel"] if has_sdist else ["pip"]
             build = self._pins(tools, python, tools_cutoff, tags, host_build_tools=False)

@@ -39,7 +39,7 @@ def expected_cost(record: CellRecord | None) -> float:
     """Seconds a cell is expected to take, from its last record when there is one."""
     if record is None:
         return DEFAULT_COST_S
-    if record.status is Status.UNAVAILABLE:
+    if record.status in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON):
         return 0.05
     if record.status is Status.CANNOT_INSTALL:
         return 6.0 * max(len(record.attempts), 1)

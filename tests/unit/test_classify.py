@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from repro_matrix.classify import classify, classify_build_failure
+from repro_matrix.classify import (
+    classify,
+    classify_build_failure,
+    common_failure,
+    last_error_line,
+    resolver_reason,
+)
 from repro_matrix.model import RawRun, Status
 
 SIGNATURES = ("RuntimeError: BOOM", "OSError: [Errno 98]")
@@ -72,3 +78,57 @@ def test_build_failure_is_cannot_install(step: str, words: str) -> None:
     result = classify_build_failure(step, 3)
     assert result.status is Status.CANNOT_INSTALL
     assert result.reason == f"{words} at any of 3 era cutoff(s) tried"
+
+
+# ---- pytest's exit codes, the resolver's reason, a column failing one way ---------------------
+
+
+@pytest.mark.parametrize(("code", "status", "words"), [
+    (0, Status.NOT_REPRODUCED, "exit 0"),
+    (1, Status.REPRODUCED, "output has 'RuntimeError: BOOM'"),
+    (2, Status.OTHER_FAILURE, "pytest exit 2: interrupted"),
+    (3, Status.OTHER_FAILURE, "pytest exit 3: internal error"),
+    (4, Status.OTHER_FAILURE, "pytest exit 4: usage error"),
+    (5, Status.CANNOT_TEST, "pytest exit 5: no tests collected"),
+    (125, Status.CANNOT_TEST, "exit 125"),
+])
+def test_pytest_exit_codes(code: int, status: Status, words: str) -> None:
+    result = classify(run(code, BUG), SIGNATURES, exit_codes="pytest")
+    assert result.status is status and words in result.reason
+
+
+def test_default_exit_codes_still_read_2_with_the_signature_as_the_bug() -> None:
+    assert classify(run(2, BUG), SIGNATURES).status is Status.REPRODUCED
+
+
+UV_CONFLICT = """\
+  × No solution found when resolving dependencies:
+  ╰─▶ Because pkg==1.0 depends on dep<3 and you require pkg==1.0, we can conclude that you
+      require dep<3.
+      And because you require dep>=3, we can conclude that your requirements are unsatisfiable.
+"""
+
+
+def test_a_conflict_the_resolver_found_is_the_cannot_install_reason() -> None:
+    result = classify_build_failure("install", 5, UV_CONFLICT)
+    assert result.status is Status.CANNOT_INSTALL
+    assert result.reason.startswith("did not resolve at any of 5 era cutoff(s) tried: Because "
+                                    "pkg==1.0 depends on dep<3")
+    assert "you require dep>=3" in result.reason and "\n" not in result.reason
+    assert len(resolver_reason("x" * 1000)) == 400
+
+
+def test_last_error_line_is_the_traceback_verdict() -> None:
+    assert last_error_line(IMPORT_ERROR + "exit\n") == \
+        "ImportError: cannot import name 'thing' from 'pkg'"
+    assert last_error_line("E   AssertionError: nope\n= 1 failed =\n") == "AssertionError: nope"
+    assert last_error_line("all good\n") == ""
+
+
+def test_common_failure_needs_every_cell_failing_with_the_same_line() -> None:
+    missing = "ModuleNotFoundError: No module named 'attrs'\n"
+    same = [(Status.OTHER_FAILURE, "x\n" + missing), (Status.CANNOT_INSTALL, missing)]
+    assert common_failure(same) == missing.strip()
+    assert common_failure(same[:1]) == ""  # one cell is not a pattern
+    assert common_failure([*same, (Status.NOT_REPRODUCED, "")]) == ""
+    assert common_failure([*same, (Status.OTHER_FAILURE, IMPORT_ERROR)]) == ""

@@ -116,7 +116,7 @@ def matrix_with(folder: Path, name: str, **changes: Any) -> str:
      "cases[0].outcome.timeout: expected a number, got str"),
     ({"pythons": ["2.7"]}, [], "cases[0].pythons[0]: '2.7' is not a Python version"),
     ({"pythons": [3.10]}, [], "cases[0].pythons[0]: 3.1 was read as a number"),
-    ({"repro": "."}, [], "is a directory; name the repro script itself"),
+    ({"repro": "."}, [], "cases[0].command: missing; a repro folder needs the command"),
     ({"limits": {"memory": "lots"}}, [], "cases[0].limits.memory: 'lots' is not a size"),
     ({"versions": {"spec": ">>1"}}, [], "cases[0].versions.spec: '>>1' is not a PEP 440"),
     ({}, ["--python", "py3"], "--python: 'py3' is not a Python version"),
@@ -259,3 +259,17 @@ def test_os_error_outside_the_results_is_one_line(
     assert err.splitlines() == [
         "repro-matrix: error: /cache/locks/x.json: No space left on device; free space or fix "
         "the path or its permissions, then run the same command again"]
+
+
+def test_syntax_error_in_the_repro_is_one_line_before_the_engine(
+        folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro_matrix import engine
+
+    def no_engine() -> None:
+        raise AssertionError("the engine must not be contacted")
+
+    monkeypatch.setattr(engine, "connect", no_engine)
+    (folder / "repro.py").write_text("import sys\nif True\n    sys.exit(1)\n")
+    err = fails_cleanly(folder, capsys, ["run", "--matrix", str(folder / "valid.yaml")])
+    assert err.startswith(f"repro-matrix: error: {(folder / 'repro.py').resolve()}:2: "
+                          "SyntaxError: ")  # the message itself is the host Python's

@@ -63,7 +63,7 @@ def test_repo_matrix_loads() -> None:
     assert matrix.cases
     assert matrix.digest == hashlib.sha256(path.read_bytes()).hexdigest()
     for case in matrix.cases:
-        assert case.repro.is_file()
+        assert case.repro.is_dir() if case.folder else case.repro.is_file()
         assert case.outcome.signatures
         assert set(case.pythons) <= set(known)
 
@@ -224,10 +224,18 @@ def test_timeout_given_twice_is_refused(folder: Path) -> None:
 # ---- repro files ----------------------------------------------------------------------------
 
 
-def test_repro_that_is_a_directory_is_named(folder: Path) -> None:
+def test_repro_folder_without_command_is_one_error(folder: Path) -> None:
     (folder / "scripts").mkdir()
+    (folder / "scripts" / "test_x.py").write_text("def test_x():\n    pass\n")
     message = load_error(write(folder, with_value(("cases", 0, "repro"), "scripts")))
-    assert "cases[0].repro" in message and "is a directory" in message
+    assert message.startswith(f"{folder / 'matrix.yaml'}: cases[0].command: missing; a repro "
+                              "folder needs the command")
+
+
+def test_empty_repro_folder_is_named(folder: Path) -> None:
+    (folder / "scripts" / "sub").mkdir(parents=True)
+    message = load_error(write(folder, with_value(("cases", 0, "repro"), "scripts")))
+    assert "cases[0].repro" in message and "is an empty folder" in message
 
 
 def test_unreadable_repro_is_named(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,3 +306,80 @@ def test_only_selected_cases_are_checked(folder: Path) -> None:
     matrix = config.load(write(folder, data))
     config.check_against_index(matrix, index, plan.Selection(case_ids=("demo",)))
     assert "cases[1].package" in index_error(matrix)
+
+
+# ---- repro requirements, folders, commands, env ---------------------------------------------
+
+
+def test_plain_case_keeps_the_old_defaults(folder: Path) -> None:
+    (case,) = config.load(write(folder, VALID)).cases
+    assert (case.command, case.env, case.requirements, case.requires_python, case.folder) == \
+        ((), (), (), "", False)
+    assert case.outcome.exit_codes == "default"
+
+
+def test_pep723_dependencies_join_the_case_requirements(folder: Path) -> None:
+    (folder / "repro.py").write_text('# /// script\n# requires-python = ">=3.10"\n'
+                                     '# dependencies = ["six", "attrs<22"]\n# ///\nimport six\n')
+    data = with_value(("cases", 0, "requirements"), ["attrs<22", "requests"])
+    (case,) = config.load(write(folder, data)).cases
+    assert case.requirements == ("attrs<22", "requests", "six")
+    assert case.requires_python == ">=3.10"
+
+
+def test_folder_repro_with_command_string_env_and_pytest_exit_codes(folder: Path) -> None:
+    (folder / "bug").mkdir()
+    (folder / "bug" / "test_bug.py").write_text("def test_bug():\n    pass\n")
+    data = with_value(("cases", 0, "repro"), "bug")
+    case_data = data["cases"][0]
+    case_data["command"] = "python -m pytest -x -p no:cacheprovider 'test_bug.py'"
+    case_data["env"] = {"LC_ALL": "C.UTF-8", "RETRIES": 3, "EMPTY": ""}
+    case_data["requirements"] = ["pytest<8"]
+    (case,) = config.load(write(folder, data)).cases
+    assert case.folder and case.repro == (folder / "bug").resolve()
+    assert case.command == ("python", "-m", "pytest", "-x", "-p", "no:cacheprovider",
+                            "test_bug.py")
+    assert case.env == (("EMPTY", ""), ("LC_ALL", "C.UTF-8"), ("RETRIES", "3"))
+    assert case.outcome.exit_codes == "pytest"  # detected from `-m pytest`
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    (["pytest", "-q"], "pytest"), ("/opt/venv/bin/py.test x", "pytest"),
+    ("python repro.py", "default"), ("python -m pytestish", "default"),
+])
+def test_exit_codes_follow_the_command_unless_given(folder: Path, command: Any,
+                                                    expected: str) -> None:
+    (case,) = config.load(write(folder, with_value(("cases", 0, "command"), command))).cases
+    assert case.outcome.exit_codes == expected
+    data = with_value(("cases", 0, "command"), command)
+    data["cases"][0]["outcome"]["exit_codes"] = "default"
+    assert config.load(write(folder, data)).cases[0].outcome.exit_codes == "default"
+
+
+@pytest.mark.parametrize(("keys", "value", "expected"), [
+    (("cases", 0, "command"), "", "cases[0].command: must not be empty"),
+    (("cases", 0, "command"), "python 'unclosed", "cases[0].command: cannot split"),
+    (("cases", 0, "command"), {"run": "x"}, "cases[0].command: expected a string or a list"),
+    (("cases", 0, "env"), ["A=1"], "cases[0].env: expected a mapping of NAME: value"),
+    (("cases", 0, "env"), {"1BAD": "x"}, "cases[0].env.1BAD: not a variable name"),
+    (("cases", 0, "env"), {"FLAG": True}, "cases[0].env.FLAG: expected a string, got bool"),
+    (("cases", 0, "env"), {"PY": 3.10}, "cases[0].env.PY: 3.1 was read as a number"),
+    (("cases", 0, "requirements"), "six", "cases[0].requirements: expected a list"),
+    (("cases", 0, "requirements"), ["six >>> 1"],
+     "cases[0].requirements[0]: 'six >>> 1' is not a PEP 508 requirement"),
+    (("cases", 0, "requirements"), ["my_pkg<2"],
+     "cases[0].requirements[0]: 'my_pkg<2' names the case's own package"),
+    (("cases", 0, "outcome", "exit_codes"), "unittest",
+     "cases[0].outcome.exit_codes: expected one of default, pytest"),
+])
+def test_bad_repro_keys_are_one_error_each(folder: Path, keys: tuple[str | int, ...], value: Any,
+                                           expected: str) -> None:
+    message = load_error(write(folder, with_value(keys, value)))
+    assert message.startswith(f"{folder / 'matrix.yaml'}: {expected}"), message
+
+
+def test_bad_pep723_block_in_the_repro_fails_the_load(folder: Path) -> None:
+    (folder / "repro.py").write_text('# /// script\n# dependencies = "six"\n# ///\n')
+    message = load_error(write(folder, VALID))
+    assert message == (f"{(folder / 'repro.py').resolve()}: '# /// script' block: dependencies: "
+                       "expected a list of requirement strings")

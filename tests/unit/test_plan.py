@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from repro_matrix import plan
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Case, Claim, OutcomeRule, Release, VersionSelection
+from repro_matrix.model import Case, Claim, DistFile, OutcomeRule, Release, VersionSelection
 
 
 def make_case(spec: str = "", *, prereleases: bool = False, yanked: bool = False,
@@ -134,3 +135,43 @@ def test_cell_ids_are_case_python_version_and_stable() -> None:
 def test_plan_crosses_every_python_with_every_version() -> None:
     (cp,) = plan.plan([make_case(">=2.0")], {"pkg": RELEASES}, plan.Selection())
     assert [c.id for c in cp.cells] == ["demo/py3.9/2.0", "demo/py3.11/2.0"]
+
+
+# ---- requires-python: cells that are not for a Python ---------------------------------------
+
+
+def with_files(version: str, *requires: str | None, day: int = 0) -> Release:
+    files = tuple(DistFile(f"pkg-{version}-{i}.whl", "", "0" * 64, None, spec, False)
+                  for i, spec in enumerate(requires))
+    return Release(version, datetime(2020, 1, 1 + day, tzinfo=timezone.utc), False, files)
+
+
+@pytest.mark.parametrize(("spec", "python", "admitted"), [
+    (">=3.10", "3.9", False), (">=3.10", "3.11", True), (">=3.9.5", "3.9", True),
+    ("<3.10,>=3.6", "3.11", False), ("!=3.9.*,>=3.8", "3.9", False), ("~=3.11.2", "3.11", True),
+    (">=3.14", "3.14", True), (">=3.5.*", "3.9", True),  # unreadable: excludes nothing
+])
+def test_requires_python_admits_a_python_series(spec: str, python: str, admitted: bool) -> None:
+    assert plan.admits(spec, python) is admitted
+
+
+def test_release_excluded_only_when_no_file_admits_the_python() -> None:
+    assert plan.release_exclusion(with_files("1.0", ">=3.10", ">=3.10"), "3.9") == \
+        "the release requires Python >=3.10"
+    assert plan.release_exclusion(with_files("1.0", ">=3.10", None), "3.9") == ""  # sdist: none
+    assert plan.release_exclusion(with_files("1.0"), "3.9") == ""  # no files known
+    assert plan.release_exclusion(with_files("1.0", ">=3.10"), "3.11") == ""
+
+
+def test_plan_marks_cells_not_for_python_from_release_and_repro_metadata() -> None:
+    releases = (with_files("1.0", None), with_files("2.0", ">=3.10", day=1))
+    planned = plan.plan_case(make_case(), releases, plan.Selection())
+    assert [c.id for c in planned.cells] == ["demo/py3.9/1.0", "demo/py3.9/2.0",
+                                             "demo/py3.11/1.0", "demo/py3.11/2.0"]
+    assert planned.not_for_python == (
+        ("demo/py3.9/2.0", "not for Python 3.9: the release requires Python >=3.10"),)
+    repro_needs_311 = replace(make_case(), requires_python=">=3.11")
+    planned = plan.plan_case(repro_needs_311, releases, plan.Selection())
+    assert dict(planned.not_for_python) == {
+        "demo/py3.9/1.0": "not for Python 3.9: the repro's requires-python is '>=3.11'",
+        "demo/py3.9/2.0": "not for Python 3.9: the repro's requires-python is '>=3.11'"}
