@@ -461,10 +461,12 @@ def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
         error = common_failure((r.status, r.output_excerpt) for r in column)
         if not error:
             continue
-        name = (error.split("'")[1] if error.startswith(("ModuleNotFoundError", "ImportError"))
-                and error.count("'") >= 2 else "")
-        hint = ("check `import:` or the repro's dependencies (`requirements:` / PEP 723)"
-                if name else "check the repro")
+        if all(r.status is Status.CANNOT_INSTALL for r in column):
+            hint = "check the case's `import:`"  # the image's own import check failed
+        elif error.startswith(("ModuleNotFoundError", "ImportError")):
+            hint = "check the repro's dependencies (`requirements:` or its PEP 723 block)"
+        else:
+            hint = "check the repro"
         lines.append(f"{case.id} py{python}: every cell ({len(column)}): {error} — {hint}")
     return lines
 
