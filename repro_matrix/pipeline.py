@@ -376,8 +376,15 @@ class MatrixRun:
             self._finish(collector, record)
             return _STATE_OF.get(record.status, UNDETERMINED)
 
-        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v]
-        result = bisect_versions(collector.plan.versions, probe, hints)
+        # Releases not for this Python are known without a probe: recorded, never searched.
+        searched = []
+        for version in collector.plan.versions:
+            if Cell(case.id, python, version).id in collector.not_for_python:
+                probe(version)
+            else:
+                searched.append(version)
+        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v in searched]
+        result = bisect_versions(tuple(searched), probe, hints)
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
                    "note": result.note}
