@@ -52,6 +52,12 @@ def test_not_a_version_is_refused():
     assert os.environ["REPRO_FLAG"] == "on"  # env: reaches the command
     assert Path("data/expected.txt").read_text().strip() == "Version"  # cwd is the folder
     try:
+        Path("data/expected.txt").write_text("changed")
+    except OSError:
+        pass  # the folder is read-only to the repro
+    else:
+        raise AssertionError("the repro folder is writable")
+    try:
         parsed = parse(NOT_A_VERSION)
     except InvalidVersion:
         return  # refused
