@@ -176,6 +176,9 @@ def _plan(args: argparse.Namespace) -> int:
               f"{len(cp.cells)} cells")
         print(f"  Pythons: {', '.join(cp.pythons)}")
         print(f"  versions: {', '.join(cp.versions)}")
+        if cp.not_for_python:
+            print(f"  not for their Python (requires-python; nothing built): "
+                  f"{', '.join(cell_id for cell_id, _ in cp.not_for_python)}")
     return 0
 
 

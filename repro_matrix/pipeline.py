@@ -376,8 +376,15 @@ class MatrixRun:
             self._finish(collector, record)
             return _STATE_OF.get(record.status, UNDETERMINED)
 
-        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v]
-        result = bisect_versions(collector.plan.versions, probe, hints)
+        # Releases not for this Python are known without a probe: recorded, never searched.
+        searched = []
+        for version in collector.plan.versions:
+            if Cell(case.id, python, version).id in collector.not_for_python:
+                probe(version)
+            else:
+                searched.append(version)
+        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v in searched]
+        result = bisect_versions(tuple(searched), probe, hints)
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
                    "note": result.note}
@@ -461,10 +468,12 @@ def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
         error = common_failure((r.status, r.output_excerpt) for r in column)
         if not error:
             continue
-        name = (error.split("'")[1] if error.startswith(("ModuleNotFoundError", "ImportError"))
-                and error.count("'") >= 2 else "")
-        hint = ("check `import:` or the repro's dependencies (`requirements:` / PEP 723)"
-                if name else "check the repro")
+        if all(r.status is Status.CANNOT_INSTALL for r in column):
+            hint = "check the case's `import:`"  # the image's own import check failed
+        elif error.startswith(("ModuleNotFoundError", "ImportError")):
+            hint = "check the repro's dependencies (`requirements:` or its PEP 723 block)"
+        else:
+            hint = "check the repro"
         lines.append(f"{case.id} py{python}: every cell ({len(column)}): {error} — {hint}")
     return lines
 

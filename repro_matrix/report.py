@@ -32,7 +32,8 @@ MEANINGS: dict[Status, str] = {
     Status.REPRODUCED: "reproduced: the bug shows (failure signature seen)",
     Status.NOT_REPRODUCED: "not reproduced: the repro passed",
     Status.OTHER_FAILURE: "other failure: the repro failed without the bug's signature",
-    Status.CANNOT_TEST: "cannot test: the repro said it could not decide (exit 125)",
+    Status.CANNOT_TEST: "cannot test: the repro said it could not decide (exit 125; pytest: "
+                        "no tests collected)",
     Status.CANNOT_INSTALL: "cannot install: this release does not install or import on this "
                            "Python at any era cutoff tried",
     Status.TIMEOUT: "timeout: no exit within the case's limit",

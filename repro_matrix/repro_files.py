@@ -24,8 +24,10 @@ else:  # pragma: no cover - exercised on Python 3.9 and 3.10 only
 # The reference implementation's regular expression (PEP 723, "Reference Implementation").
 _BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 # Host-side leftovers that say nothing about the repro (and differ from machine to machine).
-_SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"}
+_SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git", ".venv",
+                 ".tox", ".nox"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
+MAX_FOLDER_BYTES = 64 << 20  # each cell gets a copy: a repro folder is a few files, not a project
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,18 @@ def read_files(repro: Path, folder: bool) -> dict[str, bytes]:
     if not folder:
         return {repro.name: repro.read_bytes()}
     files = {}
+    total = 0
     for path in sorted(repro.rglob("*")):
         relative = path.relative_to(repro)
         if (not path.is_file() or _SKIPPED_DIRS.intersection(relative.parts[:-1])
                 or path.name.endswith(_SKIPPED_SUFFIXES)):
             continue
         files[relative.as_posix()] = path.read_bytes()
+        total += len(files[relative.as_posix()])
+        if total > MAX_FOLDER_BYTES:
+            raise UsageError(f"{repro}: the repro folder holds more than "
+                             f"{MAX_FOLDER_BYTES >> 20} MiB", "keep only the files the repro "
+                             "needs in it (every cell gets a copy)")
     return files
 
 

@@ -52,6 +52,12 @@ def test_not_a_version_is_refused():
     assert os.environ["REPRO_FLAG"] == "on"  # env: reaches the command
     assert Path("data/expected.txt").read_text().strip() == "Version"  # cwd is the folder
     try:
+        Path("data/expected.txt").write_text("changed")
+    except OSError:
+        pass  # the folder is read-only to the repro
+    else:
+        raise AssertionError("the repro folder is writable")
+    try:
         parsed = parse(NOT_A_VERSION)
     except InvalidVersion:
         return  # refused
@@ -108,3 +114,18 @@ def test_folder_repro_runs_its_pytest_command_with_env_and_requirements(
         assert record.status.decisive, (record.status, record.reason, record.output_excerpt)
         assert any(line.startswith("pytest==") for line in record.lock)
         assert record.exit_code in (0, 1)
+
+
+def test_a_requirement_conflicting_with_the_release_is_cannot_install_with_the_reason(
+        tmp_path: Path, docker_engine: engine.Engine, cache_dir: Path) -> None:
+    # packaging 21.x requires pyparsing>=2.0.2 (its metadata, not a verdict): no lock exists.
+    (tmp_path / "repro.py").write_text("import pyparsing\n")
+    records = _run(tmp_path, {
+        "id": "packaging-conflict", "package": "packaging", "versions": {"spec": "==21.3"},
+        "pythons": [PYTHON], "repro": "repro.py", "requirements": ["pyparsing<2"],
+        "outcome": {"signature": "never", "timeout": 30}}, cache_dir)
+    (record,) = records
+    assert record.status is Status.CANNOT_INSTALL
+    assert record.reason.startswith("did not resolve at any of ")
+    assert "pyparsing" in record.reason and not record.image_id
+    assert all(a.result == "resolve failed" for a in record.attempts)

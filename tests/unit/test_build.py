@@ -89,3 +89,14 @@ def test_a_step_killed_by_a_signal_is_not_a_verdict_on_the_lock() -> None:
     assert killed(log)
     assert not killed(log.replace("137", "1"))
     assert not killed("")
+
+
+def test_repro_requirements_change_the_lock_not_the_dockerfile(
+        golden: Callable[[str, str], None]) -> None:
+    """Cases without extra requirements keep their byte-identical Dockerfile (and so their
+    cached images); extra requirements only add pins to the lock's requirements.txt."""
+    extra = Pin("six", "1.16.0", "six-1.16.0-py2.py3-none-any.whl", "e" * 64)
+    with_extra = replace(LOCK, runtime=(*LOCK.runtime, extra))
+    dockerfile = render_dockerfile(BASE, with_extra, "pkg", "demo/py3.9/1.0")
+    golden("cell.Dockerfile", dockerfile)
+    assert image_tag(dockerfile, with_extra, BASE) != image_tag(dockerfile, LOCK, BASE)

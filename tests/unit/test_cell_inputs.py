@@ -66,5 +66,8 @@ def test_a_column_failing_one_way_is_said_once() -> None:
                record("3.11", "1.0", Status.OTHER_FAILURE, missing),
                record("3.11", "2.0", Status.NOT_REPRODUCED, "")]
     assert pipeline.column_failures(SCRIPT, records) == [
-        "demo py3.9: every cell (2): ModuleNotFoundError: No module named 'attrs' — check "
-        "`import:` or the repro's dependencies (`requirements:` / PEP 723)"]
+        "demo py3.9: every cell (2): ModuleNotFoundError: No module named 'attrs' — check the "
+        "repro's dependencies (`requirements:` or its PEP 723 block)"]
+    not_importable = [replace(r, status=Status.CANNOT_INSTALL) for r in records[:2]]
+    assert pipeline.column_failures(SCRIPT, not_importable)[0].endswith(
+        "— check the case's `import:`")

@@ -71,6 +71,13 @@ def test_folder_files_keep_subfolders_and_skip_host_caches(tmp_path: Path) -> No
     assert list(files) == ["data/deep/input.txt", "test_bug.py"]
 
 
+def test_an_oversized_folder_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repro_files, "MAX_FOLDER_BYTES", 10)
+    (tmp_path / "a.txt").write_text("0123456789abc")
+    with pytest.raises(UsageError, match="the repro folder holds more than"):
+        repro_files.read_files(tmp_path, folder=True)
+
+
 def test_folder_digest_changes_with_any_content_or_name() -> None:
     files = {"a.py": b"x = 1\n", "data/b.txt": b"b"}
     digest = repro_files.files_digest(files)

@@ -142,3 +142,16 @@ def test_differs_by_python_lists_conflicting_versions() -> None:
 def test_per_python_scopes_are_in_numeric_order() -> None:
     verdict = derive(history({"1.0": R}, pythons=("3.10", "3.9", "3.12")), Claim())
     assert [s.name for s in verdict.per_python] == ["Python 3.9", "Python 3.10", "Python 3.12"]
+
+
+def test_not_for_this_python_decides_nothing() -> None:
+    """A release whose requires-python excludes a Python is neither affected nor fixed there:
+    the verdict is the one the other cells give, and the claim check never cites it."""
+    excluded = Status.NOT_FOR_PYTHON
+    observations = [*history({"1.0": N, "1.1": R, "2.0": N}, ("3.9",)),
+                    *history({"1.0": excluded, "1.1": excluded, "2.0": N}, ("3.11",))]
+    verdict = derive(observations, Claim(first_fixed="1.1"))
+    assert (verdict.overall.introduced, verdict.overall.first_fixed) == ("1.1", "2.0")
+    assert verdict.per_python[1].decisive == 1 and not verdict.per_python[1].ranges
+    assert verdict.claim.holds is False
+    assert all("3.11" not in cell for cell in verdict.claim.evidence)
