@@ -195,7 +195,7 @@ def _writer(results: Path, args: argparse.Namespace) -> Iterator[None]:
     """This process is the results folder's only writer while the body runs."""
     from repro_matrix import results_lock
 
-    command = shlex.join(["python -m repro_matrix", *args.argv])
+    command = "python -m repro_matrix " + shlex.join(args.argv)
     with results_lock.hold(results, command, lambda line: print(line, file=sys.stderr)):
         yield
 
