@@ -105,7 +105,7 @@ def test_a_slice_merges_into_the_stored_case_and_keeps_every_other_record(
     render_results(results)
     verdict_before = (results / "demo" / "verdict.json").read_text()
     collector = _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.1",)), results,
-                             _slice_meta(["3.9"], ["1.1"]))
+                             _slice_meta(["3.9"], ["1.1"]), {})
     collector.add(rec("3.9", "1.1", N, key="new"))
     collector.flush()
     meta, records = store.read_cells(results / "demo" / "cells.json")
@@ -124,7 +124,7 @@ def test_an_outage_keeps_the_decided_record_and_says_so(tmp_path: Path) -> None:
     results = tmp_path / "results"
     _stored_full(results)
     collector = _CaseResults(_plan(_case(tmp_path), ("3.11",), ("1.0", "1.1")), results,
-                             _slice_meta(["3.11"], ["1.0", "1.1"]))
+                             _slice_meta(["3.11"], ["1.0", "1.1"]), {})
     collector.add(rec("3.11", "1.0", U))
     collector.add(rec("3.11", "1.1", U))
     collector.flush()
@@ -139,7 +139,7 @@ def test_replace_starts_over(tmp_path: Path) -> None:
     results = tmp_path / "results"
     _stored_full(results)
     collector = _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results,
-                             _slice_meta(["3.9"], ["1.0"]), start_over=True)
+                             _slice_meta(["3.9"], ["1.0"]), {}, start_over=True)
     assert collector.discarded == len(FULL)
     collector.add(rec("3.9", "1.0", U))
     collector.flush()
@@ -155,7 +155,7 @@ def test_an_unreadable_stored_case_is_refused_not_overwritten(tmp_path: Path) ->
     cells.write_text(cells.read_text().replace('"schema_version": 1', '"schema_version": 99'))
     before = cells.read_text()
     with pytest.raises(UsageError) as refused:
-        _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results, {})
+        _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results, {}, {})
     assert "schema 99" in refused.value.one_line() and "--replace" in refused.value.one_line()
     assert cells.read_text() == before
 
