@@ -180,11 +180,12 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
                          jobs=args.jobs, provider=args.provider, rerun=args.rerun,
                          cost_from=args.cost_from, start_over=args.replace)
-    # Before any download or build: the engine answers, and the index knows the cases.
-    engine.connect()
-    config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
+    # A second writer stops at once; then, before any download or build: the folder takes
+    # files, the engine answers, and the index knows the cases.
     with _writer(args.results, args):
         store.check_writable(args.results)
+        engine.connect()
+        config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
         progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
         MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect, shard=shard)
     return 0
