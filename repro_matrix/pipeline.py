@@ -152,11 +152,11 @@ class _CaseResults:
         outage = self.kept.get(Status.UNAVAILABLE, 0)
         parts = [f"{count} {status.value}" for status, count in sorted(
             self.kept.items(), key=lambda item: item[0].value)]
-        why = ("an infrastructure outage" if outage == total
-               else "outcomes of lower standing")
+        why, then = (("an infrastructure outage", "rerun when it is over")
+                     if outage == total else ("outcomes of lower standing",
+                                              "look into them"))
         return (f"{self.plan.case.id}: kept {total} stored record(s) over {why} of this run "
-                f"({', '.join(parts)}); rerun when the outage is over, or --replace to start "
-                "over")
+                f"({', '.join(parts)}); {then}, or --replace to start over")
 
     def _write(self) -> None:
         store.write_cells(self.results, self.plan.case.id,
