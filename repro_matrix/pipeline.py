@@ -304,8 +304,8 @@ class MatrixRun:
                 self._say(f"--replace: starting {collector.plan.case.id} over; "
                           f"{collector.discarded} stored record(s) discarded")
         if self.options.rerun and builder.remembered_failures():
-            self._say(f"--rerun: retrying {builder.remembered_failures()} remembered build "
-                      "failure(s)")
+            self._say(f"--rerun: cells whose build failed before are built again (the cache "
+                      f"remembers {builder.remembered_failures()} build failure(s))")
         stage = _Stage(eng, builder, base_images)
         tasks: list[Callable[[], None]]
         if bisect:
