@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -44,9 +45,10 @@ def human(size: float) -> str:
 
 
 def image_group(image: ImageInfo) -> str:
-    """cell (a cell's image), base (a base image) or layer (an intermediate build layer)."""
+    """cell (a cell's image), base (a base image), dangling (a failed or superseded build's
+    last layer) or layer (an intermediate build layer)."""
     if not image.tags:
-        return "layer"
+        return "dangling" if image.dangling else "layer"
     return image.labels.get(f"{LABEL}.kind", "base")
 
 
@@ -57,21 +59,37 @@ def own_sizes(images: Sequence[ImageInfo]) -> dict[str, int]:
     return {image.id: max(image.size - size_of.get(image.parent, 0), 0) for image in images}
 
 
-def image_lines(images: Sequence[ImageInfo]) -> list[str]:
-    own = own_sizes(images)
+def attributed_groups(images: Sequence[ImageInfo]) -> dict[str, list[ImageInfo]]:
+    """Images by group, each cell, base or dangling image with the untagged build layers only it
+    stands on (removing it frees them); layers several images share stay "layer"."""
+    by_id = {image.id: image for image in images}
+    children = Counter(image.parent for image in images if image.parent)
+    group_of = {image.id: image_group(image) for image in images
+                if image_group(image) != "layer"}
+    for image in images:
+        group = group_of.get(image.id)
+        parent = by_id.get(image.parent)
+        while (group is not None and parent is not None and not parent.tags
+               and children[parent.id] == 1 and parent.id not in group_of):
+            group_of[parent.id] = group
+            parent = by_id.get(parent.parent)
     groups: dict[str, list[ImageInfo]] = {}
     for image in images:
-        groups.setdefault(image_group(image), []).append(image)
-    parts = []
-    for group in sorted(groups):
-        members = groups[group]
-        dangling = sum(1 for image in members if image.dangling)
-        size = human(sum(own[image.id] for image in members))
-        parts.append(f"  images {group:<9} {len(members):6d} images {size:>10}"
-                     + (f" ({dangling} dangling)" if dangling else ""))
-    parts.append(f"  images total     {len(images):6d} images {human(sum(own.values())):>10} "
+        groups.setdefault(group_of.get(image.id, "layer"), []).append(image)
+    return groups
+
+
+def image_lines(images: Sequence[ImageInfo]) -> list[str]:
+    own = own_sizes(images)
+    lines = []
+    for group, members in sorted(attributed_groups(images).items()):
+        heads = [image for image in members if image_group(image) == group]
+        count = (f"{len(members):6d} shared build layers" if group == "layer"
+                 else f"{len(heads):6d} images")
+        lines.append(f"  images {group:<9} {count} {human(sum(own[i.id] for i in members)):>10}")
+    lines.append(f"  images total     {len(images):6d} layers {human(sum(own.values())):>10} "
                  f"(label {LABEL}.managed=1)")
-    return parts
+    return lines
 
 
 def show(cache_dir: Path, kinds: Sequence[str]) -> list[str]:

@@ -367,7 +367,22 @@ def test_cache_clean_removes_only_unreferenced_cell_images_in_scope() -> None:
     assert cache.removable(images, referenced, ["demo"]) == [gone]
     assert cache.removable(images, referenced, []) == [gone, other_case, layer]
     assert sum(cache.own_sizes(images).values()) == 100 + 30 + 20 + 20 + 10
-    assert [cache.image_group(i) for i in images] == ["base", "cell", "cell", "cell", "layer"]
+    assert [cache.image_group(i) for i in images] == ["base", "cell", "cell", "cell",
+                                                      "dangling"]
+
+
+def test_cache_sizes_attribute_a_cell_its_own_build_layers_not_shared_ones() -> None:
+    base = _image("base", None, size=100)
+    tools = _image("-tools", None, size=110, parent="sha256:base")  # shared by two cells
+    install_a = _image("-install-a", None, size=150, parent="sha256:-tools")
+    cell_a = _image("cella", "cell", "demo", size=150, parent="sha256:-install-a")
+    cell_b = _image("cellb", "cell", "demo", size=170, parent="sha256:-tools")
+    groups = cache.attributed_groups([base, tools, install_a, cell_a, cell_b])
+    assert {g: [i.id[7:] for i in members] for g, members in groups.items()} == {
+        "base": ["base"], "layer": ["-tools"], "cell": ["-install-a", "cella", "cellb"]}
+    lines = cache.image_lines([base, tools, install_a, cell_a, cell_b])
+    assert any(line.split()[1:4] == ["cell", "2", "images"] and line.endswith("100 B")
+               for line in lines), lines
 
 
 def test_cache_clean_refuses_a_results_folder_without_records(tmp_path: Path) -> None:
