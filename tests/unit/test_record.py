@@ -429,3 +429,16 @@ def test_noxfile_passes_the_folder_nox_was_started_in() -> None:
     assert '"--invoked-from",\n                str(session.invoked_from)' in noxfile
     for command in ("run", "report", "plan", "cache"):
         assert f'_harness(session, "{command}")' in noxfile
+
+
+def test_merging_shards_into_a_folder_keeps_its_other_records(tmp_path: Path) -> None:
+    from repro_matrix.pipeline import merge_results
+
+    results, shard = tmp_path / "results", tmp_path / "shard-1"
+    _stored_full(results)
+    meta = {**_slice_meta(["3.9"], ["1.0"]), "matrix_digest": "d"}
+    store.write_cells(shard, "demo", [rec("3.9", "1.0", N, key="shard")], meta)
+    merge_results([shard], results)
+    _, records = store.read_cells(results / "demo" / "cells.json")
+    assert [r.cell.id for r in records] == [r.cell.id for r in FULL]
+    assert {r.cell.id: r.status for r in records}["demo/py3.9/1.0"] is N
