@@ -186,6 +186,11 @@ def supersedes(new: CellRecord, stored: CellRecord | None) -> bool:
     return stored is None or standing(new.status) >= standing(stored.status)
 
 
+# Meta that describes how the case runs now (rerun commands read it): this run's or none.
+_CASE_AS_RUN = ("command", "env", "folder", "requirements", "limits", "repro", "repro_path",
+                "shard", "merged_from")
+
+
 def merge_meta(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The meta of a cells.json holding stored records and this run's: lists and maps describe
     the union (readers draw tables and check merges from them), the rest is this run's."""
@@ -196,6 +201,9 @@ def merge_meta(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
             return (1, text)
 
     merged = {**stored, **new}
+    for key in _CASE_AS_RUN:
+        if key not in new:
+            merged.pop(key, None)  # the case no longer sets it (a run adds only what is set)
     merged["versions"] = sorted({*stored.get("versions", ()), *new.get("versions", ())},
                                 key=version_key)
     merged["pythons"] = sorted({*stored.get("pythons", ()), *new.get("pythons", ())},

@@ -442,3 +442,15 @@ def test_merging_shards_into_a_folder_keeps_its_other_records(tmp_path: Path) ->
     _, records = store.read_cells(results / "demo" / "cells.json")
     assert [r.cell.id for r in records] == [r.cell.id for r in FULL]
     assert {r.cell.id: r.status for r in records}["demo/py3.9/1.0"] is N
+
+
+def test_merged_meta_describes_the_union_and_the_case_as_it_runs_now() -> None:
+    stored = {**FULL_META, "command": ["pytest"], "env": {"A": "1"}, "repro": "old.py",
+              "bisect": {"3.9": {"cells_run": 3}}}
+    new = {**_slice_meta(["3.13"], ["3.0"]), "repro": "new.py", "bisect": {"3.13": {}}}
+    merged = store.merge_meta(stored, new)
+    assert merged["pythons"] == ["3.9", "3.11", "3.13"]
+    assert merged["versions"] == ["1.0", "1.1", "2.0", "3.0"]
+    assert merged["plan_cells"][-1] == "demo/py3.13/3.0" and len(merged["plan_cells"]) == 7
+    assert set(merged["bisect"]) == {"3.9", "3.13"}
+    assert merged["repro"] == "new.py" and "command" not in merged and "env" not in merged
