@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     _invoked_from(rep)
 
     cache = commands.add_parser("cache", help="show the cache's sizes by kind, or clean it")
-    cache.add_argument("action", nargs="?", choices=("show", "clean"), default="show")
+    cache.add_argument("action", nargs="?", choices=("show", "clean"), default="show",
+                       help="show sizes by kind (default), or clean: clear the kinds chosen "
+                            "and remove images no stored record references")
     cache.add_argument("--kind", action="append", metavar="KIND",
                        help="only these kinds (comma-separated, repeatable): "
                             f"{', '.join(_cache_kinds())} (default: all)")
