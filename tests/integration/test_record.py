@@ -259,3 +259,25 @@ def test_cache_clean_then_a_rerun_rebuilds_what_it_needs(full: Path, docker_engi
     assert len(client.images.list(filters={"label": label})) == CELLS
     assert all(r.status.decisive for r in records(results, "record-clean").values())
     consistent(results, "record-clean")
+
+
+def test_the_reports_rerun_command_works_from_any_folder_and_fails_loudly_without_the_repro(
+        full: Path, tmp_path: Path) -> None:
+    from repro_matrix import report
+
+    meta, cells = store.read_cells(full / "results" / "record-merge" / "cells.json")
+    reproduced = next(r for r in cells if r.status.value == "reproduced")
+    command = report.rerun_command(reproduced, meta)
+    assert command is not None and command in (full / "results" / "report.md").read_text()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run(["bash", "-c", command], cwd=elsewhere, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == reproduced.exit_code and SIGNATURE in done.stdout, done.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing created where it ran
+    gone = report.rerun_command(reproduced, {**meta, "repro_path": str(tmp_path / "gone.py")})
+    assert gone is not None
+    failed = subprocess.run(["bash", "-c", gone], cwd=elsewhere, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert failed.returncode == 125 and "gone.py" in failed.stderr
+    assert not (tmp_path / "gone.py").exists()
