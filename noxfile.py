@@ -13,25 +13,39 @@ nox.options.reuse_venv = "yes"
 PYTHON = os.environ.get("REPRO_MATRIX_PYTHON") or None  # None: the Python running nox
 
 
+def _harness(session: nox.Session, command: str) -> None:
+    """`python -m repro_matrix COMMAND`; paths typed after `--` resolve against the folder nox
+    was started in (nox itself runs sessions from the noxfile's folder)."""
+    session.run("python", "-m", "repro_matrix", command, "--invoked-from",
+                str(session.invoked_from), *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def matrix(session: nox.Session) -> None:
     """Run the matrix in containers; options after `--` go to `python -m repro_matrix run`."""
     session.install("-e", ".")
-    session.run("python", "-m", "repro_matrix", "run", *session.posargs)
+    _harness(session, "run")
 
 
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Re-derive verdicts and report.md from stored results (no Docker needed)."""
     session.install("-e", ".")
-    session.run("python", "-m", "repro_matrix", "report", *session.posargs)
+    _harness(session, "report")
 
 
 @nox.session(python=PYTHON)
 def plan(session: nox.Session) -> None:
     """Print the cells a run would execute (`-- --json` for machines)."""
     session.install("-e", ".")
-    session.run("python", "-m", "repro_matrix", "plan", *session.posargs)
+    _harness(session, "plan")
+
+
+@nox.session(python=PYTHON)
+def cache(session: nox.Session) -> None:
+    """Show the cache's sizes by kind (`-- clean [--kind …]` clears them)."""
+    session.install("-e", ".")
+    _harness(session, "cache")
 
 
 @nox.session(python=PYTHON)

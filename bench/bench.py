@@ -160,7 +160,9 @@ def main() -> int:
         figures["warm_full_s"] * len(subset) / max(len(ran), 1))
 
     bisect_dir = work / "bisect"
-    figures["bisect_s"] = harness_run(bisect_dir, "--bisect", "--rerun", *harness_args)
+    # --replace: each bench run starts over (a run merges into what the folder holds).
+    figures["bisect_s"] = harness_run(bisect_dir, "--bisect", "--rerun", "--replace",
+                                      *harness_args)
     figures["bisect"] = _bisect_summary(bisect_dir, full)
 
     if args.cold:
@@ -172,7 +174,7 @@ def cold_run(work: Path, harness_args: list[str]) -> float:
     """A full matrix with no cell images and an empty cache (base images kept)."""
     _drop_cell_images()
     with tempfile.TemporaryDirectory() as cache:
-        return harness_run(work / "cold", "--rerun", *harness_args,
+        return harness_run(work / "cold", "--rerun", "--replace", *harness_args,
                            env={"REPRO_MATRIX_CACHE": cache})
 
 

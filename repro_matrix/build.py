@@ -54,14 +54,25 @@ def killed(log: str) -> bool:
     return bool(codes) and int(codes[-1]) >= 128
 
 
-class Builder:
-    """Builds cell images from locks; remembers failures by content address for this cache."""
+# The on-disk format of remembered build failures; entries without the field are format 1.
+FAILURE_FORMAT = 1
 
-    def __init__(self, engine: Engine, wheelhouse: Path, cache_dir: Path) -> None:
+
+class Builder:
+    """Builds cell images from locks; remembers failures by content address for this cache
+    (``retry_failures``, as with --rerun, builds them again)."""
+
+    def __init__(self, engine: Engine, wheelhouse: Path, cache_dir: Path,
+                 retry_failures: bool = False) -> None:
         self.engine = engine
         self.wheelhouse = wheelhouse
         self.failures_dir = cache_dir / "build-failures"
         self.work_dir = cache_dir / "contexts"
+        self.retry_failures = retry_failures
+
+    def remembered_failures(self) -> int:
+        """How many build failures this cache remembers."""
+        return len(list(self.failures_dir.glob("*.json"))) if self.failures_dir.is_dir() else 0
 
     def build(self, base: BaseImage, lock: Lock, import_name: str,
               cell_label: str) -> BuildOutcome:
@@ -71,17 +82,24 @@ class Builder:
         if existing:
             return BuildOutcome(ok=True, image_ref=tag, image_id=existing, log_excerpt="")
         failure = self.failures_dir / f"{tag.split(':')[1]}.json"
-        if failure.exists():
-            return BuildOutcome(**json.loads(failure.read_text()))
-        outcome = self._build(dockerfile, lock, tag)
+        remembered = None if self.retry_failures else _remembered(failure)
+        if remembered is not None:
+            return remembered
+        case_id = cell_label.split("/")[0]
+        outcome = self._build(dockerfile, lock, tag, {f"{LABEL}.kind": "cell",
+                                                      f"{LABEL}.case": case_id,
+                                                      f"{LABEL}.cell": cell_label})
         if not outcome.ok and not outcome.interrupted:
             self.failures_dir.mkdir(parents=True, exist_ok=True)
             tmp = failure.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(outcome.__dict__))
+            tmp.write_text(json.dumps({"format": FAILURE_FORMAT, **outcome.__dict__}))
             os.replace(tmp, failure)
+        elif outcome.ok:
+            failure.unlink(missing_ok=True)  # retried and built: forget the failure
         return outcome
 
-    def _build(self, dockerfile: str, lock: Lock, tag: str) -> BuildOutcome:
+    def _build(self, dockerfile: str, lock: Lock, tag: str,
+               labels: dict[str, str]) -> BuildOutcome:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
             context = Path(tmp)
@@ -92,12 +110,23 @@ class Builder:
                 (context / folder / name).write_text(lock.requirement_lines(pins))
                 for pin in pins:
                     _link(self.wheelhouse / pin.filename, context / folder / pin.filename)
-            image_id, log = self.engine.build(context, tag, labels={f"{LABEL}.kind": "cell"})
+            image_id, log = self.engine.build(context, tag, labels=labels)
         excerpt = _excerpt(log)
         if image_id is None:
             return BuildOutcome(ok=False, image_ref=tag, image_id="", log_excerpt=excerpt,
                                 failed_step=failed_step(log), interrupted=killed(log))
         return BuildOutcome(ok=True, image_ref=tag, image_id=image_id, log_excerpt=excerpt)
+
+
+def _remembered(path: Path) -> BuildOutcome | None:
+    """A remembered failure; a missing, corrupt or other-format entry is a miss (built again)."""
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.pop("format", 1) != FAILURE_FORMAT:
+            return None
+        return BuildOutcome(**data)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _link(source: Path, target: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -12,12 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from repro_matrix import __version__, config, plan
+from repro_matrix import __version__, config, plan, store
 from repro_matrix.errors import HarnessError, UsageError
 from repro_matrix.model import MatrixConfig
 from repro_matrix.shard import parse_shard
 
-EXIT_CHANGED = 5  # report --baseline: a claim check or a decisive cell changed
+EXIT_CHANGED = 5  # report --baseline: a claim check or a decided cell changed or vanished
+# Paths not typed by the user: relative to the current directory (the repository, under nox).
+_DEFAULT_PATHS = {"matrix": Path("matrix.yaml"), "results": Path("results"),
+                  "cost_from": Path("results")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,10 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "and stops (logarithmic), then confirm the boundaries")
     run.add_argument("--shard", help="run only shard K of N (K/N): a deterministic slice "
                      "balanced by expected cost; cells that share an image stay together")
-    run.add_argument("--cost-from", type=Path, default=Path("results"),
+    run.add_argument("--cost-from", type=Path,
                      help="earlier results whose durations balance shards (default: results)")
     run.add_argument("--rerun", action="store_true",
-                     help="run every cell again, even those whose inputs did not change")
+                     help="run every cell again, even those whose inputs did not change, and "
+                          "retry remembered build failures")
+    run.add_argument("--replace", action="store_true",
+                     help="discard the stored records of the cases run and start over "
+                          "(default: merge this run into them)")
     run.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
                      "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
 
@@ -65,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--shards", type=int, default=0,
                       help="also split into N shards (the CI job matrix under 'matrix')")
-    show.add_argument("--cost-from", type=Path, default=Path("results"),
+    show.add_argument("--cost-from", type=Path,
                       help="earlier results whose durations balance shards (default: results)")
 
     rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
@@ -74,9 +82,36 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--baseline", type=Path, metavar="DIR",
                      help="an earlier results folder: report what changed; exit 5 when a "
                           "claim check or a decisive cell changed")
-    rep.add_argument("--results", type=Path, default=Path("results"),
-                     help="results folder (default: results)")
+    rep.add_argument("--results", type=Path, help="results folder (default: results)")
+    _invoked_from(rep)
+
+    cache = commands.add_parser("cache", help="show the cache's sizes by kind, or clean it")
+    cache.add_argument("action", nargs="?", choices=("show", "clean"), default="show",
+                       help="show sizes by kind (default), or clean: clear the kinds chosen "
+                            "and remove images no stored record references")
+    cache.add_argument("--kind", action="append", metavar="KIND",
+                       help="only these kinds (comma-separated, repeatable): "
+                            f"{', '.join(_cache_kinds())} (default: all)")
+    cache.add_argument("--results", type=Path, nargs="+", metavar="DIR",
+                       help="results folders whose records keep their images (default: results)")
+    cache.add_argument("--case", action="append",
+                       help="images: only those built for this case id (repeatable)")
+    cache.add_argument("--cache-dir", type=Path, help="the cache (default: $REPRO_MATRIX_CACHE "
+                       "or ~/.cache/repro-matrix)")
+    _invoked_from(cache)
     return parser
+
+
+def _cache_kinds() -> tuple[str, ...]:
+    from repro_matrix.cache import KINDS
+
+    return KINDS
+
+
+def _invoked_from(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--invoked-from", type=Path, metavar="DIR",
+                     help="resolve relative paths given on the command line against DIR (nox "
+                          "passes the folder it was started in)")
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -87,8 +122,32 @@ def _common(sub: argparse.ArgumentParser) -> None:
                      help="only these Pythons, e.g. 3.9,3.11 (repeatable)")
     sub.add_argument("--versions", default="", help="a PEP 440 specifier ('>=1.0,<1.2') or "
                      "exact versions ('1.0.2,1.0.3')")
-    sub.add_argument("--results", type=Path, default=Path("results"),
-                     help="results folder (default: results)")
+    sub.add_argument("--results", type=Path, help="results folder (default: results)")
+    _invoked_from(sub)
+
+
+def resolve_paths(args: argparse.Namespace) -> None:
+    """Paths the user typed resolve against --invoked-from (the folder they typed them in);
+    defaults stay relative to the current directory."""
+    base: Path | None = getattr(args, "invoked_from", None)
+
+    def against(path: Path) -> Path:
+        path = path.expanduser()
+        return path if base is None or path.is_absolute() else base / path
+
+    for name in ("matrix", "results", "cost_from", "cache_dir", "baseline"):
+        if not hasattr(args, name):
+            continue
+        value = getattr(args, name)
+        if value is None:
+            if name in _DEFAULT_PATHS:
+                setattr(args, name, _DEFAULT_PATHS[name])
+        elif isinstance(value, list):
+            setattr(args, name, [against(path) for path in value])
+        else:
+            setattr(args, name, against(value))
+    if getattr(args, "merge", None):
+        args.merge = [against(path) for path in args.merge]
 
 
 def _selection(args: argparse.Namespace) -> plan.Selection:
@@ -110,21 +169,38 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--shard and --bisect: a bisection needs every version of a Python; "
                          "choose one")
     shard = parse_shard(args.shard) if args.shard else None
+    if args.replace and (args.shard or args.engines):
+        raise UsageError("--replace with --shard/--engines: a shard holds part of a run; "
+                         "replace into an empty --results folder instead")
     if args.engines:
-        return _run_on_engines(args)
+        with _writer(args.results, args):
+            return _run_on_engines(args)
     matrix = config.load(args.matrix)
     selection = _selection(args)
     _check_selection(matrix, selection)
     read_repros(plan.select_cases(matrix.cases, selection.case_ids))  # a syntax error: exit 2
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
                          jobs=args.jobs, provider=args.provider, rerun=args.rerun,
-                         cost_from=args.cost_from)
-    # Before any download or build: the engine answers, and the index knows the cases.
-    engine.connect()
-    config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
-    progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
-    MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect, shard=shard)
+                         cost_from=args.cost_from, start_over=args.replace)
+    # A second writer stops at once; then, before any download or build: the folder takes
+    # files, the engine answers, and the index knows the cases.
+    with _writer(args.results, args):
+        store.check_writable(args.results)
+        engine.connect()
+        config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
+        progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
+        MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect, shard=shard)
     return 0
+
+
+@contextmanager
+def _writer(results: Path, args: argparse.Namespace) -> Iterator[None]:
+    """This process is the results folder's only writer while the body runs."""
+    from repro_matrix import results_lock
+
+    command = "python -m repro_matrix " + shlex.join(args.argv)
+    with results_lock.hold(results, command, lambda line: print(line, file=sys.stderr)):
+        yield
 
 
 def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
@@ -185,11 +261,13 @@ def _plan(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from repro_matrix.pipeline import alert_changes, merge_results, render_results
 
-    if args.merge:
-        merged = merge_results(args.merge, args.results)
-        print(f"merged {len(args.merge)} shard folders: {', '.join(merged)}", file=sys.stderr)
-    render_results(args.results, on_case=lambda case: print(f"rendered {case}",
-                                                            file=sys.stderr))
+    with _writer(args.results, args):
+        if args.merge:
+            merged = merge_results(args.merge, args.results)
+            print(f"merged {len(args.merge)} shard folders: {', '.join(merged)}",
+                  file=sys.stderr)
+        render_results(args.results, on_case=lambda case: print(f"rendered {case}",
+                                                                file=sys.stderr))
     print(f"report: {args.results / 'report.md'}", file=sys.stderr)
     if args.baseline:
         changes = alert_changes(args.results, args.baseline)
@@ -198,6 +276,26 @@ def _report(args: argparse.Namespace) -> int:
         if changes:
             return EXIT_CHANGED
         print(f"no change against {args.baseline}", file=sys.stderr)
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from repro_matrix import cache
+    from repro_matrix.pipeline import default_cache_dir
+
+    kinds = _split(args.kind) or cache.KINDS
+    unknown = [kind for kind in kinds if kind not in cache.KINDS]
+    if unknown:
+        raise UsageError(f"--kind: unknown kind {', '.join(unknown)}",
+                         f"choose from {', '.join(cache.KINDS)}")
+    cache_dir = args.cache_dir or default_cache_dir()
+    results = args.results or [Path("results")]
+    if args.action == "show":
+        for line in cache.show(cache_dir, kinds):
+            print(line)
+        return 0
+    for line in cache.clean(cache_dir, kinds, results, _split(args.case)):
+        print(line)
     return 0
 
 
@@ -237,7 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with signals.installed():
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)
-            command = {"run": _run, "plan": _plan, "report": _report}[args.command]
+            resolve_paths(args)
+            command = {"run": _run, "plan": _plan, "report": _report,
+                       "cache": _cache}[args.command]
             return command(args)
     except HarnessError as exc:
         print(f"repro-matrix: error: {exc.one_line()}", file=sys.stderr)

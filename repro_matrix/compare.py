@@ -15,24 +15,29 @@ class Changes:
     claim: tuple[str, ...]
     flipped: tuple[str, ...]
     new_reproducing: tuple[str, ...]
+    undecided: tuple[str, ...] = ()  # decided in the baseline, undecided now
+    vanished: tuple[str, ...] = ()  # in the baseline, no record now
 
     @property
     def alert(self) -> bool:
-        return bool(self.claim or self.flipped or self.new_reproducing)
+        return bool(self.lines())
 
     def lines(self) -> list[str]:
-        return [*self.claim, *self.flipped, *self.new_reproducing]
+        return [*self.claim, *self.flipped, *self.undecided, *self.vanished,
+                *self.new_reproducing]
 
 
 def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
             records: Sequence[CellRecord], baseline: Mapping[str, CellRecord]) -> Changes:
-    """Claim-check changes, decisive cells that flipped, and cells new since the baseline that
-    reproduce (a new release that has the bug again)."""
+    """Claim-check changes, decisive cells that flipped or became undecided, cells of the
+    baseline with no record now, and cells new since the baseline that reproduce (a new release
+    that has the bug again)."""
     claim: tuple[str, ...] = ()
     if claim_now != claim_before:
         claim = (f"{case_id}: the claim check changed from {_word(claim_before)} to "
                  f"{_word(claim_now)}",)
     flipped = []
+    undecided = []
     new = []
     for record in records:
         before = baseline.get(record.cell.id)
@@ -40,9 +45,15 @@ def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
             if record.status is Status.REPRODUCED:
                 new.append(f"{record.cell.id}: new cell, reproduced")
             continue
+        change = f"{record.cell.id}: {before.status.value} → {record.status.value}"
         if before.status.decisive and record.status.decisive and before.status != record.status:
-            flipped.append(f"{record.cell.id}: {before.status.value} → {record.status.value}")
-    return Changes(claim, tuple(flipped), tuple(new))
+            flipped.append(change)
+        elif before.status.decisive and not record.status.decisive:
+            undecided.append(f"{change} (no longer decided)")
+    present = {record.cell.id for record in records}
+    vanished = [f"{cell_id}: vanished (was {before.status.value})"
+                for cell_id, before in baseline.items() if cell_id not in present]
+    return Changes(claim, tuple(flipped), tuple(new), tuple(undecided), tuple(vanished))
 
 
 def _word(holds: bool | None) -> str:

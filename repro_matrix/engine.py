@@ -11,6 +11,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from repro_matrix import sandbox as _sandbox
 from repro_matrix.errors import EngineError
 from repro_matrix.model import RawRun
+from repro_matrix.sandbox import MEMORY, PIDS, TMPFS
 
 LABEL = "org.repro-matrix"
 REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container
-MEMORY, PIDS, TMPFS = "512m", 256, "64m"  # a cell's limits unless its case sets others
 MANAGED = {f"{LABEL}.managed": "1"}
 _LOST = "check the engine (docker info), then run the same command again: finished cells are kept"
 
@@ -255,18 +257,15 @@ class Engine:
         _LIVE.check()
         try:
             container = self.client.containers.create(
-                image, command=command, detach=True, network_disabled=True,
-                labels={**MANAGED, **owner_label(), **labels}, working_dir=workdir,
+                image, command=command, detach=True,
+                labels={**MANAGED, **owner_label(), **labels},
                 environment=dict(env) if env else None,
-                # Read-only root; the repro arrives in its own anonymous volume (writable
-                # before start, so put_archive works) and may write only to a small /tmp.
-                read_only=True, tmpfs={"/tmp": f"rw,size={tmpfs}"},
+                # The repro arrives in its own anonymous volume (writable before start, so
+                # put_archive works); the rest of the sandbox is sandbox.py's table.
                 mounts=[docker.types.Mount(target=REPRO_DIR, source=None, type="volume")],
-                cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                # No swap beyond the memory limit: a hog meets the OOM killer, not the disk.
-                mem_limit=memory, memswap_limit=memory, pids_limit=pids, user="65534:65534",
                 # The harness only ever kills; a stopping daemon need not wait 10 s per cell.
                 stop_signal="SIGKILL",
+                **_sandbox.create_options(memory, pids, tmpfs, workdir),
             )
         except docker.errors.APIError as exc:
             raise EngineError(f"engine refused to create a container from {image}: "
@@ -321,6 +320,36 @@ class Engine:
                                  requests.exceptions.RequestException):
             container.remove(force=True, v=True)
 
+    def harness_images(self) -> list[ImageInfo]:
+        """Every image carrying the harness's label, intermediate build layers included."""
+        with _engine_call("listing images"):
+            found = self.client.images.list(all=True, filters={"label": f"{LABEL}.managed=1"})
+            dangling = {image.id for image in self.client.images.list(
+                filters={"label": f"{LABEL}.managed=1", "dangling": True})}
+        return [ImageInfo(id=image.id, tags=tuple(image.tags),
+                          labels=dict(image.labels or {}),
+                          size=int(image.attrs.get("Size") or 0),
+                          parent=str(image.attrs.get("Parent") or ""),
+                          dangling=image.id in dangling) for image in found]
+
+    def remove_image(self, image: ImageInfo) -> bool:
+        """Remove ``image`` (each of its tags) unless a container or a child image still uses
+        it (False then); never forced."""
+        for name in image.tags or (image.id,):
+            try:
+                self.client.images.remove(name, force=False, noprune=False)
+            except docker.errors.ImageNotFound:
+                continue  # gone meanwhile (removed with a child, or by its owner)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # conflict: in use
+                    return False
+                raise EngineError(f"engine refused to remove image {name}: {_short(exc)}",
+                                  ) from None
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                raise EngineError(f"engine failed while removing image {name}: {_short(exc)}",
+                                  _LOST) from None
+        return True
+
     def remove_leftovers(self) -> int:
         """Remove containers left by harness processes on this host that are gone.
 
@@ -350,6 +379,18 @@ def _unix_time(text: str) -> float | None:
     zone = "+00:00" if match.group(3) == "Z" else match.group(3)
     moment = datetime.fromisoformat(match.group(1) + zone)
     return moment.timestamp() + float(match.group(2) or 0)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One of the harness's images as the engine lists it."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: dict[str, str]
+    size: int  # with its parent layers
+    parent: str  # the image it was built on ("" when imported or not known)
+    dangling: bool  # untagged and no image built on it: a failed or superseded build's layer
 
 
 def owner_label() -> dict[str, str]:

@@ -5,6 +5,7 @@ The index is the one the user's tools are configured for; the harness names no i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,6 +36,23 @@ from repro_matrix.model import DistFile, Release
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
 _INDEX_ENV = ("REPRO_MATRIX_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX_URL", "PIP_INDEX_URL")
+# The on-disk format of cached project pages: a folder per format, then per index (by hash).
+CACHE_FORMAT = 2
+TTL_ENV = "REPRO_MATRIX_INDEX_TTL"  # seconds a cached project page is used (default 1 h)
+DEFAULT_TTL_S = 3600.0
+
+
+def cache_ttl() -> float:
+    """How long a cached project page stands: ``$REPRO_MATRIX_INDEX_TTL`` seconds, else 1 h."""
+    text = os.environ.get(TTL_ENV, "")
+    if not text:
+        return DEFAULT_TTL_S
+    try:
+        ttl = float(text)
+    except ValueError:
+        raise UsageError(f"{TTL_ENV}={text!r}: not a number of seconds",
+                         "set it to e.g. 3600, or 0 to always ask the index") from None
+    return max(ttl, 0.0)
 
 
 def configured_index_url() -> str:
@@ -42,6 +60,12 @@ def configured_index_url() -> str:
     for name in _INDEX_ENV:
         if os.environ.get(name):
             return os.environ[name].rstrip("/") + "/"
+    return _pip_index_url()
+
+
+@functools.cache
+def _pip_index_url() -> str:
+    """pip's configured or default index, asked once per process (a subprocess each time)."""
     try:
         out = subprocess.run(
             [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
@@ -110,13 +134,20 @@ def releases_from_json(project: str, payload: dict[str, Any]) -> list[Release]:
 
 
 class IndexClient:
-    """Fetches project pages from the configured index; caches them on disk for ``ttl_s``."""
+    """Fetches project pages from the configured index; caches them on disk for ``ttl_s``
+    (default ``cache_ttl()``), per index URL, so switching indexes never serves another's."""
 
-    def __init__(self, cache_dir: Path, index_url: str | None = None, ttl_s: float = 3600) -> None:
-        self.cache_dir = cache_dir / "index"
+    def __init__(self, cache_dir: Path, index_url: str | None = None,
+                 ttl_s: float | None = None) -> None:
+        self.cache_root = cache_dir / "index"
         self._index_url = index_url
-        self.ttl_s = ttl_s
+        self.ttl_s = cache_ttl() if ttl_s is None else ttl_s
         self._memory: dict[str, list[Release]] = {}
+
+    @property
+    def cache_dir(self) -> Path:
+        url_key = hashlib.sha256(self.index_url.encode()).hexdigest()[:16]
+        return self.cache_root / f"v{CACHE_FORMAT}" / url_key
 
     @property
     def index_url(self) -> str:
@@ -132,14 +163,31 @@ class IndexClient:
 
     def _payload(self, name: str) -> dict[str, Any]:
         cached = self.cache_dir / f"{name}.json"
-        if cached.exists() and time.time() - cached.stat().st_mtime < self.ttl_s:
-            payload: dict[str, Any] = json.loads(cached.read_text())
+        payload = self._cached(cached)
+        if payload is not None:
             return payload
         payload = self._fetch(name)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(payload))
+        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "index_url": self.index_url,
+                                   "payload": payload}))
         os.replace(tmp, cached)
+        return payload
+
+    def _cached(self, path: Path) -> dict[str, Any] | None:
+        """The cached page if fresh and intact; anything else (old, corrupt, another format or
+        index) is a miss, fetched again."""
+        try:
+            if time.time() - path.stat().st_mtime >= self.ttl_s:
+                return None
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if (not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT
+                or entry.get("index_url") != self.index_url
+                or not isinstance(entry.get("payload"), dict)):
+            return None
+        payload: dict[str, Any] = entry["payload"]
         return payload
 
     def _fetch(self, name: str) -> dict[str, Any]:

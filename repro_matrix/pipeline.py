@@ -69,6 +69,7 @@ class RunOptions:
     provider: str | None = None
     rerun: bool = False
     cost_from: Path | None = None  # earlier results whose durations balance shards
+    start_over: bool = False  # --replace: discard the stored records of the cases run
 
 
 def default_cache_dir() -> Path:
@@ -99,32 +100,43 @@ def _now() -> str:
 
 
 class _CaseResults:
-    """Collects one case's records and rewrites its cells.json as cells finish.
+    """Merges one case's new records into its stored record and rewrites cells.json as cells
+    finish.
 
-    Rewrites are spaced by FLUSH_EVERY_S (a full rewrite per cell costs more than the cells
-    themselves on a warm matrix); a crash loses at most that much, and those cells rerun.
+    Every stored record the run does not reach stays (a slice, a shard, an interrupted run or
+    cells outside today's plan never drop evidence); a reached one is replaced only by a record
+    of the same or better standing (``store.supersedes``), so an outage never overwrites a
+    decided cell. Rewrites are spaced by FLUSH_EVERY_S (a full rewrite per cell costs more than
+    the cells themselves on a warm matrix); a crash loses at most that much, and those cells
+    rerun.
     """
 
     FLUSH_EVERY_S = 2.0
 
     def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any],
-                 files: Mapping[str, bytes]) -> None:
+                 files: Mapping[str, bytes], start_over: bool = False) -> None:
         self.plan = case_plan
         self.results = results
         self.meta = meta
         self.lock = threading.Lock()
-        self.previous = _previous_records(results, case_plan.case.id)
+        self.stored_meta, stored = ({}, {}) if start_over else _stored(results,
+                                                                       case_plan.case.id)
+        self.discarded = 0 if not start_over else len(_stored(results, case_plan.case.id,
+                                                              strict=False)[1])
+        self.previous = {k: v for k, v in stored.items() if v.input_key}  # reusable outcomes
         self.files = files  # the repro's files, read once per run, not once per cell
         self.not_for_python = dict(case_plan.not_for_python)
-        # Until a cell is reached again its earlier record stands, so an interrupted rerun
-        # never drops finished cells from cells.json.
-        planned = {cell.id for cell in case_plan.cells}
-        self.records = {k: v for k, v in self.previous.items() if k in planned}
+        self.records = dict(stored)
+        self.kept: dict[Status, int] = {}  # outcomes of this run that could not replace a record
         self._flushed_at = 0.0
 
     def add(self, record: CellRecord) -> None:
         with self.lock:
-            self.records[record.cell.id] = record
+            stored = self.records.get(record.cell.id)
+            if store.supersedes(record, stored):
+                self.records[record.cell.id] = record
+            else:
+                self.kept[record.status] = self.kept.get(record.status, 0) + 1
             if time.monotonic() - self._flushed_at >= self.FLUSH_EVERY_S:
                 self._write()
 
@@ -132,22 +144,46 @@ class _CaseResults:
         with self.lock:
             self._write()
 
+    def kept_line(self) -> str | None:
+        """One line on the stored records this run's outcomes could not replace, if any."""
+        if not self.kept:
+            return None
+        total = sum(self.kept.values())
+        outage = self.kept.get(Status.UNAVAILABLE, 0)
+        parts = [f"{count} {status.value}" for status, count in sorted(
+            self.kept.items(), key=lambda item: item[0].value)]
+        why, then = (("an infrastructure outage", "rerun when it is over")
+                     if outage == total else ("outcomes of lower standing",
+                                              "look into them"))
+        return (f"{self.plan.case.id}: kept {total} stored record(s) over {why} of this run "
+                f"({', '.join(parts)}); {then}, or --replace to start over")
+
     def _write(self) -> None:
-        ordered = [self.records[c.id] for c in self.plan.cells if c.id in self.records]
-        store.write_cells(self.results, self.plan.case.id, ordered, self.meta)
+        store.write_cells(self.results, self.plan.case.id,
+                          store.cell_order(list(self.records.values())),
+                          store.merge_meta(self.stored_meta, self.meta))
         self._flushed_at = time.monotonic()
+
+
+def _stored(results: Path, case_id: str, strict: bool = True,
+            ) -> tuple[dict[str, Any], dict[str, CellRecord]]:
+    """The case's stored meta and records; an unreadable cells.json is a UsageError (never
+    silently overwritten) unless ``strict`` is off."""
+    path = store.case_dir(results, case_id) / "cells.json"
+    if not path.exists():
+        return {}, {}
+    try:
+        meta, records = store.read_cells(path)
+    except HarnessError as exc:
+        if not strict:
+            return {}, {}
+        raise UsageError(exc.message, "move it away, or pass --replace to start over") from None
+    return meta, {r.cell.id: r for r in records}
 
 
 def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
     """Records of an earlier run in this folder; unreadable ones are simply not reused."""
-    path = store.case_dir(results, case_id) / "cells.json"
-    if not path.exists():
-        return {}
-    try:
-        _, records = store.read_cells(path)
-    except HarnessError:
-        return {}
-    return {r.cell.id: r for r in records if r.input_key}
+    return {k: v for k, v in _stored(results, case_id, strict=False)[1].items() if v.input_key}
 
 
 def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
@@ -257,11 +293,19 @@ class MatrixRun:
         repros = read_repros([cp.case for cp in case_plans])
         eng = engine.connect()
         eng.remove_leftovers()
-        builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir)
+        builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir,
+                          retry_failures=self.options.rerun)
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
         collectors = [self._collector(cp, releases[cp.case.package], base_images,
                                       repros[cp.case.id]) for cp in case_plans]
+        for collector in collectors:
+            if self.options.start_over:
+                self._say(f"--replace: starting {collector.plan.case.id} over; "
+                          f"{collector.discarded} stored record(s) discarded")
+        if self.options.rerun and builder.remembered_failures():
+            self._say(f"--rerun: cells whose build failed before are built again (the cache "
+                      f"remembers {builder.remembered_failures()} build failure(s))")
         stage = _Stage(eng, builder, base_images)
         tasks: list[Callable[[], None]]
         if bisect:
@@ -289,9 +333,14 @@ class MatrixRun:
         for collector in collectors:
             collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
             collector.flush()
+            planned = {cell.id for cell in collector.plan.cells}
             for line in column_failures(collector.plan.case,
-                                        list(collector.records.values())):
+                                        [r for r in collector.records.values()
+                                         if r.cell.id in planned]):
                 self._say(line)
+            kept = collector.kept_line()
+            if kept:
+                self._say(kept)
         verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors])
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
@@ -326,6 +375,9 @@ class MatrixRun:
             "matrix_digest": self.config.digest, "started_at": _now(),
             "repro": _display_path(case.repro, self.config.path.parent),
             "requirements": list(case.requirements),
+            "repro_path": str(case.repro.resolve()),  # what a rerun by hand mounts
+            "limits": {"memory": case.outcome.memory, "pids": case.outcome.pids,
+                       "tmpfs": case.outcome.tmpfs},
             "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
             "plan_cells": [c.id for c in self._full_plans[case.id].cells],
             "engine": os.environ.get("DOCKER_HOST", "default"),
@@ -344,7 +396,8 @@ class MatrixRun:
             meta["env"] = dict(case.env)
         if case.folder:
             meta["folder"] = True
-        return _CaseResults(case_plan, self.options.results, meta, files)
+        return _CaseResults(case_plan, self.options.results, meta, files,
+                            self.options.start_over)
 
     def _finish(self, collector: _CaseResults, record: CellRecord) -> None:
         collector.add(record)
@@ -497,13 +550,23 @@ def merge_results(sources: Sequence[Path], results: Path) -> list[str]:
                 meta, records = store.read_cells(path)
                 parts.append((str(source), meta, records))
         meta, records = merge_records(parts)
-        store.write_cells(results, case_id, records, meta)
+        # Into whatever the folder already holds, by the same rules as a run.
+        stored_meta, stored = _stored(results, case_id)
+        for record in records:
+            if store.supersedes(record, stored.get(record.cell.id)):
+                stored[record.cell.id] = record
+        store.write_cells(results, case_id, store.cell_order(list(stored.values())),
+                          store.merge_meta(stored_meta, meta))
     return case_ids
 
 
 def alert_changes(results: Path, baseline: Path) -> list[str]:
     """What changed in ``results`` against ``baseline``, per case, for a scheduled job."""
     lines: list[str] = []
+    now_cases = {p.parent.name for p in results.glob("*/cells.json")}
+    for path in sorted(baseline.glob("*/cells.json")):
+        if path.parent.name not in now_cases:
+            lines.append(f"{path.parent.name}: vanished (in the baseline, not in {results})")
     for path in sorted(results.glob("*/cells.json")):
         case_id = path.parent.name
         _, records = store.read_cells(path)
@@ -522,24 +585,28 @@ def alert_changes(results: Path, baseline: Path) -> list[str]:
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
                    on_case: Callable[[str], None] | None = None) -> list[tuple[str, Verdict]]:
-    """Re-derive each case's verdict from its cells.json; write verdict.json, osv.json and
-    matrix.svg per case, then report.md and report.html (and the CI step summary, if any)."""
+    """Re-derive the verdict of each case in ``case_ids`` (default: all) from its cells.json;
+    write verdict.json, osv.json and matrix.svg per case, then report.md and report.html (and
+    the CI step summary, if any), which always cover every case folder in ``results``."""
+    every_case = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if case_ids is None:
-        case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
+        case_ids = every_case
     if not case_ids:
         raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
     rendered = []
     verdicts = []
-    for case_id in case_ids:
+    for case_id in sorted({*every_case, *case_ids}):
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
         claim = meta.get("claim") or {}
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                          Claim(**claim))
+        rendered.append((case_id, meta, records, verdict))
+        if case_id not in case_ids:
+            continue  # another case's folder: in the reports, its own files untouched
         store.write_verdict(results, case_id, verdict)
         store.write_atomic(store.case_dir(results, case_id) / "osv.json",
                            osv.dumps(osv.to_osv(case_id, meta, records, verdict)))
         report.write_svg(results, case_id, report.matrix_svg(case_id, records, verdict))
-        rendered.append((case_id, meta, records, verdict))
         verdicts.append((case_id, verdict))
         if on_case:
             on_case(case_id)
@@ -547,4 +614,3 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
     html_report.write(results, html_report.render(rendered))
     report.append_step_summary(report.step_summary(rendered))
     return verdicts
-

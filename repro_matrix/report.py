@@ -15,6 +15,7 @@ from packaging.version import Version
 from tabulate import tabulate
 
 from repro_matrix import pythons as py
+from repro_matrix import sandbox
 from repro_matrix.model import CellRecord, Claim, Status
 from repro_matrix.verdict import Scope, Verdict
 
@@ -209,11 +210,12 @@ def boundary_cells(records: Sequence[CellRecord], verdict: Verdict) -> list[Boun
 
 
 def repro_mount(meta: dict[str, Any]) -> tuple[str, str, bool]:
-    """(host path for ``-v``, file name inside the container, known) from cells.json's "repro".
+    """(host path of the repro, file name inside the container, known) from cells.json.
 
-    A relative path is relative to the matrix file, so the command is run from its folder.
+    Runs record the absolute path ("repro_path"); older results only the path relative to the
+    matrix file, which then needs running from its folder (``$PWD``).
     """
-    repro = meta.get("repro")
+    repro = meta.get("repro_path") or meta.get("repro")
     if not isinstance(repro, str) or not repro.strip():
         return f"$PWD/{_REPRO_PLACEHOLDER}", PurePosixPath(_REPRO_PLACEHOLDER).name, False
     path = PurePosixPath(repro.strip())
@@ -227,21 +229,33 @@ def _double_quoted(text: str) -> str:
 
 
 def rerun_command(record: CellRecord, meta: dict[str, Any]) -> str | None:
-    """The docker command that reruns a cell's repro in its image; None when no image was built."""
+    """The docker command that reruns a cell's repro in its image, in the sandbox the harness
+    used; None when no image was built. A bind mount (``--mount``) fails loudly when the repro
+    is not there, where ``-v`` would create an empty directory in its place."""
     if not record.image_ref:
         return None
     source, name, _ = repro_mount(meta)
     target = f"/repro/{name}"
     env = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (meta.get("env") or {}).items())
+    limits = meta.get("limits")
+    limits = limits if isinstance(limits, dict) else {}
+    limits = {k: v for k, v in limits.items() if k in ("memory", "pids", "tmpfs")}
     command = meta.get("command")
     if isinstance(command, list) and command:  # the case's own command, run in /repro
         target = "/repro" if meta.get("folder") else target
         words = [_INTERPRETER if i == 0 and w in ("python", "python3") else str(w)
                  for i, w in enumerate(command)]
-        return (f'docker run --rm --network none -v "{source}:{_double_quoted(target)}:ro" '
-                f"-w /repro{env} {shlex.quote(record.image_ref)} {shlex.join(words)}")
-    return (f'docker run --rm --network none -v "{source}:{_double_quoted(target)}:ro"{env} '
+        flags = sandbox.run_flags(**limits, workdir="/repro")
+        return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
+                f"{shlex.quote(record.image_ref)} {shlex.join(words)}")
+    flags = sandbox.run_flags(**limits)
+    return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
             f"{shlex.quote(record.image_ref)} {_INTERPRETER} {shlex.quote(target)}")
+
+
+def _mount(target: str, source: str) -> str:
+    """A read-only bind mount for inside double quotes (``source`` is already escaped)."""
+    return _double_quoted(f"type=bind,target={target},readonly,source=") + source
 
 
 def _rerun_lines(record: CellRecord, meta: dict[str, Any]) -> list[str]:
@@ -252,10 +266,13 @@ def _rerun_lines(record: CellRecord, meta: dict[str, Any]) -> list[str]:
 
 
 def _rerun_note(meta: dict[str, Any]) -> str:
-    _, _, known = repro_mount(meta)
+    source, _, known = repro_mount(meta)
+    if known and not source.startswith("$PWD/"):
+        return ("Rerun commands mount the case's repro script read-only and apply the "
+                "sandbox the run used.")
     if known:
-        return ("Rerun commands mount the case's repro script read-only; run them from the "
-                "folder of the matrix file.")
+        return ("Rerun commands mount the case's repro script read-only and apply the "
+                "sandbox the run used; run them from the folder of the matrix file.")
     return (f"cells.json does not record the case's repro script: replace `{_REPRO_PLACEHOLDER}` "
             "in the rerun commands by its path.")
 

@@ -131,12 +131,12 @@ class Resolver:
                                          platform.machine(),
                                          _GLIBC_FLOOR]).encode()).hexdigest()[:24]
         with self._lock_for(key):
-            cached = self.locks_dir / f"{key}.json"
-            if cached.exists():
-                return _lock_from_json(json.loads(cached.read_text()))
+            cached = _read_lock(self.locks_dir / f"{key}.json")
+            if cached is not None:
+                return cached
             result = self._resolve([requirement, *extra], python, cutoff, tools_cutoff)
             if isinstance(result, Lock) or not is_transient(result.detail):
-                _write_json(cached, _lock_to_json(result))
+                _write_json(self.locks_dir / f"{key}.json", _lock_to_json(result))
             return result
 
     def ensure_files(self, lock: Lock) -> None:
@@ -244,10 +244,25 @@ def _find_uv() -> str:
     raise ResolveToolError("uv is not installed", "pip install uv (nox -s matrix does this)")
 
 
+# The on-disk format of cached locks; entries written before it had a field are format 1.
+LOCK_FORMAT = 1
+
+
+def _read_lock(path: Path) -> Lock | ResolveFailure | None:
+    """A cached lock; a missing, corrupt or other-format entry is a miss (resolved again)."""
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or data.get("format", 1) != LOCK_FORMAT:
+            return None
+        return _lock_from_json(data)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        return None
+
+
 def _lock_to_json(result: Lock | ResolveFailure) -> dict[str, object]:
     if isinstance(result, ResolveFailure):
-        return {"failure": asdict(result)}
-    return {"lock": asdict(result)}
+        return {"format": LOCK_FORMAT, "failure": asdict(result)}
+    return {"format": LOCK_FORMAT, "lock": asdict(result)}
 
 
 def _lock_from_json(data: dict[str, object]) -> Lock | ResolveFailure:

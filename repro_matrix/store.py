@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from repro_matrix import __version__
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.pythons import sort_key
 from repro_matrix.verdict import Verdict
 
 SCHEMA_VERSION = 1
@@ -27,6 +30,9 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         raise _unwritable(path, exc) from None
     try:
+        # mkstemp creates 0600 whatever the umask; results are meant to be read by others
+        # (a report written under sudo must open for the user), so follow the umask.
+        os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -37,6 +43,31 @@ def write_atomic(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise _unwritable(path, exc) from None
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc tells (threads write results)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(results: Path) -> None:
+    """The results folder can take files, before any cell runs (one UsageError otherwise)."""
+    probe = results / f".write-check.{os.getpid()}"
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{results}: results folder not writable ({exc.strerror or exc})",
+                         "fix its permissions or pass another --results folder") from None
 
 
 def _unwritable(path: Path, exc: OSError) -> UsageError:
@@ -135,3 +166,67 @@ def write_verdict(results: Path, case_id: str, verdict: Verdict) -> Path:
     path = case_dir(results, case_id) / "verdict.json"
     write_atomic(path, json.dumps(verdict_to_json(verdict), indent=2) + "\n")
     return path
+
+
+# ---- merging a run into the stored record ---------------------------------------------------
+
+# How much a record says: a decided cell, then any other outcome of a real run, then an
+# infrastructure outage (no base image). A stored record only gives way to one that says as much.
+DECIDED, RAN, OUTAGE = 3, 2, 1
+
+
+def standing(status: Status) -> int:
+    if status.decisive:
+        return DECIDED
+    return OUTAGE if status is Status.UNAVAILABLE else RAN
+
+
+def supersedes(new: CellRecord, stored: CellRecord | None) -> bool:
+    """Whether ``new`` replaces ``stored`` in the record: only with the same or better standing."""
+    return stored is None or standing(new.status) >= standing(stored.status)
+
+
+# Meta that describes how the case runs now (rerun commands read it): this run's or none.
+_CASE_AS_RUN = ("command", "env", "folder", "requirements", "limits", "repro", "repro_path",
+                "shard", "merged_from")
+
+
+def merge_meta(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The meta of a cells.json holding stored records and this run's: lists and maps describe
+    the union (readers draw tables and check merges from them), the rest is this run's."""
+    def version_key(text: str) -> tuple[int, Any]:
+        try:
+            return (0, Version(text))
+        except InvalidVersion:
+            return (1, text)
+
+    merged = {**stored, **new}
+    for key in _CASE_AS_RUN:
+        if key not in new:
+            merged.pop(key, None)  # the case no longer sets it (a run adds only what is set)
+    merged["versions"] = sorted({*stored.get("versions", ()), *new.get("versions", ())},
+                                key=version_key)
+    merged["pythons"] = sorted({*stored.get("pythons", ()), *new.get("pythons", ())},
+                               key=sort_key)
+    merged["plan_cells"] = _union(stored.get("plan_cells", ()), new.get("plan_cells", ()))
+    for key in ("release_dates", "bases", "bisect"):
+        if key in stored or key in new:
+            merged[key] = {**stored.get(key, {}), **new.get(key, {})}
+    return merged
+
+
+def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    seen = dict.fromkeys(first)
+    seen.update(dict.fromkeys(second))
+    return list(seen)
+
+
+def cell_order(records: Sequence[CellRecord]) -> list[CellRecord]:
+    """Python, then PEP 440 version: the order a full run writes (and a merge restores)."""
+    def key(record: CellRecord) -> tuple[Any, ...]:
+        try:
+            return (sort_key(record.cell.python), 0, Version(record.cell.version), "")
+        except InvalidVersion:
+            return (sort_key(record.cell.python), 1, Version("0"), record.cell.version)
+
+    return sorted(records, key=key)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from repro_matrix.build import failed_step, image_tag, killed, render_dockerfile
+from repro_matrix.build import Builder, failed_step, image_tag, killed, render_dockerfile
 from repro_matrix.model import BaseImage, Lock, Pin
 
 BASE = BaseImage(python="3.9", provider="registry", reference="python:3.9-slim",
@@ -100,3 +101,43 @@ def test_repro_requirements_change_the_lock_not_the_dockerfile(
     dockerfile = render_dockerfile(BASE, with_extra, "pkg", "demo/py3.9/1.0")
     golden("cell.Dockerfile", dockerfile)
     assert image_tag(dockerfile, with_extra, BASE) != image_tag(dockerfile, LOCK, BASE)
+
+
+class FakeEngine:
+    """Builds fail until ``fixed``; counts the builds and keeps the labels they carried."""
+
+    def __init__(self) -> None:
+        self.builds: list[dict[str, str]] = []
+        self.fixed = False
+
+    def image_id(self, tag: str) -> str | None:
+        return None
+
+    def build(self, context: object, tag: str,
+              labels: dict[str, str]) -> tuple[str | None, str]:
+        self.builds.append(labels)
+        return ("sha256:" + "e" * 64, "") if self.fixed else (None, IMPORT_LOG)
+
+
+def _builder(tmp_path: Path, engine: FakeEngine, retry: bool) -> Builder:
+    wheelhouse = tmp_path / "wheelhouse"
+    wheelhouse.mkdir(exist_ok=True)
+    for pin in (*LOCK.runtime, *LOCK.build):
+        (wheelhouse / pin.filename).write_bytes(b"x")
+    return Builder(engine, wheelhouse, tmp_path / "cache", retry_failures=retry)  # type: ignore[arg-type]
+
+
+def test_a_remembered_build_failure_is_retried_with_rerun_and_forgotten_once_built(
+        tmp_path: Path) -> None:
+    engine = FakeEngine()
+    first = _builder(tmp_path, engine, retry=False).build(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+    assert not first.ok and first.failed_step == "import"
+    again = _builder(tmp_path, engine, retry=False).build(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+    assert again == first and len(engine.builds) == 1  # remembered: not built again
+    assert engine.builds[0] == {"org.repro-matrix.kind": "cell", "org.repro-matrix.case": "demo",
+                                "org.repro-matrix.cell": "demo/py3.9/1.0"}
+    engine.fixed = True
+    retried = _builder(tmp_path, engine, retry=True)
+    assert retried.remembered_failures() == 1
+    assert retried.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").ok and len(engine.builds) == 2
+    assert retried.remembered_failures() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -158,7 +159,7 @@ def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
     assert text.count("<details>") == 5
     assert "py3.10 1.0.0: introduced, last affected (reproduced)" in text
     assert f"pkg==2.0.0 --hash=sha256:{'0' * 64}" in text
-    assert text.count("docker run --rm --network none") == 5
+    assert text.count("docker run --rm --mount") == 5
 
 
 def test_boundaries_section_without_ranges() -> None:
@@ -168,17 +169,47 @@ def test_boundaries_section_without_ranges() -> None:
         "No affected range, so no boundary cells.")
 
 
-@pytest.mark.parametrize(("repro", "mount", "inside"), [
-    ("cases/demo/repro.py", "$PWD/cases/demo/repro.py", "/repro/repro.py"),
-    ("/abs/dir/check.py", "/abs/dir/check.py", "/repro/check.py"),
-    (None, "$PWD/path/to/repro.py", "/repro/repro.py"),
+SANDBOX_FLAGS = ("--network none --workdir /tmp --read-only --tmpfs /tmp:rw,size=64m "
+                 "--cap-drop ALL --security-opt no-new-privileges --memory 512m "
+                 "--memory-swap 512m --pids-limit 256 --user 65534:65534")
+
+
+@pytest.mark.parametrize(("meta", "mount", "inside"), [
+    ({"repro": "cases/demo/repro.py", "repro_path": "/abs/cases/demo/repro.py"},
+     "/abs/cases/demo/repro.py", "/repro/repro.py"),
+    ({"repro": "cases/demo/repro.py"}, "$PWD/cases/demo/repro.py", "/repro/repro.py"),
+    ({"repro": "/abs/dir/check.py"}, "/abs/dir/check.py", "/repro/check.py"),
+    ({}, "$PWD/path/to/repro.py", "/repro/repro.py"),
 ])
-def test_rerun_command_mounts_the_repro_and_runs_it_in_the_cells_image(
-        repro: str | None, mount: str, inside: str) -> None:
-    meta = {} if repro is None else {"repro": repro}
+def test_rerun_command_binds_the_repro_and_runs_it_in_the_cells_sandbox(
+        meta: dict[str, str], mount: str, inside: str) -> None:
     command = report.rerun_command(record("3.9", "1.0.0", R), meta)
-    assert command == (f'docker run --rm --network none -v "{mount}:{inside}:ro" '
+    assert command == (f'docker run --rm --mount "type=bind,target={inside},readonly,'
+                       f'source={mount}" {SANDBOX_FLAGS} '
                        f"repro-matrix/cell:0123456789abcdef0123 /opt/venv/bin/python {inside}")
+
+
+def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
+    from repro_matrix import sandbox
+
+    meta = {"repro_path": "/r.py", "limits": {"memory": "64m", "pids": 32, "tmpfs": "8m"}}
+    command = report.rerun_command(record("3.9", "1.0.0", R), meta)
+    assert command is not None
+    assert shlex.join(sandbox.run_flags("64m", 32, "8m")) in command
+    assert "--memory 64m --memory-swap 64m --pids-limit 32" in command
+    assert "--tmpfs /tmp:rw,size=8m" in command
+    # The engine's create() options come from the same table, flag for flag.
+    options = sandbox.create_options("64m", 32, "8m")
+    assert options["mem_limit"] == "64m" and options["pids_limit"] == 32
+    assert options["tmpfs"] == {"/tmp": "rw,size=8m"} and options["network_disabled"] is True
+
+
+def test_rerun_command_fails_loudly_when_the_repro_is_missing(tmp_path: Path) -> None:
+    """--mount refuses a missing source, where -v would create an empty directory."""
+    command = report.rerun_command(record("3.9", "1.0.0", R),
+                                   {"repro_path": str(tmp_path / "gone.py")})
+    assert command is not None and "-v " not in command
+    assert f"source={tmp_path}/gone.py" in command and "type=bind" in command
 
 
 def test_rerun_command_is_none_without_an_image() -> None:
@@ -193,7 +224,8 @@ def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> Non
     echo = command.replace("docker run", "printf '%s\\n'", 1)
     out = subprocess.run(["bash", "-c", echo], cwd=tmp_path, capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert out[out.index("-v") + 1] == f"{tmp_path}/{awkward}:/repro/re pro.py:ro"
+    assert out[out.index("--mount") + 1] == (f"type=bind,target=/repro/re pro.py,readonly,"
+                                             f"source={tmp_path}/{awkward}")
     assert out[-1] == "/repro/re pro.py"
 
 
@@ -204,7 +236,8 @@ def test_evidence_names_exit_code_output_tail_and_rerun() -> None:
     assert "py3.9 1.0.0: reproduced, exit 1, output has 'RuntimeError: BOOM'</summary>" in text
     assert "- exit code 1\n" in text
     assert "line 19" in text and "line 12" in text and "line 11" not in text
-    assert '-v "$PWD/cases/demo/repro.py:/repro/repro.py:ro"' in text
+    assert '--mount "type=bind,target=/repro/repro.py,readonly,source=$PWD/cases/demo/' \
+        'repro.py"' in text
 
 
 def test_matrix_svg_matches_golden(golden: Golden) -> None:
