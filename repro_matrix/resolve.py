@@ -39,13 +39,16 @@ def era_cutoffs(upload_time: datetime | None, python_release: date, today: date,
     """Cutoffs to try, in order: the later of the release and the interpreter's own release, one
     step later (fixes that came after the interpreter), then halving back towards the release's
     own era (its contemporaries, before later majors of its dependencies broke it), and that era
-    itself. A cutoff ends a UTC day.
+    itself; attempts still left go further forward, a step at a time (a release newer than the
+    interpreter has no earlier era, but its dependencies' first releases may need later fixes).
+    A cutoff ends a UTC day.
     """
     released = upload_time.astimezone(timezone.utc).date() if upload_time else python_release
     first = max(released, python_release)
     span = first - released
-    ordered = [first, first + timedelta(days=policy.step_days),
-               released + span / 2, released + span / 4, released]
+    step = timedelta(days=policy.step_days)
+    ordered = [first, first + step, released + span / 2, released + span / 4, released,
+               *(first + step * k for k in range(2, policy.max_attempts))]
     days: list[date] = []
     for day in ordered:
         day = min(day, today)
