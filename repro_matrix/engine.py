@@ -121,6 +121,8 @@ def pull_failure_reason(message: str) -> str:
         return "registry unreachable (no connection)"
     if "not found" in lowered or "manifest unknown" in lowered:
         return "no such image in the registry"
+    if "no basic auth credentials" in lowered or "authentication required" in lowered:
+        return "the registry needs credentials (docker login to it first)"
     if "unauthorized" in lowered or "denied" in lowered:
         return "the registry refused access"
     first_line = message.strip().splitlines()[0] if message.strip() else "no detail"

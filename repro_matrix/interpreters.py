@@ -164,6 +164,8 @@ REQUIRED_MODULES: dict[str, str] = {
     "ssl": "_ssl", "ctypes": "_ctypes", "sqlite3": "_sqlite3", "zlib": "zlib",
     "_hashlib": "_hashlib", "pyexpat": "pyexpat",
 }
+# Left out of every root on purpose (Tk needs a display the sandbox never has): not worth a note.
+_WITHOUT_DISPLAY = ("_tkinter",)
 _LOADER_ERROR = re.compile(r"error while loading shared libraries: ([^:\s]+)")
 
 
@@ -201,7 +203,8 @@ def judge_probe(exit_code: int | None, output: str, python: str) -> ProbeVerdict
         elif entry.get("error"):
             return ProbeVerdict(f"{module} does not import: {entry['error'][:160]}")
     for extension, libraries in sorted((payload.get("other") or {}).items()):
-        notes.append(f"{extension} unusable ({', '.join(libraries)} not found)")
+        if extension not in _WITHOUT_DISPLAY:
+            notes.append(f"{extension} unusable ({', '.join(libraries)} not found)")
     return ProbeVerdict("", tuple(notes))
 
 
