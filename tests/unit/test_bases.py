@@ -73,7 +73,7 @@ def test_registry_image_from_environment_before_matrix_file() -> None:
 
 
 def test_a_malformed_registry_image_in_the_environment_is_a_usage_error() -> None:
-    with pytest.raises(UsageError, match="REPRO_MATRIX_REGISTRY_IMAGE: .* has no"):
+    with pytest.raises(UsageError, match=r"REPRO_MATRIX_REGISTRY_IMAGE: .* has no"):
         bases.registry_reference("3.8", ProviderSettings(),
                                  {bases.REGISTRY_IMAGE_ENV: "python:3.8-slim"})
 

@@ -1,4 +1,4 @@
-"""interpreters: discovery from a folder tree, glibc and suite choice, reading the in-image check."""
+"""interpreters: discovery from a folder tree, glibc and suite choice, the in-image check."""
 
 from __future__ import annotations
 
