@@ -29,7 +29,10 @@ def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label:
     pip = next(p for p in lock.build if p.name == "pip")
     return env.get_template("cell.Dockerfile.j2").render(
         base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
-        import_name=import_name, cell_label=cell_label, no_cache_dir=no_cache_dir(pip.version))
+        import_name=import_name, cell_label=cell_label, no_cache_dir=no_cache_dir(pip.version),
+        # pip before 10 has no build isolation, and no option to turn it off.
+        no_build_isolation="--no-build-isolation " if Version(pip.version) >= Version("10")
+        else "")
 
 
 def no_cache_dir(pip_version: str) -> str:

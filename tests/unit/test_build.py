@@ -156,4 +156,7 @@ def test_old_pips_get_the_no_cache_value_they_understand() -> None:
     assert no_cache_dir("19.0") == "1"
     assert no_cache_dir("20.2.4") == "1"  # the Dockerfile of every newer-pip cell is unchanged
     old = replace(LOCK, build=(Pin("pip", "9.0.1", "pip-9.0.1-py2.py3-none-any.whl", "c" * 64),))
-    assert "PIP_NO_CACHE_DIR=0 " in render_dockerfile(BASE, old, "pkg", "demo/py3.6/1.0")
+    text = render_dockerfile(BASE, old, "pkg", "demo/py3.6/1.0")
+    assert "PIP_NO_CACHE_DIR=0 " in text
+    assert "--no-build-isolation" not in text  # pip 9 knows no such option
+    assert "--no-deps --no-build-isolation -r" in render()
