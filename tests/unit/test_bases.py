@@ -112,3 +112,31 @@ def test_a_moved_prefix_gets_its_library_path() -> None:
 ])
 def test_only_needless_parts_of_a_prefix_are_left_out(relative: str, skipped: bool) -> None:
     assert bases._skipped("3.6", relative) is skipped
+
+
+def test_each_column_says_where_its_interpreter_came_from() -> None:
+    from repro_matrix.pipeline import base_meta, describe_base
+    from repro_matrix.report import base_images_section
+
+    local = BaseImage(python="3.6", provider="local", reference="repro-matrix/base:py3.6.15-x",
+                      interpreter="python3.6", interpreter_version="3.6.15", suite="bookworm",
+                      source="CPython 3.6.15 from pyenv (/p) on debian bookworm",
+                      notes="built without _hashlib",
+                      passed_over=(("registry", "cannot pull python:3.6-slim (no connection)"),
+                                   ("debian", "no Debian suite ships 3.6")))
+    line = describe_base(local)
+    assert line.startswith("local: repro-matrix/base:py3.6.15-x (CPython 3.6.15 from pyenv")
+    assert "noted: built without _hashlib" in line
+    assert line.endswith("passed over registry (cannot pull python:3.6-slim (no connection)); "
+                         "debian (no Debian suite ships 3.6)")
+    missing = base("none", "registry: a; debian: b; local: c")
+    assert describe_base(missing) == "unavailable: registry: a; debian: b; local: c"
+    meta = {"bases": {"3.6": base_meta(local), "3.5": base_meta(missing)}}
+    assert meta["bases"]["3.6"]["passed_over"]["debian"] == "no Debian suite ships 3.6"
+    assert base_images_section(meta) == [
+        "### Base images", "",
+        "- Python 3.5: unavailable (registry: a; debian: b; local: c)",
+        "- Python 3.6: local, CPython 3.6.15 from pyenv (/p) on debian bookworm (Python 3.6.15); "
+        "passed over registry: cannot pull python:3.6-slim (no connection); debian: no Debian "
+        "suite ships 3.6", ""]
+    assert base_images_section({}) == []
