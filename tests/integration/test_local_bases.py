@@ -3,17 +3,22 @@ sandbox's user; a copy whose extension module misses a library is unavailable, n
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repro_matrix import bases, engine, interpreters, pythons
 from repro_matrix.engine import LABEL
 from repro_matrix.interpreters import Interpreter
 from repro_matrix.model import ProviderSettings
 
+REPO = Path(__file__).resolve().parents[2]
 PYTHON = "3.8"  # no Debian suite ships it; pyenv holds it on every machine of this kind
 
 pytestmark = pytest.mark.integration
@@ -76,3 +81,31 @@ def test_a_copy_whose_module_misses_a_library_is_unavailable_naming_it(
         for image in docker_engine.client.images.list(filters={"label": f"{LABEL}.kind=base"}):
             if str(copy) in image.labels.get(f"{LABEL}.source", ""):
                 docker_engine.client.images.remove(image.id, force=True)
+
+
+def test_a_run_says_which_provider_each_column_took_and_records_it(
+        tmp_path: Path, docker_engine: engine.Engine, cache_dir: Path,
+        pyenv_python: Interpreter) -> None:
+    source = yaml.safe_load((REPO / "matrix.yaml").read_text())
+    case = {**source["cases"][0], "repro": str(REPO / source["cases"][0]["repro"]),
+            "pythons": [PYTHON]}
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump({"cases": [case], "base_images": {"provider": "auto"}}))
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, "-m", "repro_matrix", "run", "--matrix", str(matrix),
+                           "--versions", "1.1.0", "--results", str(results), "-v"],
+                          capture_output=True, text=True, cwd=REPO, timeout=1200, check=False)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [x for x in proc.stderr.splitlines()
+               if x.startswith(f"base image for Python {PYTHON}: ") and "preparing" not in x]
+    assert f"local: repro-matrix/base:py{pyenv_python.version}-pyenv-" in line
+    assert "passed over registry (" in line and "debian (no Debian suite" in line
+    payload = json.loads((results / case["id"] / "cells.json").read_text())
+    base = payload["bases"][PYTHON]
+    assert (base["provider"], base["interpreter_version"]) == ("local", pyenv_python.version)
+    assert set(base["passed_over"]) == {"registry", "debian"}
+    (cell,) = payload["cells"]
+    assert cell["base_provider"] == "local"
+    assert str(pyenv_python.prefix) in cell["base_source"]
+    assert cell["interpreter_version"] == pyenv_python.version
+    assert "### Base images" in (results / "report.md").read_text()
