@@ -171,8 +171,8 @@ def test_a_registry_that_needs_credentials_makes_the_column_unavailable(
 
 def test_a_failing_registry_loses_nothing_earlier_in_results(
         tmp_path: Path, docker_engine: engine.Engine, cache_dir: Path) -> None:
-    """A run whose registry goes away: the column is unavailable with the reason, the run ends
-    normally, and the results another case wrote earlier in the folder are untouched."""
+    """A run whose registry is gone: the column is unavailable with the reason in one line, the
+    run ends normally, and what an earlier run recorded in the folder is still there."""
     source = yaml.safe_load((REPO / "matrix.yaml").read_text())
     case = {**source["cases"][0], "repro": str(REPO / source["cases"][0]["repro"]),
             "pythons": [PYTHON]}
@@ -182,16 +182,18 @@ def test_a_failing_registry_loses_nothing_earlier_in_results(
             "provider": "registry",
             "registry_image": f"127.0.0.1:{free_port()}/library/python:{{python}}-slim"}}))
     results = tmp_path / "results"
-    earlier = results / "another-case" / "cells.json"
-    earlier.parent.mkdir(parents=True)
-    earlier.write_text('{"earlier": true}\n')
-    run = MatrixRun(config.load(matrix), RunOptions(results=results, cache_dir=cache_dir,
-                                                    jobs=1))
-    run.run(plan.Selection(versions="1.0.2"))
-    assert earlier.read_text() == '{"earlier": true}\n'
-    payload = json.loads((results / case["id"] / "cells.json").read_text())
-    (cell,) = payload["cells"]
-    assert cell["status"] == "unavailable"
-    assert "registry unreachable (no connection)" in cell["reason"]
-    assert payload["bases"][PYTHON]["provider"] == "registry"
+    cells = results / case["id"] / "cells.json"
+
+    def run(versions: str, provider: str | None) -> dict[str, dict[str, Any]]:
+        options = RunOptions(results=results, cache_dir=cache_dir, jobs=1, provider=provider)
+        MatrixRun(config.load(matrix), options).run(plan.Selection(versions=versions))
+        return {c["cell"]["version"]: c for c in json.loads(cells.read_text())["cells"]}
+
+    earlier = run("1.1.0", "local")["1.1.0"]  # an earlier run, on a local base
+    assert earlier["status"] in ("reproduced", "not_reproduced"), earlier
+    after = run("1.0.2", None)  # the matrix file's registry, which nobody serves
+    assert after["1.0.2"]["status"] == "unavailable"
+    assert after["1.0.2"]["reason"].endswith("(registry unreachable (no connection))")
+    assert "\n" not in after["1.0.2"]["reason"]
+    assert after["1.1.0"] == earlier
     assert (results / "report.md").exists()
