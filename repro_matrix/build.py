@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import jinja2
+from packaging.version import Version
 
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
@@ -25,10 +26,19 @@ def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label:
     """The Dockerfile for one cell: pure, so golden tests can pin it."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    pip_wheel = next(p.filename for p in lock.build if p.name == "pip")
+    pip = next(p for p in lock.build if p.name == "pip")
     return env.get_template("cell.Dockerfile.j2").render(
-        base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip_wheel,
-        import_name=import_name, cell_label=cell_label)
+        base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
+        import_name=import_name, cell_label=cell_label, no_cache_dir=no_cache_dir(pip.version),
+        # pip before 10 has no build isolation, and no option to turn it off.
+        no_build_isolation="--no-build-isolation " if Version(pip.version) >= Version("10")
+        else "")
+
+
+def no_cache_dir(pip_version: str) -> str:
+    """PIP_NO_CACHE_DIR's value: pip before 19 stores a true value as the cache folder itself
+    (and fails on the integer), but reads "0" as no cache; pip 19 on disables it for either."""
+    return "0" if Version(pip_version) < Version("19") else "1"
 
 
 def image_tag(dockerfile: str, lock: Lock, base: BaseImage) -> str:

@@ -29,7 +29,7 @@ from repro_matrix.model import (
     VersionSelection,
 )
 
-PROVIDERS = ("auto", "registry", "debian")
+PROVIDERS = ("auto", "registry", "debian", "local")
 _CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
@@ -45,7 +45,7 @@ _SIZE = re.compile(r"^(\d+)([kmg]?)$")
 _SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _MIN_MEMORY = 6 << 20  # the engine refuses less
 _CLAIM_KEYS = ("first_fixed", "introduced", "source")
-_BASE_KEYS = ("provider", "debian_suites")
+_BASE_KEYS = ("provider", "debian_suites", "interpreters", "registry_image")
 _ERA_KEYS = ("max_attempts", "step_days")
 
 
@@ -148,7 +148,7 @@ def parse(data: Any, path: Path, digest: str = "") -> MatrixConfig:
     return MatrixConfig(
         path=path,
         cases=cases,
-        providers=_providers(reader, top.get("base_images", {})),
+        providers=_providers(reader, top.get("base_images", {}), path.parent),
         era=_era(reader, top.get("era", {})),
         python_release_dates=tuple(sorted(release_dates.items())),
         digest=digest,
@@ -389,7 +389,7 @@ def _claim(reader: _Reader, value: Any, key: str) -> Claim:
     )
 
 
-def _providers(reader: _Reader, value: Any) -> ProviderSettings:
+def _providers(reader: _Reader, value: Any, root: Path) -> ProviderSettings:
     data = reader.mapping(value, "base_images", _BASE_KEYS)
     provider = reader.optional(data, "provider", "base_images", reader.string, "auto")
     if provider not in PROVIDERS:
@@ -402,7 +402,48 @@ def _providers(reader: _Reader, value: Any) -> ProviderSettings:
         if not pythons.is_feature_version(str(python)):
             raise reader.fail(f"base_images.debian_suites.{python}", "expected X.Y")
         suites[str(python)] = reader.string(suite, f"base_images.debian_suites.{python}")
-    return ProviderSettings(provider=provider, debian_suites=tuple(sorted(suites.items())))
+    return ProviderSettings(
+        provider=provider, debian_suites=tuple(sorted(suites.items())),
+        interpreters=_interpreters(reader, data.get("interpreters", {}), root),
+        registry_image=reader.optional(data, "registry_image", "base_images",
+                                       lambda v, k: registry_image(reader, v, k),
+                                       ProviderSettings.registry_image))
+
+
+def _interpreters(reader: _Reader, value: Any, root: Path) -> tuple[tuple[str, str], ...]:
+    key = "base_images.interpreters"
+    if not isinstance(value, dict):
+        raise reader.fail(key, "expected a mapping of X.Y to an interpreter prefix "
+                          '(for example {"3.6": /opt/python3.6})')
+    found = {}
+    for python, prefix in value.items():
+        if isinstance(python, float):
+            raise reader.fail(f"{key}.{python}", f"{python!r} was read as a number; quote it")
+        if not pythons.is_feature_version(str(python)):
+            raise reader.fail(f"{key}.{python}", "expected a Python version spelled X.Y")
+        path = root / reader.string(prefix, f"{key}.{python}")
+        if not path.is_dir():
+            raise reader.fail(f"{key}.{python}", f"no such folder: {path}")
+        found[str(python)] = str(path.resolve())
+    return tuple(sorted(found.items()))
+
+
+def registry_image(reader: _Reader, value: Any, key: str) -> str:
+    text = reader.string(value, key)
+    problem = registry_image_problem(text)
+    if problem:
+        raise reader.fail(key, problem)
+    return text
+
+
+def registry_image_problem(text: str) -> str:
+    """Why ``text`` is no image reference with {python} where X.Y goes ('' when it is one)."""
+    if "{python}" not in text:
+        return (f"'{text}' has no {{python}}; write it like "
+                "'mirror.example/library/python:{python}-slim'")
+    if not re.match(r"^[a-z0-9][A-Za-z0-9._/:-]*$", text.replace("{python}", "3.10")):
+        return f"'{text}' is not an image reference with {{python}} in it"
+    return ""
 
 
 def _era(reader: _Reader, value: Any) -> EraPolicy:

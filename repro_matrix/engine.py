@@ -19,6 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils import parse_repository_tag
 
 from repro_matrix import sandbox as _sandbox
 from repro_matrix.errors import EngineError
@@ -111,12 +112,17 @@ def stop_all() -> int:
 def pull_failure_reason(message: str) -> str:
     """A short, host-free reason for a failed pull (results are committed and shared)."""
     lowered = message.lower()
+    if any(cut in lowered for cut in ("unexpected eof", "connection reset", "broken pipe",
+                                      "unexpected end")):
+        return "registry connection lost during the pull"
     if "no such host" in lowered or "lookup" in lowered:
         return "registry unreachable (name lookup failed)"
     if "timeout" in lowered or "dial tcp" in lowered or "connection refused" in lowered:
         return "registry unreachable (no connection)"
     if "not found" in lowered or "manifest unknown" in lowered:
         return "no such image in the registry"
+    if "no basic auth credentials" in lowered or "authentication required" in lowered:
+        return "the registry needs credentials (docker login to it first)"
     if "unauthorized" in lowered or "denied" in lowered:
         return "the registry refused access"
     first_line = message.strip().splitlines()[0] if message.strip() else "no detail"
@@ -154,12 +160,19 @@ class Engine:
         return dict(attrs.get("Config", {}).get("Labels") or {})
 
     def pull(self, reference: str) -> tuple[str | None, str]:
-        """Pull from a registry; returns (image id, '') or (None, why it failed)."""
+        """Pull from a registry; returns (image id, '') or (None, why it failed).
+
+        The stream is read here because the engine reports a pull that breaks off midway
+        (registry gone, connection cut) only as an error entry inside it."""
+        repository, tag = parse_repository_tag(reference)
         try:
-            image = self.client.images.pull(reference)
-            return str(image.id), ""
+            for chunk in self.client.api.pull(repository, tag=tag, stream=True, decode=True):
+                if isinstance(chunk, dict) and chunk.get("error"):
+                    return None, pull_failure_reason(str(chunk["error"]))
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             return None, pull_failure_reason(str(exc))
+        image_id = self.image_id(reference)
+        return (image_id, "") if image_id else (None, "the pull ended without an image")
 
     def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
         """``docker import`` a root filesystem tarball with Dockerfile ``changes``."""

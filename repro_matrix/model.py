@@ -102,6 +102,10 @@ class ProviderSettings:
 
     provider: str = "auto"
     debian_suites: tuple[tuple[str, str], ...] = ()
+    # X.Y → an interpreter prefix to copy into a base (the "local" provider), before any found.
+    interpreters: tuple[tuple[str, str], ...] = ()
+    # Where the "registry" provider pulls from; {python} stands for X.Y.
+    registry_image: str = "python:{python}-slim"
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,10 @@ class BaseImage:
     interpreter_version: str = ""
     image_id: str = ""
     unavailable_reason: str = ""
+    suite: str = ""        # the Debian suite under the interpreter, when known
+    notes: str = ""        # what the in-image check noticed but let pass ("built without _x")
+    # Providers `auto` tried before this one, each with why it was passed over.
+    passed_over: tuple[tuple[str, str], ...] = ()
 
     @property
     def available(self) -> bool:

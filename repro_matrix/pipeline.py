@@ -354,9 +354,7 @@ class MatrixRun:
             self._say(f"base image for Python {python}: preparing")
             image = bases.prepare(eng, python, self.config.providers, work_dir,
                                   self.options.provider)
-            what = (f"{image.reference} ({image.source}, Python {image.interpreter_version})"
-                    if image.available else f"unavailable: {image.unavailable_reason}")
-            self._say(f"base image for Python {python}: {what}")
+            self._say(f"base image for Python {python}: {describe_base(image)}")
             return image
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -382,12 +380,7 @@ class MatrixRun:
             "plan_cells": [c.id for c in self._full_plans[case.id].cells],
             "engine": os.environ.get("DOCKER_HOST", "default"),
             "release_dates": dates,
-            "bases": {p: {"provider": base_images[p].provider,
-                          "reference": base_images[p].reference,
-                          "source": base_images[p].source,
-                          "interpreter_version": base_images[p].interpreter_version,
-                          "unavailable_reason": base_images[p].unavailable_reason}
-                      for p in case_plan.pythons},
+            "bases": {p: base_meta(base_images[p]) for p in case_plan.pythons},
         }
         self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
         if case.command:
@@ -529,6 +522,28 @@ def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
             hint = "check the repro"
         lines.append(f"{case.id} py{python}: every cell ({len(column)}): {error} — {hint}")
     return lines
+
+
+def describe_base(image: BaseImage) -> str:
+    """One line per column: which provider was taken, and why the others were passed over."""
+    if image.available:
+        line = (f"{image.provider}: {image.reference} ({image.source}, Python "
+                f"{image.interpreter_version or '?'})")
+        if image.notes:
+            line += f"; noted: {image.notes}"
+        if image.passed_over:
+            line += "; passed over " + "; ".join(f"{name} ({why})"
+                                                 for name, why in image.passed_over)
+        return line
+    return f"unavailable: {image.unavailable_reason}"
+
+
+def base_meta(image: BaseImage) -> dict[str, Any]:
+    """A column's base in cells.json: where its interpreter came from, and what was passed over."""
+    return {"provider": image.provider, "reference": image.reference, "source": image.source,
+            "interpreter_version": image.interpreter_version, "suite": image.suite,
+            "notes": image.notes, "passed_over": dict(image.passed_over),
+            "unavailable_reason": image.unavailable_reason}
 
 
 def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:

@@ -444,6 +444,26 @@ def _facts_line(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
             f"{run_words(meta)}.")
 
 
+def base_images_section(meta: dict[str, Any]) -> list[str]:
+    """Where each column's interpreter came from, and which providers were passed over."""
+    found = meta.get("bases") or {}
+    if not found:
+        return []
+    lines = ["### Base images", ""]
+    for python in sorted(found, key=py.sort_key):
+        base = found[python]
+        if base.get("unavailable_reason"):
+            lines.append(f"- Python {python}: unavailable ({base['unavailable_reason']})")
+            continue
+        line = (f"- Python {python}: {base.get('provider', '?')}, {base.get('source') or '-'}"
+                f" (Python {base.get('interpreter_version') or '?'})")
+        passed = base.get("passed_over") or {}
+        if passed:
+            line += "; passed over " + "; ".join(f"{name}: {why}" for name, why in passed.items())
+        lines.append(line)
+    return [*lines, ""]
+
+
 def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
                 verdict: Verdict) -> str:
     title = meta.get("description") or case_id
@@ -452,6 +472,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
              "### Compatibility table", "",
              f"![{case_id}: one square per cell, coloured by status]({svg_link(case_id)})", "",
              status_table(records, meta.get("release_dates", {})), "", legend(records), "",
+             *base_images_section(meta),
              "### Notes", "", notes_section(verdict), "",
              "### Boundary cells", "", boundaries_section(records, verdict, meta), "",
              "### Evidence", "", evidence_section(records, meta)]

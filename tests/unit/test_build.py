@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix.build import Builder, failed_step, image_tag, killed, render_dockerfile
+from repro_matrix.build import (
+    Builder,
+    failed_step,
+    image_tag,
+    killed,
+    no_cache_dir,
+    render_dockerfile,
+)
 from repro_matrix.model import BaseImage, Lock, Pin
 
 BASE = BaseImage(python="3.9", provider="registry", reference="python:3.9-slim",
@@ -141,3 +148,15 @@ def test_a_remembered_build_failure_is_retried_with_rerun_and_forgotten_once_bui
     assert retried.remembered_failures() == 1
     assert retried.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").ok and len(engine.builds) == 2
     assert retried.remembered_failures() == 0
+
+
+def test_old_pips_get_the_no_cache_value_they_understand() -> None:
+    assert no_cache_dir("9.0.1") == "0"
+    assert no_cache_dir("18.1") == "0"
+    assert no_cache_dir("19.0") == "1"
+    assert no_cache_dir("20.2.4") == "1"  # the Dockerfile of every newer-pip cell is unchanged
+    old = replace(LOCK, build=(Pin("pip", "9.0.1", "pip-9.0.1-py2.py3-none-any.whl", "c" * 64),))
+    text = render_dockerfile(BASE, old, "pkg", "demo/py3.6/1.0")
+    assert "PIP_NO_CACHE_DIR=0 " in text
+    assert "--no-build-isolation" not in text  # pip 9 knows no such option
+    assert "--no-deps --no-build-isolation -r" in render()

@@ -383,3 +383,40 @@ def test_bad_pep723_block_in_the_repro_fails_the_load(folder: Path) -> None:
     message = load_error(write(folder, VALID))
     assert message == (f"{(folder / 'repro.py').resolve()}: '# /// script' block: dependencies: "
                        "expected a list of requirement strings")
+
+# ---- base_images ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("base", "expected"), [
+    ({"interpreter": {"3.6": "."}}, ["base_images.interpreter", "did you mean 'interpreters'"]),
+    ({"registry-image": "x/python:{python}"}, ["did you mean 'registry_image'"]),
+    ({"provider": "locals"}, ["base_images.provider", "local"]),
+    ({"interpreters": ["/opt/py36"]}, ["base_images.interpreters", "expected a mapping"]),
+    ({"interpreters": {"3.6": "no-such-prefix"}}, ["base_images.interpreters.3.6",
+                                                   "no such folder"]),
+    ({"interpreters": {3.1: "."}}, ["base_images.interpreters.3.1", "read as a number"]),
+    ({"interpreters": {"py3.6": "."}}, ["base_images.interpreters.py3.6", "X.Y"]),
+    ({"registry_image": "mirror.example/python:3.9-slim"}, ["base_images.registry_image",
+                                                            "has no {python}"]),
+    ({"registry_image": "Mirror Example/{python}"}, ["base_images.registry_image",
+                                                     "not an image reference"]),
+])
+def test_invalid_base_images_settings_name_the_key(folder: Path, base: dict[str, Any],
+                                                   expected: list[str]) -> None:
+    message = load_error(write(folder, {**VALID, "base_images": base}))
+    for text in expected:
+        assert text in message
+
+
+def test_base_images_settings_are_read(folder: Path) -> None:
+    (folder / "py36").mkdir()
+    matrix = config.load(write(folder, {**VALID, "base_images": {
+        "provider": "local", "interpreters": {"3.6": "py36"},
+        "registry_image": "127.0.0.1:5000/library/python:{python}-slim"}}))
+    assert matrix.providers.provider == "local"
+    assert matrix.providers.interpreters == (("3.6", str((folder / "py36").resolve())),)
+    assert matrix.providers.registry_image == "127.0.0.1:5000/library/python:{python}-slim"
+
+
+def test_registry_image_defaults_to_the_official_slim_images(folder: Path) -> None:
+    assert config.load(write(folder, VALID)).providers.registry_image == "python:{python}-slim"

@@ -40,6 +40,13 @@ def test_dns_failure_is_a_host_free_reason(message: str) -> None:
     ("dial tcp 10.0.2.3:443: connect: connection refused", "registry unreachable (no connection)"),
     ("manifest for python:3.99-slim not found: manifest unknown", "no such image in the registry"),
     ("pull access denied for python, repository does not exist", "the registry refused access"),
+    ('Head "http://127.0.0.1:5000/v2/library/python/manifests/3.8-slim": no basic auth '
+     "credentials", "the registry needs credentials (docker login to it first)"),
+    ("unauthorized: authentication required",
+     "the registry needs credentials (docker login to it first)"),
+    ("failed to register layer: unexpected EOF", "registry connection lost during the pull"),
+    ("read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer",
+     "registry connection lost during the pull"),
 ])
 def test_known_failures_get_fixed_reasons(message: str, reason: str) -> None:
     assert pull_failure_reason(message) == reason

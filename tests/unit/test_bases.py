@@ -1,0 +1,142 @@
+"""bases: the auto order per Python, the registry image setting, the local base's Dockerfile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from repro_matrix import bases
+from repro_matrix.errors import UsageError
+from repro_matrix.interpreters import Interpreter
+from repro_matrix.model import BaseImage, ProviderSettings
+
+
+def base(provider: str, reason: str = "") -> BaseImage:
+    return BaseImage(python="3.6", provider=provider, reference="" if reason else f"{provider}:1",
+                     interpreter="python3.6", source=provider, unavailable_reason=reason)
+
+
+def attempts(*results: BaseImage) -> tuple[list[tuple[str, Callable[[], BaseImage]]], list[str]]:
+    tried: list[str] = []
+
+    def attempt(result: BaseImage) -> Callable[[], BaseImage]:
+        def run() -> BaseImage:
+            tried.append(result.provider)
+            return result
+        return run
+
+    return [(r.provider, attempt(r)) for r in results], tried
+
+
+def test_a_present_base_is_taken_before_anything_is_pulled_or_built() -> None:
+    steps, tried = attempts(base("registry", "python:3.6-slim not present locally"),
+                            base("debian"), base("local"), base("registry"))
+    chosen = bases.choose("3.6", steps)
+    assert chosen.provider == "debian"
+    assert tried == ["registry", "debian"]  # lazily: nothing after the first available one
+    assert chosen.passed_over == (("registry", "python:3.6-slim not present locally"),)
+
+
+def test_the_latest_reason_of_each_provider_is_what_was_passed_over() -> None:
+    steps, tried = attempts(
+        base("registry", "not present"), base("debian", "not present"),
+        base("local", "not present"), base("registry", "cannot pull (no connection)"),
+        base("debian", "no Debian suite ships 3.6"), base("local"))
+    chosen = bases.choose("3.6", steps)
+    assert chosen.provider == "local"
+    assert tried == ["registry", "debian", "local", "registry", "debian", "local"]
+    assert chosen.passed_over == (("registry", "cannot pull (no connection)"),
+                                  ("debian", "no Debian suite ships 3.6"))
+
+
+def test_no_provider_makes_the_column_unavailable_with_every_reason() -> None:
+    steps, _ = attempts(base("registry", "a"), base("debian", "b"), base("local", "c"))
+    chosen = bases.choose("3.6", steps)
+    assert not chosen.available
+    assert chosen.unavailable_reason == "registry: a; debian: b; local: c"
+
+
+def test_the_order_is_registry_then_debian_then_local() -> None:
+    assert bases.ORDER == ("registry", "debian", "local")
+
+
+def test_registry_image_from_environment_before_matrix_file() -> None:
+    settings = ProviderSettings(registry_image="mirror.example/library/python:{python}-slim")
+    assert bases.registry_reference("3.8", ProviderSettings(), {}) == "python:3.8-slim"
+    assert bases.registry_reference("3.8", settings, {}) == \
+        "mirror.example/library/python:3.8-slim"
+    env = {bases.REGISTRY_IMAGE_ENV: "127.0.0.1:5000/library/python:{python}-slim"}
+    assert bases.registry_reference("3.8", settings, env) == \
+        "127.0.0.1:5000/library/python:3.8-slim"
+
+
+def test_a_malformed_registry_image_in_the_environment_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"REPRO_MATRIX_REGISTRY_IMAGE: .* has no"):
+        bases.registry_reference("3.8", ProviderSettings(),
+                                 {bases.REGISTRY_IMAGE_ENV: "python:3.8-slim"})
+
+
+PYENV_36 = Interpreter("3.6", "3.6.15", Path("/root/.pyenv/versions/3.6.15"), "pyenv")
+
+
+def test_local_dockerfile_keeps_the_prefix_path_and_opens_its_parents() -> None:
+    text = bases.render_local_dockerfile(PYENV_36, "bookworm", PYENV_36.prefix, False)
+    assert "FROM repro-matrix/root:debian-bookworm\n" in text
+    assert "chmod o+x /root /root/.pyenv /root/.pyenv/versions &&" in text
+    assert "ln -sf /root/.pyenv/versions/3.6.15/bin/python3.6 /usr/local/bin/python3.6" in text
+    assert "ENV PYTHON_VERSION=3.6.15" in text
+    assert "LD_LIBRARY_PATH" not in text
+
+
+def test_a_moved_prefix_gets_its_library_path() -> None:
+    moved = Interpreter("3.8", "3.8.18", Path("/tmp/pytest/broken"), "explicit")
+    target = bases.install_path(moved)
+    assert target == Path("/opt/repro-matrix/python/3.8.18")  # /tmp is a tmpfs in a cell
+    text = bases.render_local_dockerfile(moved, "bookworm", target, True)
+    assert "ENV LD_LIBRARY_PATH=/opt/repro-matrix/python/3.8.18/lib\n" in text
+    assert bases.install_path(PYENV_36) == PYENV_36.prefix
+
+
+@pytest.mark.parametrize(("relative", "skipped"), [
+    ("lib/python3.6/test/test_os.py", True),
+    ("lib/python3.6/ctypes/test/test_x.py", False),
+    ("lib/python3.6/lib2to3/tests/data/x.py", True),
+    ("lib/python3.6/idlelib/idle_test/x.py", True),
+    ("lib/python3.6/config-3.6m-x86_64-linux-gnu/libpython3.6m.a", True),
+    ("lib/python3.6/config-3.6m-x86_64-linux-gnu/Makefile", False),
+    ("lib/python3.6/os.py", False),
+    ("lib/libpython3.6m.so.1.0", False),
+    ("bin/python3.6", False),
+])
+def test_only_needless_parts_of_a_prefix_are_left_out(relative: str, skipped: bool) -> None:
+    assert bases._skipped("3.6", relative) is skipped
+
+
+def test_each_column_says_where_its_interpreter_came_from() -> None:
+    from repro_matrix.pipeline import base_meta, describe_base
+    from repro_matrix.report import base_images_section
+
+    local = BaseImage(python="3.6", provider="local", reference="repro-matrix/base:py3.6.15-x",
+                      interpreter="python3.6", interpreter_version="3.6.15", suite="bookworm",
+                      source="CPython 3.6.15 from pyenv (/p) on debian bookworm",
+                      notes="built without _hashlib",
+                      passed_over=(("registry", "cannot pull python:3.6-slim (no connection)"),
+                                   ("debian", "no Debian suite ships 3.6")))
+    line = describe_base(local)
+    assert line.startswith("local: repro-matrix/base:py3.6.15-x (CPython 3.6.15 from pyenv")
+    assert "noted: built without _hashlib" in line
+    assert line.endswith("passed over registry (cannot pull python:3.6-slim (no connection)); "
+                         "debian (no Debian suite ships 3.6)")
+    missing = base("none", "registry: a; debian: b; local: c")
+    assert describe_base(missing) == "unavailable: registry: a; debian: b; local: c"
+    meta = {"bases": {"3.6": base_meta(local), "3.5": base_meta(missing)}}
+    assert meta["bases"]["3.6"]["passed_over"]["debian"] == "no Debian suite ships 3.6"
+    assert base_images_section(meta) == [
+        "### Base images", "",
+        "- Python 3.5: unavailable (registry: a; debian: b; local: c)",
+        "- Python 3.6: local, CPython 3.6.15 from pyenv (/p) on debian bookworm (Python 3.6.15); "
+        "passed over registry: cannot pull python:3.6-slim (no connection); debian: no Debian "
+        "suite ships 3.6", ""]
+    assert base_images_section({}) == []
