@@ -109,7 +109,8 @@ def test_boundary_cells_are_marked() -> None:
 
 def test_verdict_and_claim_check_are_on_the_page() -> None:
     text = page()
-    assert f"{report.scope_sentence(verdict().overall)}</p>" in text
+    assert f"{report.headline(verdict())}</p>" in text
+    assert "<strong>Coverage.</strong> Python 3.9: 4 of 4 releases decided;" in text
     assert "Claim check.</strong> The claim &quot;first fixed in 1.10&quot; (changelog) holds." \
         in text
 

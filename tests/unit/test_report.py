@@ -101,7 +101,14 @@ def test_status_table_leaves_missing_cells_blank() -> None:
     header, _, first, _ = table.splitlines()
     assert [cell.strip() for cell in header.split("|")[1:-1]] == ["version", "released", "py3.9",
                                                                   "py3.10"]
-    assert [cell.strip() for cell in first.split("|")[1:-1]] == ["1.0.0", "", "🔴", ""]
+    assert [cell.strip() for cell in first.split("|")[1:-1]] == ["1.0.0", "", "🔴 R", ""]
+
+
+def test_status_table_folds_columns_unavailable_for_every_release() -> None:
+    header = report.status_table(RECORDS, {}, fold=True).splitlines()[0]
+    assert "py3.13" not in header and "py3.12" in header
+    assert report.folded_note(RECORDS) == (
+        "Not shown: Python 3.13, unavailable for every release (see Coverage).")
 
 
 def test_status_table_prints_versions_verbatim_even_when_they_look_like_numbers() -> None:
@@ -116,7 +123,7 @@ def test_verdict_section_matches_golden(golden: Golden) -> None:
 
 @pytest.mark.parametrize(("claim", "words"), [
     (CLAIM, "✅ holds"), (Claim(first_fixed="1.9.0"), "❌ does not hold"),
-    (Claim(first_fixed="1.5"), "❔ cannot be decided"), (Claim(), "\"none\" ❔")])
+    (Claim(first_fixed="1.5"), "❔ cannot be decided"), (Claim(), "No claim to check")])
 def test_verdict_section_states_the_claim_result(claim: Claim, words: str) -> None:
     assert words in report.verdict_section(verdict(claim))
 
@@ -129,15 +136,18 @@ def test_render_case_counts_cells_and_skips_passing_cells_in_evidence() -> None:
     text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
     assert "5 releases × 4 Pythons = 20 cells" in text
     evidence = text.split("### Evidence", 1)[1]
-    assert "py3.9 1.0.0: reproduced" in evidence
-    assert ": not_reproduced" not in evidence
-    assert evidence.count("Python 3.13:") == 1
+    assert "py3.10 1.0.0: reproduced, exit 1" in evidence
+    assert "not_reproduced" not in text and "not reproduced, exit 0" not in evidence
+    assert "exit code none" not in text
+    # one block per (status, error line) group, unavailable cells only under Failure causes
+    assert evidence.count("<details>") == 5 and "Python 3.13" not in evidence
 
 
 def test_render_case_puts_the_summary_first_then_table_notes_boundaries_evidence() -> None:
     text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
-    marks = ["**Verdict.**", "**Claim check.**", "### Compatibility table", "](demo/matrix.svg)",
-             "|  version", "- 🔴 reproduced", "### Notes", "Branches:", "### Boundary cells",
+    marks = ["**Verdict.**", "**Coverage.**", "**Claim check.**", "### Why the boundary is there",
+             "### Failure causes", "### Compatibility table", "](demo/matrix.svg)",
+             "|  version", "- 🔴 R reproduced", "### Notes", "Branches:", "### Boundary cells",
              "### Evidence"]
     positions = [text.index(mark) for mark in marks]
     assert positions == sorted(positions)
@@ -156,9 +166,10 @@ def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
 
 def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
     text = report.boundaries_section(RECORDS, verdict(CLAIM), META)
-    assert text.count("<details>") == 5
-    assert "py3.10 1.0.0: introduced, last affected (reproduced)" in text
-    assert f"pkg==2.0.0 --hash=sha256:{'0' * 64}" in text
+    assert text.count("\n- ") == 5
+    assert ("**py3.10 1.0.0**, introduced, last affected: reproduced, "
+            "`RuntimeError: BOOM`") in text
+    assert "lock `pkg==2.0.0`" in text
     assert text.count("docker run --rm --mount") == 5
 
 
@@ -259,14 +270,15 @@ def test_matrix_svg_is_xml_with_one_coloured_square_per_cell() -> None:
     rows = [label for label in labels if label in GRID]
     assert rows == ["0.9.0", "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
     assert "← first fixed" in labels
-    assert all(f"{s.value.replace('_', ' ')} (" in "".join(map(str, labels)) for s in Status)
+    assert all(f"{report.look(s).words} (" in "".join(map(str, labels)) for s in Status)
 
 
 def test_step_summary_has_the_two_sentences_and_the_table() -> None:
     text = report.step_summary([("demo", META, RECORDS, verdict(CLAIM))])
-    assert "**Verdict.** all Pythons: introduced in 1.0.0" in text
+    assert "**Verdict.** Decided on 3 of 4 Pythons. Python 3.9: introduced in 1.0.0" in text
+    assert "**Coverage.** Python 3.9: 5 of 5 releases decided;" in text
     assert "**Claim check.** The claim \"first fixed in 2.0.0\"" in text
-    assert report.status_table(RECORDS, META["release_dates"]) in text
+    assert report.status_table(RECORDS, META["release_dates"], fold=True) in text
     assert "Per Python" not in text
 
 
