@@ -165,7 +165,9 @@ def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str],
     return {
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
         "status": report.MEANINGS.get(record.status, report.look(record.status).words),
-        "error": error or record.reason, "reason": record.reason,
+        # A passing cell has no error to lead with.
+        "error": "" if record.status is Status.NOT_REPRODUCED else (error or record.reason),
+        "reason": record.reason,
         "cause": "" if record.status.decisive else causes.cause(record),
         "exit_code": record.exit_code, "duration": duration,
         "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
