@@ -224,3 +224,17 @@ def test_changelog_sections_read_rst_and_markdown_headings() -> None:
     assert boundary.bullet_entries(dict(boundary.changelog_sections(CHANGES))["1.1"]) == [
         "-   ``Server.serve`` accepts port 0 and lets the OS pick a port. :issue:`77`",
         "-   Faster startup."]
+
+
+def test_stored_boundaries_match_their_schema(tmp_path: Path, releases: Path) -> None:
+    from importlib import resources
+
+    import jsonschema
+
+    text = resources.files("repro_matrix").joinpath("schemas", "boundaries.schema.json")
+    computed = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([releases]),
+                                     [])
+    missing = boundary.explain_case(META, RECORDS, verdict(), None, [])
+    for explained in (computed, missing):
+        payload = json.loads(json.dumps(boundary.to_json(explained)))
+        jsonschema.validate(payload, json.loads(text.read_text()))
