@@ -167,7 +167,7 @@ def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str],
         "status": report.MEANINGS.get(record.status, report.look(record.status).words),
         # A passing cell has no error to lead with.
         "error": "" if record.status is Status.NOT_REPRODUCED else (error or record.reason),
-        "reason": record.reason,
+        "reason": report.plain(record.reason),
         "cause": "" if record.status.decisive else causes.cause(record),
         "exit_code": record.exit_code, "duration": duration,
         "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
@@ -304,7 +304,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
     boundaries = {b.record.cell.id: b.roles for b in report.boundary_cells(records, verdict)}
     title = meta.get("description") or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
-    evidence = [f"Deciding cells: {report._plain('; '.join(verdict.claim.evidence))}."] \
+    evidence = [f"Deciding cells: {report.plain('; '.join(verdict.claim.evidence))}."] \
         if verdict.claim.evidence else []
     differs = ([f"Releases whose outcome differs by Python: "
                 f"{', '.join(verdict.differs_by_python)}."] if verdict.differs_by_python else [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -208,12 +209,16 @@ def claim_sentence(verdict: Verdict, words: dict[bool | None, str] | None = None
     if not (claim.claim.introduced or claim.claim.first_fixed):
         return "No claim to check (the case states none)."
     said = (words or CLAIM_WORDS)[claim.holds]
-    return f"{claim_words(claim.claim)} {said}. {_plain(claim.explanation)}"
+    return f"{claim_words(claim.claim)} {said}. {plain(claim.explanation)}"
 
 
-def _plain(text: str) -> str:
-    """Internal state names read as words in prose."""
-    return text.replace("not_reproduced", "not reproduced")
+def plain(text: str) -> str:
+    """Internal state names read as words in prose; "5 cutoff(s)" reads "5 cutoffs"."""
+    text = text.replace("not_reproduced", "not reproduced")
+    return _COUNTED.sub(lambda m: plural(int(m[1]), m[2]), text)
+
+
+_COUNTED = re.compile(r"\b(\d+) ([a-z][a-z ]*?[a-z])\(s\)")
 
 
 def claim_words(claim: Claim) -> str:
@@ -246,7 +251,7 @@ def coverage_sentence(meta: dict[str, Any], records: Sequence[CellRecord]) -> st
             if not r.status.decisive:
                 others[r.status] = others.get(r.status, 0) + 1
         why = ", ".join(f"{look(s).words} {n}" for s, n in others.items())
-        ran = (f"bisect: {plural(len(mine), 'release')} of {planned} run, {decided} decided"
+        ran = (f"bisect: {len(mine)} of {plural(planned, 'release')} run, {decided} decided"
                if python in bisect else f"{decided} of {plural(planned, 'release')} decided")
         parts.append(f"Python {python}: {ran}" + (f" ({why})" if why else ""))
     if untested:
@@ -285,7 +290,7 @@ def notes_section(verdict: Verdict) -> str:
     """Deciding cells, the verdict per Python, branches, Python differences."""
     lines: list[str] = []
     if verdict.claim.evidence:
-        lines += ["Deciding cells: " + "; ".join(f"`{_plain(e)}`" for e in verdict.claim.evidence)
+        lines += ["Deciding cells: " + "; ".join(f"`{plain(e)}`" for e in verdict.claim.evidence)
                   + ".", ""]
     notes = branch_sentences(verdict)
     if notes:
@@ -473,7 +478,7 @@ def _rerun_note(meta: dict[str, Any]) -> str:
 def _outcome_words(record: CellRecord) -> str:
     """The cell's status and what it showed: its error line, else its reason."""
     shown = causes.error_line(record.output_excerpt)
-    return f"{look(record.status).words}, " + (f"`{shown}`" if shown else record.reason)
+    return f"{look(record.status).words}, " + (f"`{shown}`" if shown else plain(record.reason))
 
 
 def boundaries_section(records: Sequence[CellRecord], verdict: Verdict,
@@ -522,7 +527,7 @@ def evidence_section(records: Sequence[CellRecord], meta: dict[str, Any] | None 
 def _cell_evidence(record: CellRecord, meta: dict[str, Any], standing_for: str = "") -> list[str]:
     cell = record.cell
     head = (f"<details><summary>{mark(record.status)} py{cell.python} {cell.version}: "
-            f"{look(record.status).words}, {record.reason}"
+            f"{look(record.status).words}, {plain(record.reason)}"
             + (f"; representative {standing_for}" if standing_for else "") + "</summary>")
     facts = []
     if record.exit_code is not None:

@@ -318,3 +318,27 @@ def test_partial_results_say_the_run_has_not_finished() -> None:
     text = report.render_case("demo", {**meta, "started_at": "2024-01-02T03:00:00Z"}, RECORDS,
                               verdict(CLAIM))
     assert "run not finished (started 2024-01-02T03:00:00Z): partial results." in text
+
+
+def test_coverage_names_what_was_not_decided_and_how_much_a_bisect_ran() -> None:
+    full = report.coverage_sentence(META, RECORDS)
+    assert full.startswith("Python 3.9: 5 of 5 releases decided; Python 3.10: 4 of 5 releases "
+                           "decided (other failure 1);")
+    assert full.endswith("not tested: Python 3.13 (unavailable: no base image).")
+    probed = [r for r in RECORDS if r.cell.python == "3.9" and r.cell.version != "1.9.0"]
+    bisected = report.coverage_sentence(
+        {"versions": list(GRID), "bisect": {"3.9": {"cells_run": 4}}}, probed)
+    assert bisected == "Python 3.9: bisect: 4 of 5 releases run, 4 decided."
+
+
+def test_headline_claims_only_what_decided_pythons_show() -> None:
+    text = report.headline(verdict(CLAIM))
+    assert text.startswith("Decided on 3 of 4 Pythons. ")
+    assert "all Pythons" not in text and "3.13" not in text  # 3.13 decided nothing
+    assert "Python 3.12: not reproduced in its only decided release." in text
+
+
+def test_reasons_read_as_words() -> None:
+    assert report.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
+        "did not install at any of 1 era cutoff tried; 2 cutoffs")
+    assert report.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
