@@ -159,9 +159,10 @@ def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str],
     """Everything the details panel shows about one cell, its error line first."""
     duration = f"{record.duration_s:.2f} s" if record.duration_s is not None else None
     base = record.base_source or record.base_provider
-    error = causes.error_line(record.output_excerpt)
-    if not error and record.status is Status.CANNOT_INSTALL and record.attempts:
-        error = causes.attempt_cause(record.attempts[0].detail)
+    # Lead with what groups the cell (for a release that did not install, the first cutoff's
+    # error, as in "Failure causes"), else the last exception line of its output.
+    error = (causes.cause(record) if record.status is Status.CANNOT_INSTALL
+             else causes.error_line(record.output_excerpt))
     return {
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
         "status": report.MEANINGS.get(record.status, report.look(record.status).words),
@@ -224,7 +225,7 @@ def _legend(records: Sequence[CellRecord]) -> str:
         if not count:
             continue
         items.append(f'<li><span class="swatch s-{status.value}">{report.CODES[status]}</span>'
-                     f"{escape(report.SYMBOLS[status])} {escape(report.MEANINGS[status])} "
+                     f"{escape(report.MEANINGS[status])} "
                      f"({report.plural(count, 'cell')})</li>")
     items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000"></span>'
                  "outlined: a boundary cell (introduced, last affected or fixed, per Python)"
