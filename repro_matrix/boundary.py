@@ -9,6 +9,7 @@ import email.parser
 import keyword
 import re
 import tarfile
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -229,7 +230,9 @@ class Span:
 
 def _function_spans(text: str) -> dict[str, Span] | None:
     try:
-        return _spans_of(ast.parse(text))
+        with warnings.catch_warnings():  # old releases' invalid escapes are not our concern
+            warnings.simplefilter("ignore")
+            return _spans_of(ast.parse(text))
     except (SyntaxError, ValueError):  # e.g. Python 2-only source: fall back to indentation
         return None
 
