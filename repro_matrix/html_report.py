@@ -167,9 +167,10 @@ def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str],
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
         "status": report.MEANINGS.get(record.status, report.look(record.status).words),
         # A passing cell has no error to lead with.
-        "error": "" if record.status is Status.NOT_REPRODUCED else (error or record.reason),
+        "error": ("" if record.status is Status.NOT_REPRODUCED
+                  else report.plain(error or record.reason)),
         "reason": report.plain(record.reason),
-        "cause": "" if record.status.decisive else causes.cause(record),
+        "cause": "" if record.status.decisive else report.plain(causes.cause(record)),
         "exit_code": record.exit_code, "duration": duration,
         "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
         "base": base, "interpreter": record.interpreter_version, "cutoff": record.cutoff,

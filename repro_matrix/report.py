@@ -366,7 +366,7 @@ def causes_section(records: Sequence[CellRecord]) -> str:
         return "Every cell decided: none failed for another reason."
     tested = ordered_versions(records)
     return "\n".join(f"- {mark(g.status)} {plural(len(g.records), 'cell')} "
-                     f"({causes.where(g, tested)}): {look(g.status).words}, `{g.cause}`"
+                     f"({causes.where(g, tested)}): {look(g.status).words}, `{plain(g.cause)}`"
                      for g in found)
 
 
@@ -374,7 +374,7 @@ def cause_lines(records: Sequence[CellRecord]) -> list[str]:
     """The grouped causes as plain lines (the terminal)."""
     tested = ordered_versions(records)
     return [f"{plural(len(g.records), 'cell')} {look(g.status).words} "
-            f"({causes.where(g, tested)}): {g.cause}" for g in causes.groups(records)]
+            f"({causes.where(g, tested)}): {plain(g.cause)}" for g in causes.groups(records)]
 
 
 # ---- boundary cells and how to rerun a cell -------------------------------------------------
