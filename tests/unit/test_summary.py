@@ -91,3 +91,20 @@ def test_terminal_lines_name_the_causes() -> None:
     assert lines[0] == "demo: No release could be tested on any Python."
     assert "  2 cells other failure (py3.14: every release): AttributeError: no get_loader" \
         in lines
+
+
+def test_run_on_engines_merges_then_summarizes_and_fails_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from repro_matrix import engines
+
+    shard = tmp_path / "shard-1"
+    write_case(shard, GRID, {"first_fixed": "1.2"})
+    monkeypatch.setattr(engines, "parse_engines", lambda text: text.split(","))
+    monkeypatch.setattr(engines, "run_on_engines", lambda argv, names, folder: [shard])
+    results = tmp_path / "merged"
+    assert main(["run", "--engines", "a", "--results", str(results), "--fail-on",
+                 "reproduced"]) == EXIT_FAIL_ON
+    err = capsys.readouterr().err
+    assert "claim check: The claim \"first fixed in 1.2\" holds." in err
+    assert "demo: 1 cell reproduced the bug" in err
