@@ -145,10 +145,6 @@ class Distribution:
                     if handle is not None:
                         self._files[member.name] = handle.read()
 
-    @property
-    def is_wheel(self) -> bool:
-        return self.path.name.endswith(".whl")
-
     def source(self, relative: str) -> str | None:
         """An installed file's text: exact in a wheel; in an sdist under its folder or src/."""
         for name in sorted(self._files, key=len):
@@ -190,6 +186,18 @@ class FunctionDiff:
     diff: str
 
 
+@dataclass(frozen=True)
+class Span:
+    """1-based first and last line of a function, and of its docstring if it has one."""
+
+    first: int
+    last: int
+    docstring: tuple[int, int] | None = None
+
+    def contains(self, line: int) -> bool:
+        return self.first <= line <= self.last
+
+
 def _docstring(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int] | None:
     first = node.body[0]
     if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
@@ -214,18 +222,6 @@ def _spans_of(tree: ast.AST) -> dict[str, Span]:
 
     visit(tree, "")
     return spans
-
-
-@dataclass(frozen=True)
-class Span:
-    """1-based first and last line of a function, and of its docstring if it has one."""
-
-    first: int
-    last: int
-    docstring: tuple[int, int] | None = None
-
-    def contains(self, line: int) -> bool:
-        return self.first <= line <= self.last
 
 
 def _function_spans(text: str) -> dict[str, Span] | None:
