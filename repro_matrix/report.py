@@ -644,6 +644,11 @@ def facts_line(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
     """What was planned and when it ran."""
     versions = len({r.cell.version for r in records})
     pythons = len({r.cell.python for r in records})
+    if meta.get("bisect"):  # a bisection runs a few cells per Python, not a full matrix
+        planned = len(meta.get("versions") or ()) or versions
+        return (f"Package `{meta.get('package', '')}`, bisect over {plural(planned, 'release')} "
+                f"× {plural(pythons, 'Python')}: {plural(len(records), 'cell')} run; "
+                f"{run_words(meta)}.")
     return (f"Package `{meta.get('package', '')}`, {plural(versions, 'release')} × "
             f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; {run_words(meta)}.")
 

@@ -342,3 +342,10 @@ def test_reasons_read_as_words() -> None:
     assert report.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
         "did not install at any of 1 era cutoff tried; 2 cutoffs")
     assert report.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
+
+
+def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
+    probed = [r for r in RECORDS if r.cell.version in ("0.9.0", "2.0.0")]
+    meta = {**META, "versions": list(GRID), "bisect": {"3.9": {"cells_run": 2}}}
+    assert report.facts_line(meta, probed).startswith(
+        "Package `pkg`, bisect over 5 releases × 4 Pythons: 8 cells run; ")
