@@ -427,6 +427,8 @@ class Explained:
         return not self.missing
 
 
+# A damaged archive explains nothing, but must not stop the report.
+_UNREADABLE = (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError)
 # Finds a release's distribution: (project, version, prefer_sdist) -> file or None.
 Locate = Callable[[str, str, bool], "Path | None"]
 
@@ -438,7 +440,11 @@ def explain(pair: Pair, output: str, project: str, issues: set[str], find: Locat
     if missing:
         return Explained(pair.kind, pair.before, pair.after, pair.cell,
                          missing=f"no distribution of {project} {', '.join(missing)} at hand")
-    dists = {v: Distribution(p) for v, p in paths.items() if p is not None}
+    try:
+        dists = {v: Distribution(p) for v, p in paths.items() if p is not None}
+    except _UNREADABLE as exc:
+        return Explained(pair.kind, pair.before, pair.after, pair.cell,
+                         missing=f"a distribution of {project} is unreadable ({exc})")
     affected, other = pair.affected, (pair.after if pair.affected == pair.before else pair.before)
     diffs = []
     for frame in site_frames(output):
@@ -448,7 +454,12 @@ def explain(pair: Pair, output: str, project: str, issues: set[str], find: Locat
         diffs.append(function_diff(frame, text, dists[other].source(frame.path), pair.before,
                                    pair.after, affected == pair.after))
     sdist_path = find(project, pair.after, True)
-    notes = Distribution(sdist_path) if sdist_path else dists[pair.after]
+    notes = dists[pair.after]
+    if sdist_path:
+        try:
+            notes = Distribution(sdist_path)
+        except _UNREADABLE:
+            sdist_path = None  # the changelog is a bonus: the diff stands without it
     log = notes.changelog()
     sections = tuple(entries_between(log[1], pair.before, pair.after)) if log else ()
     entries = [e for _, text in sections for e in bullet_entries(text)]

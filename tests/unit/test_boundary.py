@@ -238,3 +238,10 @@ def test_stored_boundaries_match_their_schema(tmp_path: Path, releases: Path) ->
     for explained in (computed, missing):
         payload = json.loads(json.dumps(boundary.to_json(explained)))
         jsonschema.validate(payload, json.loads(text.read_text()))
+
+
+def test_a_damaged_archive_is_said_not_raised(releases: Path) -> None:
+    (releases / "pkg-1.1-py3-none-any.whl").write_bytes(b"not a zip")
+    (_, fixed) = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([releases]),
+                                       [])
+    assert "unreadable" in fixed.missing
