@@ -286,6 +286,15 @@ def branch_sentences(verdict: Verdict) -> list[str]:
     return lines
 
 
+def per_python_sentences(verdict: Verdict) -> list[str]:
+    """One sentence per decided Python, one for all those that decided nothing."""
+    lines = [scope_sentence(scope) for scope in verdict.per_python if scope.decisive]
+    undecided = [s.name.removeprefix("Python ") for s in verdict.per_python if not s.decisive]
+    if undecided:
+        lines.append(f"{_pythons_words(undecided)}: no release could be tested.")
+    return lines
+
+
 def notes_section(verdict: Verdict) -> str:
     """Deciding cells, the verdict per Python, branches, Python differences."""
     lines: list[str] = []
