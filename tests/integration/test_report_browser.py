@@ -125,8 +125,9 @@ def test_clicking_a_cell_shows_its_evidence(chromium: str, results: Path,
     for shown in ("py3.9 · 1.1", "exit 1, output has 'BOOM'", "<dd>1</dd>",
                   "repro-matrix/cell:3.9-1.1", f"pkg==1.1 --hash=sha256:{'7' * 64}",
                   "RuntimeError: BOOM &lt;&amp;&gt;",
-                  'docker run --rm --network none -v "$PWD/cases/demo/repro.py:/repro/repro.py'
-                  ':ro" repro-matrix/cell:3.9-1.1 /opt/venv/bin/python /repro/repro.py',
+                  'docker run --rm --mount "type=bind,target=/repro/repro.py,readonly,source='
+                  '$PWD/cases/demo/repro.py"',
+                  "repro-matrix/cell:3.9-1.1 /opt/venv/bin/python /repro/repro.py",
                   "Boundary of an affected range", "last affected"):
         assert shown in panel, shown
     assert f'class="cell s-reproduced boundary selected" data-cell="{CLICKED}"' in dom
