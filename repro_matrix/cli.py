@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from repro_matrix import __version__, config, plan, store
-from repro_matrix.errors import HarnessError, UsageError
+from repro_matrix.errors import EXIT_FAIL_ON, HarnessError, UsageError
 from repro_matrix.model import MatrixConfig
 from repro_matrix.shard import parse_shard
 
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: merge this run into them)")
     run.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
                      "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
+    _fail_on(run)
 
     show = commands.add_parser("plan", help="print the cells a run would execute")
     _common(show)
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an earlier results folder: report what changed; exit 5 when a "
                           "claim check or a decisive cell changed")
     rep.add_argument("--results", type=Path, help="results folder (default: results)")
+    _fail_on(rep)
     _invoked_from(rep)
 
     cache = commands.add_parser("cache", help="show the cache's sizes by kind, or clean it")
@@ -112,6 +114,41 @@ def _invoked_from(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--invoked-from", type=Path, metavar="DIR",
                      help="resolve relative paths given on the command line against DIR (nox "
                           "passes the folder it was started in)")
+
+
+def _fail_on(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--fail-on", action="append", default=[], metavar="WHAT",
+                     help="exit 6 when a case's claim is refuted, a cell reproduced the bug, or "
+                          "a verdict changed since the last results: "
+                          "refuted|reproduced|changed (comma-separated or repeated)")
+
+
+def _conditions(args: argparse.Namespace) -> tuple[str, ...]:
+    from repro_matrix.summary import FAIL_ON, parse_fail_on
+
+    conditions = parse_fail_on(args.fail_on)
+    unknown = [c for c in conditions if c not in FAIL_ON]
+    if unknown:
+        raise UsageError(f"--fail-on: unknown condition {unknown[0]!r}",
+                         f"choose from {', '.join(FAIL_ON)}")
+    return conditions
+
+
+def _summarize(results: Path, case_ids: Sequence[str] | None, conditions: Sequence[str],
+               before: dict[str, object], quiet: bool = False) -> int:
+    """Print each case's verdict and claim check; the exit code --fail-on asks for."""
+    from repro_matrix.pipeline import rendered_cases
+    from repro_matrix.report import terminal_lines
+    from repro_matrix.summary import met
+
+    cases = rendered_cases(results, case_ids)
+    if not quiet:
+        for line in terminal_lines(cases):
+            print(line, file=sys.stderr)
+    failed = met(conditions, cases, before)
+    for line in failed:
+        print(f"repro-matrix: --fail-on {', '.join(conditions)}: {line}", file=sys.stderr)
+    return EXIT_FAIL_ON if failed else 0
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
@@ -160,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     from repro_matrix.index import IndexClient
     from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
     from repro_matrix.progress import Progress, choose_mode
+    from repro_matrix.summary import stored_verdicts
 
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
@@ -169,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--shard and --bisect: a bisection needs every version of a Python; "
                          "choose one")
     shard = parse_shard(args.shard) if args.shard else None
+    conditions = _conditions(args)
     if args.replace and (args.shard or args.engines):
         raise UsageError("--replace with --shard/--engines: a shard holds part of a run; "
                          "replace into an empty --results folder instead")
@@ -188,9 +227,12 @@ def _run(args: argparse.Namespace) -> int:
         store.check_writable(args.results)
         engine.connect()
         config.check_against_index(matrix, IndexClient(options.cache_dir).releases, selection)
+        before = stored_verdicts(args.results)
         progress = Progress(sys.stderr, choose_mode(sys.stderr, args.quiet, args.verbose))
-        MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect, shard=shard)
-    return 0
+        verdicts = MatrixRun(matrix, options, progress).run(selection, bisect=args.bisect,
+                                                            shard=shard)
+    return _summarize(args.results, [case_id for case_id, _ in verdicts], conditions, before,
+                      args.quiet)
 
 
 @contextmanager
@@ -212,16 +254,20 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
 
 def _run_on_engines(args: argparse.Namespace) -> int:
     from repro_matrix.engines import parse_engines, run_on_engines
-    from repro_matrix.pipeline import merge_results, render_results
+    from repro_matrix.pipeline import default_cache_dir, dist_finder, merge_results, render_results
 
     if args.shard or args.bisect:
         raise UsageError("--engines shards the run itself; drop --shard/--bisect")
+    from repro_matrix.summary import stored_verdicts
+
+    conditions = _conditions(args)
+    before = stored_verdicts(args.results)
     engines = parse_engines(args.engines)
     folders = run_on_engines(args.argv, engines, args.results / ".shards")
     merge_results(folders, args.results)
-    render_results(args.results)
+    render_results(args.results, find=dist_finder(args.cache_dir or default_cache_dir()))
     print(f"merged {len(folders)} engine shards into {args.results}", file=sys.stderr)
-    return 0
+    return _summarize(args.results, None, conditions, before, args.quiet)
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -259,16 +305,27 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from repro_matrix.pipeline import alert_changes, merge_results, render_results
+    from repro_matrix.pipeline import (
+        alert_changes,
+        default_cache_dir,
+        dist_finder,
+        merge_results,
+        render_results,
+    )
+    from repro_matrix.summary import stored_verdicts
 
+    conditions = _conditions(args)
+    before = stored_verdicts(args.results)
     with _writer(args.results, args):
         if args.merge:
             merged = merge_results(args.merge, args.results)
             print(f"merged {len(args.merge)} shard folders: {', '.join(merged)}",
                   file=sys.stderr)
         render_results(args.results, on_case=lambda case: print(f"rendered {case}",
-                                                                file=sys.stderr))
+                                                                file=sys.stderr),
+                       find=dist_finder(default_cache_dir()))
     print(f"report: {args.results / 'report.md'}", file=sys.stderr)
+    code = _summarize(args.results, None, conditions, before)
     if args.baseline:
         changes = alert_changes(args.results, args.baseline)
         for line in changes:
@@ -276,7 +333,7 @@ def _report(args: argparse.Namespace) -> int:
         if changes:
             return EXIT_CHANGED
         print(f"no change against {args.baseline}", file=sys.stderr)
-    return 0
+    return code
 
 
 def _cache(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from repro_matrix.model import CellRecord, Status
+from repro_matrix.report import look
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,13 @@ def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
             if record.status is Status.REPRODUCED:
                 new.append(f"{record.cell.id}: new cell, reproduced")
             continue
-        change = f"{record.cell.id}: {before.status.value} → {record.status.value}"
+        change = f"{record.cell.id}: {look(before.status).words} → {look(record.status).words}"
         if before.status.decisive and record.status.decisive and before.status != record.status:
             flipped.append(change)
         elif before.status.decisive and not record.status.decisive:
             undecided.append(f"{change} (no longer decided)")
     present = {record.cell.id for record in records}
-    vanished = [f"{cell_id}: vanished (was {before.status.value})"
+    vanished = [f"{cell_id}: vanished (was {look(before.status).words})"
                 for cell_id, before in baseline.items() if cell_id not in present]
     return Changes(claim, tuple(flipped), tuple(new), tuple(undecided), tuple(vanished))
 

@@ -39,3 +39,8 @@ class ResolveToolError(HarnessError):
     """A resolution tool (uv) is missing or broke in a way no cutoff can fix."""
 
     exit_code = 4
+
+
+# `run` / `report --fail-on refuted|reproduced|changed`: the results met a condition CI fails on
+# (the run itself succeeded; everything was written).
+EXIT_FAIL_ON = 6

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from repro_matrix import report
+from repro_matrix import causes, report
+from repro_matrix.boundary import INTRODUCED, Explained
 from repro_matrix.model import CellRecord, Status
 from repro_matrix.verdict import Verdict
 
@@ -46,6 +47,11 @@ td.empty { border: 1px dashed #ccc; }
 .panel pre { background: #fff; border: 1px solid #e0e0e0; padding: 6px; max-height: 260px;
              overflow: auto; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
 .hint { color: #666; }
+.panel p.error { font-family: monospace; font-size: 12px; color: #8b0000; background: #fff;
+                 border-left: 3px solid #c62828; padding: 4px 6px; margin: 4px 0 8px; }
+pre.diff { background: #fff; border: 1px solid #e0e0e0; padding: 6px; overflow: auto;
+           font-size: 12px; } pre.diff .add { color: #1a7f37; } pre.diff .del { color: #c62828; }
+.folded { color: #555; }
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 16px; }
 .swatch { display: inline-block; width: 16px; height: 14px; text-align: center;
           font-size: 11px; border-radius: 2px; margin-right: 4px; }
@@ -55,11 +61,13 @@ _JS = r"""
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("repro-matrix-data").textContent);
-  var LABELS = [["status", "Status"], ["reason", "Reason"], ["exit_code", "Exit code"],
+  var LABELS = [["status", "Status"], ["reason", "Reason"], ["cause", "Cause (cells grouped)"],
+    ["exit_code", "Exit code"],
     ["duration", "Duration"], ["roles", "Boundary of an affected range"],
     ["image_ref", "Image"], ["image_id", "Image id"], ["base", "Base"],
     ["interpreter", "Interpreter"], ["cutoff", "Era cutoff"]];
-  var BLOCKS = [["attempts", "Attempts"], ["rerun", "Rerun by hand"], ["lock", "Lock"],
+  var BLOCKS = [["boundary_diff", "What changed across this boundary"],
+    ["attempts", "Attempts"], ["rerun", "Rerun by hand"], ["lock", "Lock"],
     ["build_lock", "Build tools"], ["output", "Output (excerpt)"]];
   function text(tag, value) {
     var node = document.createElement(tag);
@@ -73,6 +81,11 @@ _JS = r"""
     var panel = section.querySelector(".panel");
     while (panel.firstChild) { panel.removeChild(panel.firstChild); }
     panel.appendChild(text("h3", "py" + info.python + " \u00b7 " + info.version));
+    if (info.error) {
+      var lead = text("p", info.error);
+      lead.className = "error";
+      panel.appendChild(lead);
+    }
     var dl = document.createElement("dl");
     LABELS.forEach(function (pair) {
       var value = info[pair[0]];
@@ -141,31 +154,46 @@ def _status_css() -> str:
                      for s, (fill, ink) in report.COLOURS.items())
 
 
-def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str]) -> dict[str, Any]:
-    """Everything the details panel shows about one cell."""
+def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str],
+              diff: str = "") -> dict[str, Any]:
+    """Everything the details panel shows about one cell, its error line first."""
     duration = f"{record.duration_s:.2f} s" if record.duration_s is not None else None
     base = record.base_source or record.base_provider
+    # Lead with what groups the cell (for a release that did not install, the first cutoff's
+    # error, as in "Failure causes"), else the last exception line of its output.
+    error = (causes.cause(record) if record.status is Status.CANNOT_INSTALL
+             else causes.error_line(record.output_excerpt))
     return {
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
-        "status": report.MEANINGS[record.status],
-        "reason": record.reason, "exit_code": record.exit_code, "duration": duration,
+        "status": report.MEANINGS.get(record.status, report.look(record.status).words),
+        # A passing cell has no error to lead with.
+        "error": ("" if record.status is Status.NOT_REPRODUCED
+                  else report.plain(error or record.reason)),
+        "reason": report.plain(record.reason),
+        "cause": "" if record.status.decisive else report.plain(causes.cause(record)),
+        "exit_code": record.exit_code, "duration": duration,
         "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
         "base": base, "interpreter": record.interpreter_version, "cutoff": record.cutoff,
-        "attempts": [f"{a.cutoff} → {a.result}" + (f" ({a.detail[-200:]})" if a.detail else "")
+        "attempts": [f"{a.cutoff} → {a.result}"
+                     + (f" ({causes.attempt_cause(a.detail)})" if a.detail else "")
                      for a in record.attempts],
         "rerun": report.rerun_command(record, meta), "lock": list(record.lock),
         "build_lock": list(record.build_lock), "output": record.output_excerpt,
+        "boundary_diff": diff,
     }
 
 
 def _tooltip(record: CellRecord) -> str:
-    return f"py{record.cell.python} {record.cell.version}: {record.status.value}, {record.reason}"
+    return (f"py{record.cell.python} {record.cell.version}: {report.look(record.status).words}, "
+            f"{record.reason}")
 
 
 def matrix_table(records: Sequence[CellRecord], release_dates: dict[str, str],
                  boundaries: dict[str, tuple[str, ...]]) -> str:
-    """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each."""
-    pythons = report.ordered_pythons(records)
+    """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each;
+    columns unavailable for every release are folded (named below the table)."""
+    folded = set(report.folded_pythons(records))
+    pythons = [p for p in report.ordered_pythons(records) if p not in folded]
     by_key = {(r.cell.version, r.cell.python): r for r in records}
     head = "".join(f'<th scope="col">py{escape(p)}</th>' for p in pythons)
     rows = []
@@ -195,8 +223,11 @@ def _legend(records: Sequence[CellRecord]) -> str:
     items = []
     for status in Status:
         count = sum(1 for r in records if r.status is status)
+        if not count:
+            continue
         items.append(f'<li><span class="swatch s-{status.value}">{report.CODES[status]}</span>'
-                     f"{escape(report.MEANINGS[status])} ({count} cells)</li>")
+                     f"{escape(report.MEANINGS[status])} "
+                     f"({report.plural(count, 'cell')})</li>")
     items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000"></span>'
                  "outlined: a boundary cell (introduced, last affected or fixed, per Python)"
                  "</li>")
@@ -210,46 +241,112 @@ def _list(title: str, items: Sequence[str]) -> str:
             + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>")
 
 
+def _diff_html(diff: str) -> str:
+    lines = []
+    for line in diff.splitlines():
+        kind = ("add" if line.startswith("+") and not line.startswith("+++") else
+                "del" if line.startswith("-") and not line.startswith("---") else "")
+        lines.append(f'<span class="{kind}">{escape(line)}</span>' if kind else escape(line))
+    return '<pre class="diff">' + "\n".join(lines) + "</pre>"
+
+
+def explained_html(explained: Sequence[Explained]) -> str:
+    """Each boundary: the stack functions' diff, related changelog entries, links."""
+    if not explained:
+        return ""
+    out = ["<h3>Why the boundary is there</h3>"]
+    for item in explained:
+        what = "introduced" if item.kind == INTRODUCED else "fixed"
+        out.append(f'<div class="boundary-diff" data-before="{escape(item.before)}" '
+                   f'data-after="{escape(item.after)}"><h4>{escape(item.before)} → '
+                   f"{escape(item.after)} ({what}; the stack of {escape(item.cell)})</h4>")
+        if item.missing:
+            out.append(f"<p>Not computed: {escape(item.missing)}.</p></div>")
+            continue
+        for function in item.functions:
+            out.append(f"<p><code>{escape(function.function)}</code> in "
+                       f"<code>{escape(function.path)}</code>"
+                       + (":</p>" + _diff_html(function.diff) if function.diff
+                          else ": unchanged.</p>"))
+        if item.changelog_file:
+            out.append(f"<p>Changelog ({escape(item.changelog_file)}): "
+                       f"{report.plural(len(item.related_entries), 'entry', 'entries')} touch "
+                       "the changed code.</p>")
+            out.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in item.related_entries)
+                       + "</ul>")
+            for version, text in item.changelog:
+                out.append(f"<details><summary>Changelog section {escape(version)}</summary>"
+                           f"<pre>{escape(text)}</pre></details>")
+        if item.links:
+            out.append("<p>" + " · ".join(f'<a href="{escape(url)}">{escape(label)}</a>'
+                                          for label, url in item.links) + "</p>")
+        out.append("</div>")
+    return "\n".join(out)
+
+
+def _diffs_by_cell(records: Sequence[CellRecord], boundaries: dict[str, tuple[str, ...]],
+                   explained: Sequence[Explained]) -> dict[str, str]:
+    """A boundary cell's panel shows the diff of every explained boundary it stands at."""
+    found: dict[str, str] = {}
+    for record in records:
+        if record.cell.id not in boundaries:
+            continue
+        texts = [f"{e.before} → {e.after}:\n" + "".join(f.diff for f in e.functions if f.diff)
+                 for e in explained if record.cell.version in (e.before, e.after)
+                 and any(f.diff for f in e.functions)]
+        if texts:
+            found[record.cell.id] = "\n".join(texts)
+    return found
+
+
 def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
-                verdict: Verdict) -> tuple[str, dict[str, Any]]:
+                verdict: Verdict, explained: Sequence[Explained] = ()) \
+        -> tuple[str, dict[str, Any]]:
     """A case's <section> and the per-cell data its panel reads."""
     boundaries = {b.record.cell.id: b.roles for b in report.boundary_cells(records, verdict)}
     title = meta.get("description") or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
-    facts = (f"Package {meta.get('package', '')}: {len({r.cell.version for r in records})} "
-             f"releases × {len({r.cell.python for r in records})} Pythons = {len(records)} "
-             f"cells; {report.run_words(meta)}.")
-    evidence = [f"Deciding cells: {'; '.join(verdict.claim.evidence)}."] \
+    evidence = [f"Deciding cells: {report.plain('; '.join(verdict.claim.evidence))}."] \
         if verdict.claim.evidence else []
     differs = ([f"Releases whose outcome differs by Python: "
                 f"{', '.join(verdict.differs_by_python)}."] if verdict.differs_by_python else [])
+    folded = report.folded_note(records)
     html = "\n".join([
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
         '<p class="summary verdict"><strong>Verdict.</strong> '
-        f"{escape(report.scope_sentence(verdict.overall))}</p>",
+        f"{escape(report.headline(verdict))}</p>",
+        '<p class="summary coverage"><strong>Coverage.</strong> '
+        f"{escape(report.coverage_sentence(meta, records))}</p>",
         f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '
         f"{escape(report.claim_sentence(verdict, report.PLAIN_CLAIM_WORDS))}</p>",
-        *(f'<p class="facts">{escape(line)}</p>' for line in [facts, *evidence, *differs]),
+        *(f'<p class="facts">{escape(line)}</p>'
+          for line in [report.facts_line(meta, records).replace("`", ""), *evidence, *differs]),
         '<div class="layout">',
         matrix_table(records, meta.get("release_dates", {}), boundaries),
         '<aside class="panel" aria-live="polite"><p class="hint">Click a cell (or focus it and '
         "press Enter) to see its evidence. Hover for a summary.</p></aside>",
         "</div>",
+        f'<p class="folded">{escape(folded)}</p>' if folded else "",
         _legend(records),
-        _list("Per Python", [report.scope_sentence(s) for s in verdict.per_python]),
-        _list("Branches", [b.sentence() for b in verdict.overall.branches]),
+        _list("Failure causes", report.cause_lines(records)),
+        explained_html(explained),
+        _list("Per Python", report.per_python_sentences(verdict)),
+        _list("Branches", report.branch_sentences(verdict)),
         "</section>",
     ])
-    data = {r.cell.id: cell_data(r, meta, boundaries.get(r.cell.id, ())) for r in records}
+    diffs = _diffs_by_cell(records, boundaries, explained)
+    data = {r.cell.id: cell_data(r, meta, boundaries.get(r.cell.id, ()), diffs.get(r.cell.id, ""))
+            for r in records}
     return html, data
 
 
-def render(cases: Sequence[CaseResults]) -> str:
+def render(cases: Sequence[CaseResults],
+           explained: Mapping[str, Sequence[Explained]] | None = None) -> str:
     """The whole page; it fetches nothing."""
     sections, cells = [], {}
     for case in cases:
-        html, data = render_case(*case)
+        html, data = render_case(*case, (explained or {}).get(case[0], ()))
         sections.append(html)
         cells.update(data)
     nav = " · ".join(f'<a href="#case-{escape(c[0])}">{escape(c[0])}</a>' for c in cases)

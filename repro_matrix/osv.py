@@ -6,9 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from packaging.version import Version
+
 from repro_matrix import __version__
 from repro_matrix.model import CellRecord
-from repro_matrix.report import PLAIN_CLAIM_WORDS, ordered_versions, scope_sentence
+from repro_matrix.report import PLAIN_CLAIM_WORDS, claim_sentence, headline, ordered_versions
 from repro_matrix.verdict import AffectedRange, Scope, Verdict
 
 OSV_SCHEMA_VERSION = "1.6.0"
@@ -20,11 +22,15 @@ _EPOCH = "1970-01-01T00:00:00Z"
 
 
 def osv_range(rng: AffectedRange) -> dict[str, Any]:
-    """One ECOSYSTEM range: introduced, then fixed or last_affected."""
-    end = {"fixed": rng.fixed} if rng.fixed else {"last_affected": rng.last_affected}
+    """One ECOSYSTEM range: introduced, then fixed when a tested release is fixed. A range
+    still open at the newest tested release has only introduced: a last_affected there would
+    claim that every later release is clean, which nothing tested."""
+    events: list[dict[str, str]] = [{"introduced": rng.introduced}]
+    if rng.fixed:
+        events.append({"fixed": rng.fixed})
     return {
         "type": "ECOSYSTEM",
-        "events": [{"introduced": rng.introduced}, end],
+        "events": events,
         "database_specific": {
             "last_affected": rng.last_affected,
             "from_first_tested": rng.from_first_tested,
@@ -58,8 +64,9 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
       ("every earlier version"), even when the range starts at the oldest tested release: releases
       before it were not run, so nothing is known about them.
     - A range that ends with an unaffected release carries ``fixed``; one still affected at the
-      newest tested release carries ``last_affected`` (that release), as OSV forbids both in one
-      range. Releases newer than the newest tested one were not run.
+      newest tested release is left open (only ``introduced``): releases newer than the newest
+      tested one were not run, and a ``last_affected`` would say they are clean. The last
+      affected tested release is kept in the range's ``database_specific``.
     - Untested releases next to a boundary (the true boundary may lie among them), the verdict per
       Python and the claim check go in ``database_specific``.
     """
@@ -77,8 +84,8 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
             "ranges": osv_ranges(verdict.overall),
             "database_specific": {"per_python": per_python},
         })
-    details = (f"{scope_sentence(verdict.overall)}\n\nClaim check: "
-               f"{PLAIN_CLAIM_WORDS[claim.holds]}. {claim.explanation}")
+    details = (f"{headline(verdict)}\n\nClaim check: "
+               f"{claim_sentence(verdict, PLAIN_CLAIM_WORDS)}")
     return {
         "schema_version": OSV_SCHEMA_VERSION,
         "id": f"{ID_PREFIX}-{case_id}",
@@ -105,3 +112,36 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
 def dumps(record: dict[str, Any]) -> str:
     """The text of osv.json."""
     return json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+
+
+def quality_problems(record: dict[str, Any]) -> list[str]:
+    """OSV's data-quality rules beyond the schema, for one exported record: every event version
+    was tested, events of a range are in version order starting with introduced, introduced is
+    never fixed, a range has fixed or last_affected but not both, and ranges do not overlap."""
+    tested = record.get("database_specific", {}).get("tested_versions", [])
+    known = {Version(v) for v in tested}
+    problems = []
+    for affected in record.get("affected", []):
+        spans: list[tuple[Version, Version | None]] = []
+        for number, rng in enumerate(affected.get("ranges", []), 1):
+            events = rng.get("events", [])
+            keys = [next(iter(e)) for e in events]
+            versions = [Version(next(iter(e.values()))) for e in events]
+            where = f"range {number}"
+            if not keys or keys[0] != "introduced":
+                problems.append(f"{where}: does not start with introduced")
+            if versions != sorted(versions):
+                problems.append(f"{where}: events not in version order")
+            if "fixed" in keys and "last_affected" in keys:
+                problems.append(f"{where}: both fixed and last_affected")
+            introduced = {v for k, v in zip(keys, versions) if k == "introduced"}
+            ends = {v for k, v in zip(keys, versions) if k in ("fixed", "last_affected")}
+            if introduced & {v for k, v in zip(keys, versions) if k == "fixed"}:
+                problems.append(f"{where}: introduced equals fixed")
+            problems += [f"{where}: {v} was not tested" for v in versions if v not in known]
+            if introduced:
+                spans.append((min(introduced), max(ends) if ends else None))
+        for (start, end), (later, _) in zip(spans, spans[1:]):
+            if end is None or later < end:
+                problems.append(f"ranges overlap: one from {start} is open or ends after {later}")
+    return problems

@@ -16,9 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from repro_matrix import (
     __version__,
     bases,
+    boundary,
     engine,
     html_report,
     osv,
@@ -341,7 +344,8 @@ class MatrixRun:
             kept = collector.kept_line()
             if kept:
                 self._say(kept)
-        verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors])
+        verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors],
+                                  find=dist_finder(self.options.cache_dir))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
@@ -599,33 +603,98 @@ def alert_changes(results: Path, baseline: Path) -> list[str]:
 
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
-                   on_case: Callable[[str], None] | None = None) -> list[tuple[str, Verdict]]:
+                   on_case: Callable[[str], None] | None = None,
+                   find: boundary.Locate | None = None) -> list[tuple[str, Verdict]]:
     """Re-derive the verdict of each case in ``case_ids`` (default: all) from its cells.json;
-    write verdict.json, osv.json and matrix.svg per case, then report.md and report.html (and
-    the CI step summary, if any), which always cover every case folder in ``results``."""
+    write verdict.json, osv.json, boundaries.json and matrix.svg per case, then report.md and
+    report.html (and the CI step summary, if any), which always cover every case folder in
+    ``results``. ``find`` locates released files to explain the boundaries; without it (or
+    without the files) what an earlier render stored in boundaries.json is kept."""
     every_case = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if case_ids is None:
         case_ids = every_case
     if not case_ids:
         raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
-    rendered = []
+    rendered = rendered_cases(results, sorted({*every_case, *case_ids}))
+    explained: dict[str, list[boundary.Explained]] = {}
     verdicts = []
-    for case_id in sorted({*every_case, *case_ids}):
-        meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
-        claim = meta.get("claim") or {}
-        verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         Claim(**claim))
-        rendered.append((case_id, meta, records, verdict))
+    for case_id, meta, records, verdict in rendered:
         if case_id not in case_ids:
-            continue  # another case's folder: in the reports, its own files untouched
+            # another case's folder: in the reports, its own files untouched
+            explained[case_id] = _stored_boundaries(results, case_id)
+            continue
         store.write_verdict(results, case_id, verdict)
         store.write_atomic(store.case_dir(results, case_id) / "osv.json",
                            osv.dumps(osv.to_osv(case_id, meta, records, verdict)))
+        explained[case_id] = _explain_boundaries(results, case_id, meta, records, verdict, find)
         report.write_svg(results, case_id, report.matrix_svg(case_id, records, verdict))
         verdicts.append((case_id, verdict))
         if on_case:
             on_case(case_id)
-    report.write(results, report.render(rendered))
-    html_report.write(results, html_report.render(rendered))
+    report.write(results, report.render(rendered, explained))
+    html_report.write(results, html_report.render(rendered, explained))
     report.append_step_summary(report.step_summary(rendered))
     return verdicts
+
+
+def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
+        -> list[report.CaseResults]:
+    """Each case's stored cells (default: every case folder) with the verdict derived from
+    them."""
+    if case_ids is None:
+        case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
+    if not case_ids:
+        raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
+    cases: list[report.CaseResults] = []
+    for case_id in case_ids:
+        meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
+        claim = meta.get("claim") or {}
+        verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
+                         Claim(**claim))
+        cases.append((case_id, meta, records, verdict))
+    return cases
+
+
+def _stored_boundaries(results: Path, case_id: str) -> list[boundary.Explained]:
+    path = store.case_dir(results, case_id) / "boundaries.json"
+    try:
+        return boundary.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return []
+
+
+def _explain_boundaries(results: Path, case_id: str, meta: dict[str, Any],
+                        records: Sequence[CellRecord], verdict: Verdict,
+                        find: boundary.Locate | None) -> list[boundary.Explained]:
+    explained = boundary.explain_case(meta, records, verdict, find,
+                                      _stored_boundaries(results, case_id))
+    store.write_atomic(store.case_dir(results, case_id) / "boundaries.json",
+                       json.dumps(boundary.to_json(explained), indent=2, ensure_ascii=False)
+                       + "\n")
+    return explained
+
+
+def dist_finder(cache_dir: Path, fetch: bool = True) -> boundary.DistFinder:
+    """Released files from the wheelhouse, or fetched from the index into the cache's
+    ``sources`` folder when absent (never the wheelhouse: builds read only their locks' files)."""
+    sources = cache_dir / "sources"
+    index = IndexClient(cache_dir)
+
+    def download(project: str, version: str, prefer_sdist: bool) -> Path | None:
+        try:
+            release = next((r for r in index.releases(project)
+                            if Version(r.version) == Version(version)), None)
+        except HarnessError:
+            return None  # no index here: the boundary stays unexplained (or as stored)
+        if release is None:
+            return None
+        files = sorted(release.files, key=lambda f: f.filename.endswith(".whl") == prefer_sdist)
+        for dist in files:
+            try:
+                return index.download(dist, sources)
+            except HarnessError:
+                continue
+        return None
+
+    return boundary.DistFinder([cache_dir / "wheelhouse", sources],
+                               download if fetch else None)

@@ -145,3 +145,32 @@ def test_report_rerenders_from_results_alone(flask_run: Path) -> None:
     (flask_run / "report.md").unlink()
     render_results(flask_run)
     assert (flask_run / "report.md").read_text() == before
+
+
+def test_each_boundary_is_explained_from_the_released_files(flask_run: Path) -> None:
+    """boundaries.json names exactly the verdict's boundaries, each computed from the releases'
+    files, and every function it diffs is on a reproduced cell's stack."""
+    from repro_matrix import boundary
+    from repro_matrix.model import Claim
+
+    _, records = store.read_cells(flask_run / "flask-2926" / "cells.json")
+    derived = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
+                     Claim())
+    stored = json.loads((flask_run / "flask-2926" / "boundaries.json").read_text())["boundaries"]
+    pairs = boundary.boundary_pairs(records, derived)
+    assert pairs, "the subset shows no boundary; pick versions around one"
+    assert [(b["kind"], b["before"], b["after"], b["cell"]) for b in stored] == [
+        (p.kind, p.before, p.after, p.cell) for p in pairs]
+    stacks = "".join(r.output_excerpt for r in records if r.status is Status.REPRODUCED)
+    for item in stored:
+        assert item["missing"] == "", item["missing"]
+        assert item["functions"], "a reproduced traceback runs through the package's own code"
+        for function in item["functions"]:
+            assert f"site-packages/{function['path']}" in stacks
+            assert f"in {function['function'].rsplit('.', 1)[-1]}\n" in stacks
+            if function["diff"]:
+                assert function["diff"].startswith(
+                    f"--- {function['path']} ({item['before']})\n"
+                    f"+++ {function['path']} ({item['after']})\n")
+    report = (flask_run / "report.md").read_text()
+    assert all(f"**{b['before']} → {b['after']}**" in report for b in stored)

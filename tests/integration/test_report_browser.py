@@ -6,13 +6,14 @@ import os
 import shutil
 import struct
 import subprocess
+import zipfile
 import zlib
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from repro_matrix import store
+from repro_matrix import boundary, store
 from repro_matrix.model import Attempt, Cell, CellRecord, Status
 from repro_matrix.pipeline import render_results
 
@@ -52,8 +53,20 @@ def _record(python: str, version: str, status: Status) -> CellRecord:
         image_id=f"sha256:{'9' * 64}" if ran else "",
         image_ref=f"repro-matrix/cell:{python}-{version}" if ran else "",
         base_source=f"debian image for {python}", interpreter_version=f"{python}.1",
-        output_excerpt="Traceback (most recent call last):\nRuntimeError: BOOM <&>\n"
-        if status is R else "")
+        output_excerpt=TRACEBACK if status is R else "")
+
+
+TRACEBACK = ("Traceback (most recent call last):\n"
+             '  File "/opt/venv/lib/python3.9/site-packages/pkg/core.py", line 2, in frob\n'
+             "    raise RuntimeError('BOOM <&>')\n"
+             "RuntimeError: BOOM <&>\n")
+
+
+def _wheel(folder: Path, version: str, body: str) -> None:
+    with zipfile.ZipFile(folder / f"pkg-{version}-py3-none-any.whl", "w") as archive:
+        archive.writestr("pkg/core.py", f"def frob(x):\n{body}\n")
+        archive.writestr(f"pkg-{version}.dist-info/METADATA",
+                         f"Metadata-Version: 2.1\nName: pkg\nVersion: {version}\n")
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +78,15 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "case": "demo", "package": "pkg", "description": "pkg.frob() <crashes>",
         "repro": "cases/demo/repro.py", "finished_at": "2024-01-02T03:04:05Z",
         "claim": {"first_fixed": "1.10", "introduced": None, "source": "changelog"}})
+    wheels = folder.parent / "wheelhouse"
+    wheels.mkdir()
+    for version, body in (("0.9", "    return x"), ("1.0", "    raise RuntimeError('BOOM')"),
+                          ("1.1", "    raise RuntimeError('BOOM')"),
+                          ("1.10", "    return x if x else None")):
+        _wheel(wheels, version, body)
     saved = os.environ.pop("GITHUB_STEP_SUMMARY", None)  # keep CI's job summary clean
     try:
-        render_results(folder)
+        render_results(folder, find=boundary.DistFinder([wheels]))
     finally:
         if saved is not None:
             os.environ["GITHUB_STEP_SUMMARY"] = saved
@@ -106,11 +125,26 @@ def test_clicking_a_cell_shows_its_evidence(chromium: str, results: Path,
     for shown in ("py3.9 · 1.1", "exit 1, output has 'BOOM'", "<dd>1</dd>",
                   "repro-matrix/cell:3.9-1.1", f"pkg==1.1 --hash=sha256:{'7' * 64}",
                   "RuntimeError: BOOM &lt;&amp;&gt;",
-                  'docker run --rm --network none -v "$PWD/cases/demo/repro.py:/repro/repro.py'
-                  ':ro" repro-matrix/cell:3.9-1.1 /opt/venv/bin/python /repro/repro.py',
+                  'docker run --rm --mount "type=bind,target=/repro/repro.py,readonly,source='
+                  '$PWD/cases/demo/repro.py"',
+                  "repro-matrix/cell:3.9-1.1 /opt/venv/bin/python /repro/repro.py",
                   "Boundary of an affected range", "last affected"):
         assert shown in panel, shown
     assert f'class="cell s-reproduced boundary selected" data-cell="{CLICKED}"' in dom
+    # The panel leads with the error line, before the status and the exit code.
+    assert panel.index('class="error">RuntimeError: BOOM &lt;&amp;&gt;') < panel.index("<dt>")
+
+
+def test_a_boundary_cells_panel_shows_the_diff_across_the_boundary(
+        chromium: str, results: Path, tmp_path: Path) -> None:
+    fixed = "demo/py3.9/1.10"  # first fixed on 3.9: its panel shows what changed from 1.1
+    dom = _dom(chromium, tmp_path, results / "report.html", "#cell=" + quote(fixed, safe=""))
+    panel = dom.split(f'data-open-cell="{fixed}"', 1)[1].split("</aside>", 1)[0]
+    assert "What changed across this boundary" in panel
+    assert "1.1 → 1.10:" in panel
+    assert "-    raise RuntimeError('BOOM')" in panel
+    assert "+    return x if x else None" in panel
+    assert "--- pkg/core.py (1.1)" in panel
 
 
 def _png_pixels(data: bytes) -> tuple[int, int, bytes]:

@@ -21,7 +21,7 @@ def test_a_flipped_cell_and_a_claim_change_alert() -> None:
     changes = compare("c", True, False, [rec("1.0", Status.NOT_REPRODUCED)], before)
     assert changes.alert
     assert changes.claim == ("c: the claim check changed from does not hold to holds",)
-    assert changes.flipped == ("c/py3.11/1.0: reproduced → not_reproduced",)
+    assert changes.flipped == ("c/py3.11/1.0: reproduced → not reproduced",)
 
 
 def test_a_new_release_that_reproduces_alerts_but_infrastructure_noise_does_not() -> None:

@@ -109,7 +109,8 @@ def test_boundary_cells_are_marked() -> None:
 
 def test_verdict_and_claim_check_are_on_the_page() -> None:
     text = page()
-    assert f"{report.scope_sentence(verdict().overall)}</p>" in text
+    assert f"{report.headline(verdict())}</p>" in text
+    assert "<strong>Coverage.</strong> Python 3.9: 4 of 4 releases decided;" in text
     assert "Claim check.</strong> The claim &quot;first fixed in 1.10&quot; (changelog) holds." \
         in text
 
@@ -152,3 +153,22 @@ def test_each_case_gets_its_own_section_and_panel() -> None:
                                                            Claim()))])
     assert text.count('<section class="case"') == 2 and text.count('class="panel"') == 2
     assert 'href="#case-other"' in text
+
+
+def test_columns_unavailable_for_every_release_are_folded_and_named() -> None:
+    gone = [CellRecord(Cell("demo", "3.6", v), Status.UNAVAILABLE, "no image for 3.6")
+            for v in GRID]
+    text = html_report.render([("demo", META, [*RECORDS, *gone], verdict())])
+    assert "<th scope=\"col\">py3.6</th>" not in text and "data-cell=\"demo/py3.6/" not in text
+    assert "Not shown: Python 3.6, unavailable for every release" in text
+
+
+def test_panel_leads_with_the_error_line_and_a_passing_cell_has_none() -> None:
+    failing = html_report.cell_data(record("3.9", "1.2", R), META, ())
+    assert failing["error"] == failing["reason"]  # no exception line in its output
+    assert failing["output"].startswith("Traceback")
+    assert html_report.cell_data(record("3.9", "1.0", N), META, ())["error"] == ""
+    uninstallable = html_report.cell_data(record("3.11", "1.2", CI), META, ())
+    assert uninstallable["error"] == uninstallable["reason"]  # no output: the reason leads
+    assert "none" not in str(html_report.cell_data(record("3.11", "1.2", CI), META, ())
+                             ["exit_code"])

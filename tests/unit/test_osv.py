@@ -36,6 +36,7 @@ def export(grid: dict[str, Sequence[Status]], meta: dict[str, Any] | None = None
                      claim or Claim())
     record = osv.to_osv("demo", META if meta is None else meta, records, verdict)
     jsonschema.validate(record, schema())
+    assert osv.quality_problems(record) == []
     return record
 
 
@@ -57,9 +58,11 @@ def test_introduced_is_the_first_affected_release_even_at_the_oldest_tested_one(
     assert record["affected"][0]["ranges"][0]["database_specific"]["from_first_tested"] is True
 
 
-def test_still_affected_at_the_newest_release_gives_last_affected() -> None:
+def test_a_range_still_open_at_the_newest_release_has_only_introduced() -> None:
+    # last_affected = the newest tested release would claim every later release is clean
     record = export({"1.0": (N, N), "1.1": (R, R), "1.2": (R, R)})
-    assert events(record) == [[{"introduced": "1.1"}, {"last_affected": "1.2"}]]
+    assert events(record) == [[{"introduced": "1.1"}]]
+    assert record["affected"][0]["ranges"][0]["database_specific"]["last_affected"] == "1.2"
 
 
 def test_a_regression_gives_two_ranges_in_pep440_order() -> None:
@@ -93,7 +96,7 @@ def test_header_fields_and_claim() -> None:
     assert record["summary"] == "pkg crashes"
     assert record["schema_version"] == osv.OSV_SCHEMA_VERSION
     assert record["database_specific"]["claim_holds"] is True
-    assert "Claim check: holds." in record["details"]
+    assert "Claim check: The claim \"first fixed in 1.1\" holds." in record["details"]
     assert record["database_specific"]["tested_versions"] == ["1.0", "1.1"]
 
 
@@ -129,3 +132,42 @@ def test_schema_rejects_what_osv_forbids(broken: Any) -> None:
     broken(record)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(record, schema())
+
+
+@pytest.mark.parametrize(("broken", "problem"), [
+    (lambda r: r["affected"][0]["ranges"][0]["events"].__setitem__(1, {"fixed": "1.0"}),
+     "introduced equals fixed"),
+    (lambda r: r["affected"][0]["ranges"][0]["events"].__setitem__(1, {"fixed": "9.9"}),
+     "9.9 was not tested"),
+    (lambda r: r["affected"][0]["ranges"][0]["events"].reverse(), "does not start with"),
+    (lambda r: r["affected"][0]["ranges"][0]["events"].insert(0, {"introduced": "1.1"}),
+     "not in version order"),
+    (lambda r: r["affected"][0]["ranges"][0]["events"].append({"last_affected": "1.1"}),
+     "both fixed and last_affected"),
+    (lambda r: r["affected"][0]["ranges"].append(
+        {"type": "ECOSYSTEM", "events": [{"introduced": "1.0"}]}), "ranges overlap"),
+])
+def test_quality_checks_catch_what_osv_rejects(broken: Any, problem: str) -> None:
+    record = export({"1.0": (R, R), "1.1": (N, N)})
+    broken(record)
+    assert any(problem in line for line in osv.quality_problems(record)), problem
+
+
+def test_the_committed_results_export_valid_osv() -> None:
+    """Every published case: schema-valid and clean by OSV's data-quality rules."""
+    from pathlib import Path
+
+    from repro_matrix import store
+
+    found = sorted((Path(__file__).parents[2] / "results").glob("*/cells.json"))
+    assert found, "no committed results"
+    for path in found:
+        meta, records = store.read_cells(path)
+        verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
+                         Claim(**(meta.get("claim") or {})))
+        record = osv.to_osv(path.parent.name, meta, records, verdict)
+        jsonschema.validate(record, schema())
+        assert osv.quality_problems(record) == []
+        for rng in (r for a in record["affected"] for r in a["ranges"]):
+            assert rng["events"][-1] != {"last_affected": record["database_specific"][
+                "tested_versions"][-1]}

@@ -183,8 +183,8 @@ def test_baseline_reports_vanished_cells_and_decided_to_undecided() -> None:
     now = [rec("3.9", "1.0", R), rec("3.9", "1.1", CI), *FULL[3:]]
     changes = compare("demo", True, True, now, before)
     assert changes.alert
-    assert changes.vanished == ("demo/py3.9/2.0: vanished (was not_reproduced)",)
-    assert changes.undecided == ("demo/py3.9/1.1: not_reproduced → cannot_install "
+    assert changes.vanished == ("demo/py3.9/2.0: vanished (was not reproduced)",)
+    assert changes.undecided == ("demo/py3.9/1.1: not reproduced → cannot install "
                                  "(no longer decided)",)
 
 

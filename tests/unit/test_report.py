@@ -101,7 +101,14 @@ def test_status_table_leaves_missing_cells_blank() -> None:
     header, _, first, _ = table.splitlines()
     assert [cell.strip() for cell in header.split("|")[1:-1]] == ["version", "released", "py3.9",
                                                                   "py3.10"]
-    assert [cell.strip() for cell in first.split("|")[1:-1]] == ["1.0.0", "", "🔴", ""]
+    assert [cell.strip() for cell in first.split("|")[1:-1]] == ["1.0.0", "", "🔴 R", ""]
+
+
+def test_status_table_folds_columns_unavailable_for_every_release() -> None:
+    header = report.status_table(RECORDS, {}, fold=True).splitlines()[0]
+    assert "py3.13" not in header and "py3.12" in header
+    assert report.folded_note(RECORDS) == (
+        "Not shown: Python 3.13, unavailable for every release (see Coverage).")
 
 
 def test_status_table_prints_versions_verbatim_even_when_they_look_like_numbers() -> None:
@@ -116,7 +123,7 @@ def test_verdict_section_matches_golden(golden: Golden) -> None:
 
 @pytest.mark.parametrize(("claim", "words"), [
     (CLAIM, "✅ holds"), (Claim(first_fixed="1.9.0"), "❌ does not hold"),
-    (Claim(first_fixed="1.5"), "❔ cannot be decided"), (Claim(), "\"none\" ❔")])
+    (Claim(first_fixed="1.5"), "❔ cannot be decided"), (Claim(), "No claim to check")])
 def test_verdict_section_states_the_claim_result(claim: Claim, words: str) -> None:
     assert words in report.verdict_section(verdict(claim))
 
@@ -129,15 +136,18 @@ def test_render_case_counts_cells_and_skips_passing_cells_in_evidence() -> None:
     text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
     assert "5 releases × 4 Pythons = 20 cells" in text
     evidence = text.split("### Evidence", 1)[1]
-    assert "py3.9 1.0.0: reproduced" in evidence
-    assert ": not_reproduced" not in evidence
-    assert evidence.count("Python 3.13:") == 1
+    assert "py3.10 1.0.0: reproduced, exit 1" in evidence
+    assert "not_reproduced" not in text and "not reproduced, exit 0" not in evidence
+    assert "exit code none" not in text
+    # one block per (status, error line) group, unavailable cells only under Failure causes
+    assert evidence.count("<details>") == 5 and "Python 3.13" not in evidence
 
 
 def test_render_case_puts_the_summary_first_then_table_notes_boundaries_evidence() -> None:
     text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
-    marks = ["**Verdict.**", "**Claim check.**", "### Compatibility table", "](demo/matrix.svg)",
-             "|  version", "- 🔴 reproduced", "### Notes", "Branches:", "### Boundary cells",
+    marks = ["**Verdict.**", "**Coverage.**", "**Claim check.**", "### Why the boundary is there",
+             "### Failure causes", "### Compatibility table", "](demo/matrix.svg)",
+             "|  version", "- 🔴 R reproduced", "### Notes", "Branches:", "### Boundary cells",
              "### Evidence"]
     positions = [text.index(mark) for mark in marks]
     assert positions == sorted(positions)
@@ -156,9 +166,10 @@ def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
 
 def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
     text = report.boundaries_section(RECORDS, verdict(CLAIM), META)
-    assert text.count("<details>") == 5
-    assert "py3.10 1.0.0: introduced, last affected (reproduced)" in text
-    assert f"pkg==2.0.0 --hash=sha256:{'0' * 64}" in text
+    assert text.count("\n- ") == 5
+    assert ("**py3.10 1.0.0**, introduced, last affected: reproduced, "
+            "`RuntimeError: BOOM`") in text
+    assert "lock `pkg==2.0.0`" in text
     assert text.count("docker run --rm --mount") == 5
 
 
@@ -259,14 +270,15 @@ def test_matrix_svg_is_xml_with_one_coloured_square_per_cell() -> None:
     rows = [label for label in labels if label in GRID]
     assert rows == ["0.9.0", "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
     assert "← first fixed" in labels
-    assert all(f"{s.value.replace('_', ' ')} (" in "".join(map(str, labels)) for s in Status)
+    assert all(f"{report.look(s).words} (" in "".join(map(str, labels)) for s in Status)
 
 
 def test_step_summary_has_the_two_sentences_and_the_table() -> None:
     text = report.step_summary([("demo", META, RECORDS, verdict(CLAIM))])
-    assert "**Verdict.** all Pythons: introduced in 1.0.0" in text
+    assert "**Verdict.** Decided on 3 of 4 Pythons. Python 3.9: introduced in 1.0.0" in text
+    assert "**Coverage.** Python 3.9: 5 of 5 releases decided;" in text
     assert "**Claim check.** The claim \"first fixed in 2.0.0\"" in text
-    assert report.status_table(RECORDS, META["release_dates"]) in text
+    assert report.status_table(RECORDS, META["release_dates"], fold=True) in text
     assert "Per Python" not in text
 
 
@@ -306,3 +318,34 @@ def test_partial_results_say_the_run_has_not_finished() -> None:
     text = report.render_case("demo", {**meta, "started_at": "2024-01-02T03:00:00Z"}, RECORDS,
                               verdict(CLAIM))
     assert "run not finished (started 2024-01-02T03:00:00Z): partial results." in text
+
+
+def test_coverage_names_what_was_not_decided_and_how_much_a_bisect_ran() -> None:
+    full = report.coverage_sentence(META, RECORDS)
+    assert full.startswith("Python 3.9: 5 of 5 releases decided; Python 3.10: 4 of 5 releases "
+                           "decided (other failure 1);")
+    assert full.endswith("not tested: Python 3.13 (unavailable: no base image).")
+    probed = [r for r in RECORDS if r.cell.python == "3.9" and r.cell.version != "1.9.0"]
+    bisected = report.coverage_sentence(
+        {"versions": list(GRID), "bisect": {"3.9": {"cells_run": 4}}}, probed)
+    assert bisected == "Python 3.9: bisect: 4 of 5 releases run, 4 decided."
+
+
+def test_headline_claims_only_what_decided_pythons_show() -> None:
+    text = report.headline(verdict(CLAIM))
+    assert text.startswith("Decided on 3 of 4 Pythons. ")
+    assert "all Pythons" not in text and "3.13" not in text  # 3.13 decided nothing
+    assert "Python 3.12: not reproduced in its only decided release." in text
+
+
+def test_reasons_read_as_words() -> None:
+    assert report.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
+        "did not install at any of 1 era cutoff tried; 2 cutoffs")
+    assert report.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
+
+
+def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
+    probed = [r for r in RECORDS if r.cell.version in ("0.9.0", "2.0.0")]
+    meta = {**META, "versions": list(GRID), "bisect": {"3.9": {"cells_run": 2}}}
+    assert report.facts_line(meta, probed).startswith(
+        "Package `pkg`, bisect over 5 releases × 4 Pythons: 8 cells run; ")

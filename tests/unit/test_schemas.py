@@ -15,7 +15,7 @@ from repro_matrix import store
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
 from repro_matrix.verdict import AffectedRange, BranchNote, Observation, derive
 
-SCHEMAS = ("cells", "verdict", "osv")
+SCHEMAS = ("cells", "verdict", "osv", "boundaries")
 REPO = Path(__file__).resolve().parents[2]
 
 
