@@ -47,10 +47,11 @@ from repro_matrix.model import (
     Case,
     Cell,
     CellRecord,
-    Claim,
     MatrixConfig,
     Release,
     Status,
+    claim_from_json,
+    claim_to_json,
 )
 from repro_matrix.progress import Progress
 from repro_matrix.resolve import ResolveFailure, Resolver, era_cutoffs
@@ -368,8 +369,7 @@ class MatrixRun:
                  if r.upload_time and r.version in case_plan.versions}
         meta: dict[str, Any] = {
             "case": case.id, "package": case.package, "description": case.description,
-            "claim": {"first_fixed": case.claim.first_fixed, "introduced": case.claim.introduced,
-                      "source": case.claim.source},
+            "claim": claim_to_json(case.claim),
             "matrix_digest": self.config.digest, "started_at": _now(),
             "repro": _display_path(case.repro, self.config.path.parent),
             "requirements": list(case.requirements),
@@ -429,7 +429,7 @@ class MatrixRun:
                 probe(version)
             else:
                 searched.append(version)
-        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v in searched]
+        hints = [v for v in case.claim.named_versions() if v in searched]
         result = bisect_versions(tuple(searched), probe, hints)
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
@@ -614,7 +614,7 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
         claim = meta.get("claim") or {}
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         Claim(**claim))
+                         claim_from_json(claim))
         rendered.append((case_id, meta, records, verdict))
         if case_id not in case_ids:
             continue  # another case's folder: in the reports, its own files untouched
