@@ -170,6 +170,8 @@ def window(ranges: Sequence[ClaimRange], releases: Sequence[str],
             low = max(0, high - most)
         chosen = ordered[low:high] or ordered[-1:]
     outside = tuple(b for b in bounds if not Version(chosen[0]) < Version(b) <= Version(chosen[-1]))
+    if any(r.introduced == OSV_ZERO for r in ranges):  # no tested release precedes the first
+        outside = (OSV_ZERO, *outside)
     return Window(spec=f">={chosen[0]},<={chosen[-1]}", versions=tuple(chosen), outside=outside)
 
 
@@ -177,8 +179,8 @@ def case_yaml(case_id: str, package: str, record_file: str, repro_file: str, win
               record: Mapping[str, Any], pythons: Sequence[str]) -> str:
     """The matrix entry of a scaffolded case (YAML text, to append under ``cases:``)."""
     summary = str(record.get("summary") or record["id"]).replace('"', "'")
-    note = (f"  claimed bounds outside it (reported as not checked): {', '.join(win.outside)}"
-            if win.outside else "  every claimed bound lies inside it")
+    note = (f"claimed bounds outside it (reported as not checked): {', '.join(win.outside)}"
+            if win.outside else "every claimed bound lies inside it")
     return "\n".join([
         f"  - id: {case_id}",
         f'    description: "{summary}"',
@@ -186,7 +188,7 @@ def case_yaml(case_id: str, package: str, record_file: str, repro_file: str, win
         "    versions:",
         f"      # {len(win.versions)} releases around the claimed bounds ({WINDOW_MARGIN} on "
         f"each side, at most {WINDOW_MAX});",
-        f"      #{note}",
+        f"      # {note}",
         f'      spec: "{win.spec}"',
         f"    pythons: [{', '.join(json.dumps(p) for p in pythons)}]",
         f"    repro: {repro_file}",
@@ -207,3 +209,61 @@ import sys
 print("write the reproduction of {advisory} here")
 sys.exit(125)
 '''
+
+
+def choose_package(record: Mapping[str, Any], requested: str | None, where: str) -> str:
+    """The record's PyPI package, or the one asked for; a choice is needed when it names many."""
+    named = packages(record)
+    if requested:
+        if normalize(requested) not in {normalize(n) for n in named}:
+            raise UsageError(f"{where}: names no PyPI package '{requested}'",
+                             f"it names: {', '.join(named) or 'none'}")
+        return requested
+    if len(named) != 1:
+        raise UsageError(f"{where}: names {len(named)} PyPI packages "
+                         f"({', '.join(named) or 'none'})", "choose one with --package")
+    return named[0]
+
+
+def _insert_case(matrix_text: str, entry: str) -> str:
+    """The matrix text with ``entry`` appended to its ``cases:`` list, comments kept."""
+    lines = matrix_text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == "cases:"), None)
+    if start is None:
+        return matrix_text.rstrip("\n") + "\n\ncases:\n" + entry
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i][:1] not in ("", " ", "\n", "#", "-")), len(lines))
+    # Blank lines and unindented comments just before the next top-level key belong to it.
+    while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
+        end -= 1
+    if lines[end - 1][-1:] != "\n":
+        lines[end - 1] += "\n"
+    return "".join(lines[:end]) + entry + "".join(lines[end:])
+
+
+def scaffold(record_path: Path, case_id: str, matrix: Path, releases: Sequence[str],
+             package: str | None = None, pythons: Sequence[str] = ("3.9", "3.11", "3.13")) \
+        -> list[Path]:
+    """Write cases/<id>/ (the record and a repro stub) next to the matrix file and add the case
+    to it; returns the files written. Nothing is overwritten."""
+    record = read_record(record_path)
+    chosen = choose_package(record, package, str(record_path))
+    claim = claim_from_record(record, chosen, str(record_path))
+    folder = matrix.parent / "cases" / case_id
+    record_file = folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', claim.advisory_id)}.json"
+    repro_file = folder / "repro.py"
+    for path in (record_file, repro_file):
+        if path.exists():
+            raise UsageError(f"{path}: already exists", "choose another case id")
+    matrix_text = matrix.read_text(encoding="utf-8") if matrix.exists() else ""
+    if re.search(rf"^\s*-\s*id:\s*{re.escape(case_id)}\s*$", matrix_text, re.MULTILINE):
+        raise UsageError(f"{matrix}: already has a case '{case_id}'", "choose another case id")
+    win = window(claim.ranges, releases)
+    entry = case_yaml(case_id, chosen, record_file.relative_to(matrix.parent).as_posix(),
+                      repro_file.relative_to(matrix.parent).as_posix(), win, record, pythons)
+    folder.mkdir(parents=True, exist_ok=True)
+    record_file.write_text(record_path.read_text(encoding="utf-8"), encoding="utf-8")
+    repro_file.write_text(REPRO_TEMPLATE.format(advisory=claim.advisory_id, package=chosen),
+                          encoding="utf-8")
+    matrix.write_text(_insert_case(matrix_text, entry), encoding="utf-8")
+    return [record_file, repro_file, matrix]

@@ -33,7 +33,7 @@ from repro_matrix.model import (
 )
 
 PROVIDERS = ("auto", "registry", "debian", "local")
-_CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
@@ -181,7 +181,7 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         if required not in data:
             raise reader.fail(f"{key}.{required}", "missing")
     case_id = reader.string(data["id"], f"{key}.id")
-    if not _CASE_ID.match(case_id):
+    if not CASE_ID.match(case_id):
         raise reader.fail(f"{key}.id", "use lowercase letters, digits, '.', '_' and '-'")
     package = reader.string(data["package"], f"{key}.package")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", package):

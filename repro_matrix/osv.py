@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from repro_matrix import __version__
-from repro_matrix.model import CellRecord
+from repro_matrix.model import CellRecord, claim_to_json
 from repro_matrix.report import PLAIN_CLAIM_WORDS, ordered_versions, scope_sentence
 from repro_matrix.verdict import AffectedRange, Scope, Verdict
 
@@ -94,9 +94,9 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
             "tested_versions": ordered_versions(records),
             "differs_by_python": list(verdict.differs_by_python),
             "undetermined": list(verdict.overall.undetermined),
-            "claim": {"introduced": claim.claim.introduced,
-                      "first_fixed": claim.claim.first_fixed, "source": claim.claim.source},
+            "claim": claim_to_json(claim.claim),
             "claim_holds": claim.holds,
+            "claim_answer": claim.answer_words,
             "claim_explanation": claim.explanation,
         },
     }

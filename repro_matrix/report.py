@@ -14,10 +14,11 @@ from urllib.parse import quote
 from packaging.version import Version
 from tabulate import tabulate
 
+from repro_matrix import claim_report
 from repro_matrix import pythons as py
 from repro_matrix import sandbox
 from repro_matrix.model import CellRecord, Claim, Status
-from repro_matrix.verdict import Scope, Verdict
+from repro_matrix.verdict import HOLDS_WHERE_CHECKED, Scope, Verdict
 
 SYMBOLS: dict[Status, str] = {
     Status.REPRODUCED: "🔴",
@@ -139,10 +140,15 @@ def claim_sentence(verdict: Verdict, words: dict[bool | None, str] | None = None
     """The claim, whether it holds (in ``words``, default CLAIM_WORDS), and why."""
     claim = verdict.claim
     said = (words or CLAIM_WORDS)[claim.holds]
+    if claim.answer == HOLDS_WHERE_CHECKED:
+        said = ("☑️ " if words is None else "") + HOLDS_WHERE_CHECKED
     return f"{claim_words(claim.claim)} {said}. {claim.explanation}"
 
 
 def claim_words(claim: Claim) -> str:
+    if claim.ranges:
+        source = f" ({claim.source})" if claim.source else ""
+        return f"The claim \"{claim_report.ranges_words(claim)}\"{source}"
     stated = []
     if claim.introduced:
         stated.append(f"introduced in {claim.introduced}")
@@ -469,6 +475,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
     title = meta.get("description") or case_id
     lines = [f"## {case_id}: {title}", "", summary_section(verdict), "",
              _facts_line(meta, records), "",
+             *_claim_ranges_lines(case_id, meta, verdict),
              "### Compatibility table", "",
              f"![{case_id}: one square per cell, coloured by status]({svg_link(case_id)})", "",
              status_table(records, meta.get("release_dates", {})), "", legend(records), "",
@@ -477,6 +484,11 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
              "### Boundary cells", "", boundaries_section(records, verdict, meta), "",
              "### Evidence", "", evidence_section(records, meta)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _claim_ranges_lines(case_id: str, meta: dict[str, Any], verdict: Verdict) -> list[str]:
+    section = claim_report.ranges_section(case_id, meta, verdict)
+    return ["### Claim, range by range", "", section, ""] if section else []
 
 
 def render(cases: Sequence[tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]]) -> str:
