@@ -164,10 +164,14 @@ def window(ranges: Sequence[ClaimRange], releases: Sequence[str],
         chosen = ordered[-most:]
     else:
         positions = [position(b) for b in bounds]
-        high = min(len(ordered), positions[-1] + margin)
-        low = max(0, positions[0] - margin)
-        if high - low > most:
-            low = max(0, high - most)
+        high = min(len(ordered), positions[-1] + margin + 1)  # the bound's release, then more
+        low = max(0, positions[-1] - margin)
+        for pos in reversed(positions):  # older bounds while the window stays small enough
+            if high - max(0, pos - margin) > most:
+                # Bounds left out: use the room left for releases before the kept ones.
+                low = min(low, max(0, high - most))
+                break
+            low = max(0, pos - margin)
         chosen = ordered[low:high] or ordered[-1:]
     outside = tuple(b for b in bounds if not Version(chosen[0]) < Version(b) <= Version(chosen[-1]))
     if any(r.introduced == OSV_ZERO for r in ranges):  # no tested release precedes the first

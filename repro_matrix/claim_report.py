@@ -86,11 +86,21 @@ def _links(case_id: str, evidence: Sequence[str]) -> str:
 def _bounds_table(case_id: str, check: ClaimCheck) -> list[str]:
     lines = ["| claimed bound | outcome | why | deciding cells |", "|---|---|---|---|"]
     for bound in check.bounds:
-        why = bound.explanation.split(": ", 1)[1] if ": " in bound.explanation else ""
         lines.append(f"| {bound.kind.replace('_', ' ')} {bound.version} | "
-                     f"{OUTCOME_SYMBOLS[bound.outcome]} {bound.outcome} | {why} | "
+                     f"{OUTCOME_SYMBOLS[bound.outcome]} {bound.outcome} | {bound.why} | "
                      f"{_links(case_id, bound.evidence)} |")
     return lines
+
+
+def _disagreements(case_id: str, check: ClaimCheck,
+                   cells_of: dict[str, list[str]]) -> list[str]:
+    wrong = [r for r in check.releases if r.agrees is False]
+    if not wrong:
+        return []
+    return ["", "Releases where the claim and the cells disagree:", ""] + [
+        f"- {r.version}: claimed {r.claimed}, observed {r.observed}: "
+        + ", ".join(cell_link(case_id, e) for e in cells_of.get(r.version, ()))
+        for r in wrong]
 
 
 def _releases_table(check: ClaimCheck) -> list[str]:
@@ -132,6 +142,10 @@ def ranges_section(case_id: str, meta: dict[str, Any], verdict: Verdict) -> str:
     if branches:
         lines += ["", "First fixed per branch: " + "; ".join(branches) + "."]
     lines += ["", *_bounds_table(case_id, check)]
+    cells_of: dict[str, list[str]] = {}
+    for evidence in check.evidence:
+        cells_of.setdefault(evidence.split(":", 1)[0].split("/", 1)[-1], []).append(evidence)
+    lines += _disagreements(case_id, check, cells_of)
     if check.unchecked:
         lines += ["", "Not checked: " + "; ".join(check.unchecked) + "."]
     lines += ["", "<details><summary>Per release: claimed affected vs observed</summary>", "",

@@ -154,8 +154,8 @@ def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
         "claim_answer": verdict.claim.answer_words,
         "claim_explanation": verdict.claim.explanation,
         "claim_evidence": list(verdict.claim.evidence),
-        "claim_bounds": [{**asdict(b), "evidence": list(b.evidence)}
-                         for b in verdict.claim.bounds],
+        "claim_bounds": [{**asdict(b), "explanation": b.explanation,
+                          "evidence": list(b.evidence)} for b in verdict.claim.bounds],
         "claim_releases": [{"version": r.version, "claimed": r.claimed, "observed": r.observed,
                             "agrees": r.agrees} for r in verdict.claim.releases],
         "claim_unchecked": list(verdict.claim.unchecked),

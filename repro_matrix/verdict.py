@@ -98,8 +98,12 @@ class BoundCheck:
     kind: str
     version: str
     outcome: str
-    explanation: str
+    why: str
     evidence: tuple[str, ...] = ()
+
+    @property
+    def explanation(self) -> str:
+        return f"{self.kind.replace('_', ' ')} {self.version}: {self.outcome}, {self.why}."
 
 
 @dataclass(frozen=True)
@@ -308,22 +312,20 @@ def _check_bound(kind: str, bound: str, ranges: Sequence[ClaimRange], tested: Se
                  states: Mapping[str, str],
                  cells_of: Mapping[str, Sequence[str]]) -> BoundCheck:
     """Compare the decisive releases nearest the bound, on each side, with the claim."""
-    label = f"{kind.replace('_', ' ')} {bound}"
     left = [v for v in tested if not _right_of(kind, bound, v)]
     right = [v for v in tested if _right_of(kind, bound, v)]
     if not left or not right:
         where = (f"no release before {tested[0]} was tested" if not left
                  else f"no release after {tested[-1]} was tested")
         if kind == "introduced" and bound == OSV_ZERO:
-            where = f"the claim starts at the first release; {where}"
-        return BoundCheck(kind, bound, OUTSIDE, f"{label}: outside the tested window "
-                          f"(not checked): {where}.")
+            where = f"the claim starts at the first release and {where}"
+        return BoundCheck(kind, bound, OUTSIDE, f"not checked: {where}")
     below = next((v for v in reversed(left) if states[v] != UNDETERMINED), None)
     above = next((v for v in right if states[v] != UNDETERMINED), None)
     if below is None or above is None:
         side = "before" if below is None else "from"
-        return BoundCheck(kind, bound, UNDECIDABLE, f"{label}: undecidable, no release {side} "
-                          f"{bound} in the window could be tested.")
+        return BoundCheck(kind, bound, UNDECIDABLE,
+                          f"no release {side} {bound} in the window could be tested")
     evidence = (*cells_of.get(below, ()), *cells_of.get(above, ()))
     wrong = [v for v in (below, above)
              if (states[v] == AFFECTED) != claimed_affected(ranges, v)]
@@ -332,15 +334,14 @@ def _check_bound(kind: str, bound: str, ranges: Sequence[ClaimRange], tested: Se
                          f"{AFFECTED if claimed_affected(ranges, v) else UNAFFECTED}"
                          for v in wrong)
         deciding = tuple(c for v in wrong for c in cells_of.get(v, ()))
-        return BoundCheck(kind, bound, REFUTED, f"{label}: refuted, {said}.", deciding)
+        return BoundCheck(kind, bound, REFUTED, said, deciding)
     between = [v for v in tested if Version(below) < Version(v) < Version(above)]
     if between:
         return BoundCheck(kind, bound, UNDECIDABLE,
-                          f"{label}: undecidable, {below} is {states[below]} and {above} is "
-                          f"{states[above]} but {', '.join(between)} in between could not be "
-                          "tested.", evidence)
-    return BoundCheck(kind, bound, CONFIRMED, f"{label}: confirmed, {below} is {states[below]} "
-                      f"and {above} is {states[above]}.", evidence)
+                          f"{below} is {states[below]} and {above} is {states[above]} but "
+                          f"{', '.join(between)} in between could not be tested", evidence)
+    return BoundCheck(kind, bound, CONFIRMED,
+                      f"{below} is {states[below]} and {above} is {states[above]}", evidence)
 
 
 def check_ranges(claim: Claim, states: Mapping[str, str],
@@ -364,7 +365,7 @@ def check_ranges(claim: Claim, states: Mapping[str, str],
             f"{r.version} (claimed {r.claimed}, observed {r.observed})" for r in disagree) + ".")
     evidence = [c for b in bounds if b.outcome == REFUTED for c in b.evidence]
     evidence += [c for r in disagree for c in cells_of.get(r.version, ())]
-    unchecked = [b.explanation.split(":")[0] + f" ({b.outcome})" for b in bounds
+    unchecked = [f"{b.kind.replace('_', ' ')} {b.version} ({b.outcome})" for b in bounds
                  if b.outcome in (OUTSIDE, UNDECIDABLE)]
     untested = [r.version for r in releases if r.agrees is None]
     if untested:
