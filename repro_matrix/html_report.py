@@ -237,6 +237,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
         "press Enter) to see its evidence. Hover for a summary.</p></aside>",
         "</div>",
         _legend(records),
+        _list("Claim, bound by bound", [b.explanation for b in verdict.claim.bounds]),
         _list("Per Python", [report.scope_sentence(s) for s in verdict.per_python]),
         _list("Branches", [b.sentence() for b in verdict.overall.branches]),
         "</section>",
