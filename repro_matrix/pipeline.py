@@ -594,7 +594,8 @@ def alert_changes(results: Path, baseline: Path) -> list[str]:
         old_verdict = store.case_dir(baseline, case_id) / "verdict.json"
         old = json.loads(old_verdict.read_text()) if old_verdict.exists() else {}
         lines += compare(case_id, now.get("claim_holds"), old.get("claim_holds"), records,
-                         {r.cell.id: r for r in before}).lines()
+                         {r.cell.id: r for r in before},
+                         (now.get("claim_answer"), old.get("claim_answer"))).lines()
     return lines
 
 
