@@ -234,7 +234,8 @@ def _insert_case(matrix_text: str, entry: str) -> str:
     lines = matrix_text.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.rstrip() == "cases:"), None)
     if start is None:
-        return matrix_text.rstrip("\n") + "\n\ncases:\n" + entry
+        head = matrix_text.rstrip("\n")
+        return (head + "\n\n" if head else "") + "cases:\n" + entry
     end = next((i for i in range(start + 1, len(lines))
                 if lines[i][:1] not in ("", " ", "\n", "#", "-")), len(lines))
     # Blank lines and unindented comments just before the next top-level key belong to it.

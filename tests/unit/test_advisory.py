@@ -194,3 +194,22 @@ def test_new_cli_rejects_a_bad_id(tmp_path: Path, capsys: pytest.CaptureFixture[
     record = write_record(tmp_path)
     assert cli.main(["new", "Bad Id", "--from-osv", str(record)]) == 2
     assert "not a case id" in capsys.readouterr().err
+
+
+def test_new_cli_reads_the_window_from_the_index(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from repro_matrix.index import IndexClient
+
+    listed = [Release(v, None, False) for v in RELEASES] + [Release("1.3.4", None, True),
+                                                             Release("2.2rc1", None, False)]
+    monkeypatch.setattr(IndexClient, "releases", lambda self, project: listed)
+    record = write_record(tmp_path)
+    matrix = tmp_path / "matrix.yaml"
+    assert cli.main(["new", "demo", "--from-osv", str(record), "--matrix", str(matrix),
+                     "--python", "3.13"]) == 0
+    case = config.load(matrix).cases[0]
+    # The newest bound (3.0, open-ended) is past every final release: the window ends with
+    # the newest final one, never a yanked or pre-release.
+    assert case.versions.spec.endswith("<=2.1") and case.pythons == ("3.13",)
+    assert "next: write the repro" in capsys.readouterr().err
