@@ -14,9 +14,8 @@ from urllib.parse import quote
 from packaging.version import Version
 from tabulate import tabulate
 
-from repro_matrix import claim_report
+from repro_matrix import claim_report, sandbox
 from repro_matrix import pythons as py
-from repro_matrix import sandbox
 from repro_matrix.model import CellRecord, Claim, Status
 from repro_matrix.verdict import HOLDS_WHERE_CHECKED, Scope, Verdict
 
