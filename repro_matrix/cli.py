@@ -77,6 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--cost-from", type=Path,
                       help="earlier results whose durations balance shards (default: results)")
 
+    new = commands.add_parser("new", help="scaffold a case: cases/ID/ and a matrix entry")
+    new.add_argument("id", help="case id (lowercase letters, digits, '.', '_', '-')")
+    new.add_argument("--package", help="project on the package index (default: the one the "
+                     "OSV record names)")
+    new.add_argument("--from-osv", type=Path, metavar="RECORD",
+                     help="a published OSV record (JSON): its ranges become the claim and the "
+                          "version window is chosen around its bounds")
+    new.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
+                     help="matrix file to add the case to (default: matrix.yaml)")
+    new.add_argument("--python", action="append",
+                     help="Pythons of the case (default: 3.9,3.11,3.13)")
+    _invoked_from(new)
+
     rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
     rep.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
                      help="combine these shard results folders into --results first")
@@ -172,7 +185,7 @@ def resolve_paths(args: argparse.Namespace) -> None:
         path = path.expanduser()
         return path if base is None or path.is_absolute() else base / path
 
-    for name in ("matrix", "results", "cost_from", "cache_dir", "baseline"):
+    for name in ("matrix", "results", "cost_from", "cache_dir", "baseline", "from_osv"):
         if not hasattr(args, name):
             continue
         value = getattr(args, name)
@@ -304,6 +317,31 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new(args: argparse.Namespace) -> int:
+    from packaging.version import Version
+
+    from repro_matrix import advisory
+    from repro_matrix.index import IndexClient
+    from repro_matrix.pipeline import default_cache_dir
+
+    if not args.from_osv:
+        raise UsageError("new: only --from-osv RECORD is supported here", "pass an OSV record")
+    if not config.CASE_ID.match(args.id):
+        raise UsageError(f"new: '{args.id}' is not a case id",
+                         "use lowercase letters, digits, '.', '_' and '-'")
+    record = advisory.read_record(args.from_osv)
+    package = advisory.choose_package(record, args.package, str(args.from_osv))
+    releases = [r.version for r in IndexClient(default_cache_dir()).releases(package)
+                if not r.yanked and not Version(r.version).is_prerelease]
+    written = advisory.scaffold(args.from_osv, args.id, args.matrix, releases, package,
+                                _split(args.python) or ("3.9", "3.11", "3.13"))
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    print(f"next: write the repro in {written[1]} and its signature in {args.matrix}, then "
+          f"`python -m repro_matrix run --case {args.id}`", file=sys.stderr)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from repro_matrix.pipeline import (
         alert_changes,
@@ -393,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)
             resolve_paths(args)
-            command = {"run": _run, "plan": _plan, "report": _report,
+            command = {"run": _run, "plan": _plan, "new": _new, "report": _report,
                        "cache": _cache}[args.command]
             return command(args)
     except HarnessError as exc:

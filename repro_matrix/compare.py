@@ -29,12 +29,18 @@ class Changes:
 
 
 def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
-            records: Sequence[CellRecord], baseline: Mapping[str, CellRecord]) -> Changes:
+            records: Sequence[CellRecord], baseline: Mapping[str, CellRecord],
+            answers: tuple[str | None, str | None] = (None, None)) -> Changes:
     """Claim-check changes, decisive cells that flipped or became undecided, cells of the
     baseline with no record now, and cells new since the baseline that reproduce (a new release
-    that has the bug again)."""
+    that has the bug again). ``answers`` (now, before) are the verdicts' ``claim_answer``s when
+    both have one: they tell "holds where checked" from "cannot be decided", which
+    ``claim_holds`` (None for both) does not."""
     claim: tuple[str, ...] = ()
-    if claim_now != claim_before:
+    answer_now, answer_before = answers
+    if answer_now and answer_before and answer_now != answer_before:
+        claim = (f"{case_id}: the claim check changed from {answer_before} to {answer_now}",)
+    elif claim_now != claim_before:
         claim = (f"{case_id}: the claim check changed from {_word(claim_before)} to "
                  f"{_word(claim_now)}",)
     flipped = []

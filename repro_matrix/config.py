@@ -7,6 +7,7 @@ import hashlib
 import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix import plan, pythons, repro_files
+from repro_matrix import advisory, plan, pythons, repro_files
 from repro_matrix.errors import UsageError
 from repro_matrix.model import (
+    OSV_ZERO,
     Case,
     Claim,
+    ClaimRange,
     EraPolicy,
     MatrixConfig,
     OutcomeRule,
@@ -30,7 +33,7 @@ from repro_matrix.model import (
 )
 
 PROVIDERS = ("auto", "registry", "debian", "local")
-_CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
@@ -44,7 +47,8 @@ _LIMITS_KEYS = ("memory", "pids", "tmpfs", "timeout")
 _SIZE = re.compile(r"^(\d+)([kmg]?)$")
 _SIZE_FACTOR = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _MIN_MEMORY = 6 << 20  # the engine refuses less
-_CLAIM_KEYS = ("first_fixed", "introduced", "source")
+_CLAIM_KEYS = ("first_fixed", "introduced", "source", "ranges", "osv")
+_RANGE_KEYS = ("introduced", "fixed", "last_affected")
 _BASE_KEYS = ("provider", "debian_suites", "interpreters", "registry_image")
 _ERA_KEYS = ("max_attempts", "step_days")
 
@@ -177,7 +181,7 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         if required not in data:
             raise reader.fail(f"{key}.{required}", "missing")
     case_id = reader.string(data["id"], f"{key}.id")
-    if not _CASE_ID.match(case_id):
+    if not CASE_ID.match(case_id):
         raise reader.fail(f"{key}.id", "use lowercase letters, digits, '.', '_' and '-'")
     package = reader.string(data["package"], f"{key}.package")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", package):
@@ -210,7 +214,7 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         repro=repro,
         outcome=_outcome(reader, data["outcome"], f"{key}.outcome", data.get("limits", {}),
                          f"{key}.limits", command),
-        claim=_claim(reader, data.get("claim", {}), f"{key}.claim"),
+        claim=_claim(reader, data.get("claim", {}), f"{key}.claim", root, package),
         command=command,
         env=reader.optional(data, "env", key, lambda v, k: _env(reader, v, k), ()),
         requirements=tuple(dict.fromkeys((*requirements, *metadata.dependencies))),
@@ -371,22 +375,65 @@ def _count(reader: _Reader, value: Any, key: str) -> int:
     return value
 
 
-def _claim(reader: _Reader, value: Any, key: str) -> Claim:
+def _claim(reader: _Reader, value: Any, key: str, root: Path, package: str) -> Claim:
     data = reader.mapping(value, key, _CLAIM_KEYS)
-    versions = {}
-    for name in ("first_fixed", "introduced"):
-        if name in data:
-            text = reader.string(data[name], f"{key}.{name}")
-            try:
-                Version(text)
-            except InvalidVersion:
-                raise reader.fail(f"{key}.{name}", f"'{text}' is not a version") from None
-            versions[name] = text
+    forms = [name for name in ("ranges", "osv") if name in data]
+    if forms:
+        also = [name for name in ("first_fixed", "introduced", *forms[1:]) if name in data]
+        if also:
+            raise reader.fail(f"{key}.{also[0]}", f"give the claim either as {forms[0]} or as "
+                              f"{also[0]}, not both")
+    if "osv" in data:
+        record = (root / reader.string(data["osv"], f"{key}.osv")).resolve()
+        try:
+            claim = advisory.load_claim(record, package)
+        except UsageError as exc:
+            raise reader.fail(f"{key}.osv", exc.message) from None
+        source = reader.optional(data, "source", key, reader.string, "")
+        return replace(claim, source=source or claim.source)
+    if "ranges" in data:
+        return Claim(ranges=_ranges(reader, data["ranges"], f"{key}.ranges"),
+                     source=reader.optional(data, "source", key, reader.string, ""))
+    versions = {name: _claim_version(reader, data[name], f"{key}.{name}")
+                for name in ("first_fixed", "introduced") if name in data}
     return Claim(
         first_fixed=versions.get("first_fixed"),
         introduced=versions.get("introduced"),
         source=reader.optional(data, "source", key, reader.string, ""),
     )
+
+
+def _ranges(reader: _Reader, value: Any, key: str) -> tuple[ClaimRange, ...]:
+    """``claim.ranges``: OSV-style ranges, ``introduced`` ("0": from the first release) and at
+    most one of ``fixed`` / ``last_affected``."""
+    if not isinstance(value, list) or not value:
+        raise reader.fail(key, "expected a non-empty list of {introduced, fixed | last_affected}")
+    ranges = []
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        data = reader.mapping(item, where, _RANGE_KEYS)
+        if "introduced" not in data:
+            raise reader.fail(f"{where}.introduced", "missing; use \"0\" for every release "
+                              "from the first")
+        if "fixed" in data and "last_affected" in data:
+            raise reader.fail(f"{where}.last_affected", "a range has fixed or last_affected, "
+                              "not both (OSV)")
+        bounds = {name: _claim_version(reader, data[name], f"{where}.{name}",
+                                       allow_zero=name == "introduced")
+                  for name in _RANGE_KEYS if name in data}
+        ranges.append(ClaimRange(**bounds))
+    return tuple(ranges)
+
+
+def _claim_version(reader: _Reader, value: Any, key: str, allow_zero: bool = False) -> str:
+    text = reader.string(value, key)
+    if allow_zero and text == OSV_ZERO:
+        return text
+    try:
+        Version(text)
+    except InvalidVersion:
+        raise reader.fail(key, f"'{text}' is not a version") from None
+    return text
 
 
 def _providers(reader: _Reader, value: Any, root: Path) -> ProviderSettings:

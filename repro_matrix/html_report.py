@@ -331,6 +331,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
         _legend(records),
         _list("Failure causes", report.cause_lines(records)),
         explained_html(explained),
+        _list("Claim, bound by bound", [b.explanation for b in verdict.claim.bounds]),
         _list("Per Python", report.per_python_sentences(verdict)),
         _list("Branches", report.branch_sentences(verdict)),
         "</section>",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 class Status(str, enum.Enum):
@@ -54,13 +56,65 @@ class OutcomeRule:
     exit_codes: str = "default"
 
 
+OSV_ZERO = "0"  # OSV's "introduced: 0": affected from the first release on
+
+
+@dataclass(frozen=True)
+class ClaimRange:
+    """One claimed affected range, as OSV events: introduced (``"0"`` allowed), then at most one
+    of fixed (first unaffected) or last_affected (last affected); neither: still affected."""
+
+    introduced: str
+    fixed: str | None = None
+    last_affected: str | None = None
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A statement about the bug that the runs confirm or refute."""
+    """A statement about the bug that the runs confirm or refute: the short form (one
+    ``first_fixed`` and/or ``introduced``) or affected ``ranges`` (from the matrix file or an OSV
+    record, whose id and aliases are kept)."""
 
     first_fixed: str | None = None
     introduced: str | None = None
     source: str = ""
+    ranges: tuple[ClaimRange, ...] = ()
+    advisory_id: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def named_versions(self) -> tuple[str, ...]:
+        """Every release the claim names (bisect hints), without OSV's "0"."""
+        named = [self.first_fixed, self.introduced]
+        for rng in self.ranges:
+            named += [rng.introduced, rng.fixed, rng.last_affected]
+        return tuple(dict.fromkeys(v for v in named if v and v != OSV_ZERO))
+
+
+def claim_to_json(claim: Claim) -> dict[str, Any]:
+    """The claim as stored in cells.json's meta and verdict.json."""
+    data: dict[str, Any] = {"first_fixed": claim.first_fixed, "introduced": claim.introduced,
+                            "source": claim.source}
+    if claim.ranges:
+        data["ranges"] = [{k: v for k, v in asdict(r).items() if v is not None}
+                          for r in claim.ranges]
+    if claim.advisory_id:
+        data["advisory_id"] = claim.advisory_id
+        data["aliases"] = list(claim.aliases)
+    return data
+
+
+def claim_from_json(data: Mapping[str, Any]) -> Claim:
+    """Read a stored claim; results written before ranges existed carry the short form only."""
+    return Claim(
+        first_fixed=data.get("first_fixed"),
+        introduced=data.get("introduced"),
+        source=str(data.get("source") or ""),
+        ranges=tuple(ClaimRange(introduced=str(r["introduced"]), fixed=r.get("fixed"),
+                                last_affected=r.get("last_affected"))
+                     for r in data.get("ranges") or ()),
+        advisory_id=str(data.get("advisory_id") or ""),
+        aliases=tuple(str(a) for a in data.get("aliases") or ()),
+    )
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,13 @@ from typing import Any
 from packaging.version import Version
 
 from repro_matrix import __version__
-from repro_matrix.model import CellRecord
-from repro_matrix.report import PLAIN_CLAIM_WORDS, claim_sentence, headline, ordered_versions
+from repro_matrix.model import CellRecord, claim_to_json
+from repro_matrix.report import (
+    PLAIN_CLAIM_WORDS,
+    claim_sentence,
+    headline,
+    ordered_versions,
+)
 from repro_matrix.verdict import AffectedRange, Scope, Verdict
 
 OSV_SCHEMA_VERSION = "1.6.0"
@@ -101,9 +106,9 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
             "tested_versions": ordered_versions(records),
             "differs_by_python": list(verdict.differs_by_python),
             "undetermined": list(verdict.overall.undetermined),
-            "claim": {"introduced": claim.claim.introduced,
-                      "first_fixed": claim.claim.first_fixed, "source": claim.claim.source},
+            "claim": claim_to_json(claim.claim),
             "claim_holds": claim.holds,
+            "claim_answer": claim.answer_words,
             "claim_explanation": claim.explanation,
         },
     }

@@ -50,10 +50,11 @@ from repro_matrix.model import (
     Case,
     Cell,
     CellRecord,
-    Claim,
     MatrixConfig,
     Release,
     Status,
+    claim_from_json,
+    claim_to_json,
 )
 from repro_matrix.progress import Progress
 from repro_matrix.resolve import ResolveFailure, Resolver, era_cutoffs
@@ -372,8 +373,7 @@ class MatrixRun:
                  if r.upload_time and r.version in case_plan.versions}
         meta: dict[str, Any] = {
             "case": case.id, "package": case.package, "description": case.description,
-            "claim": {"first_fixed": case.claim.first_fixed, "introduced": case.claim.introduced,
-                      "source": case.claim.source},
+            "claim": claim_to_json(case.claim),
             "matrix_digest": self.config.digest, "started_at": _now(),
             "repro": _display_path(case.repro, self.config.path.parent),
             "requirements": list(case.requirements),
@@ -433,7 +433,7 @@ class MatrixRun:
                 probe(version)
             else:
                 searched.append(version)
-        hints = [v for v in (case.claim.first_fixed, case.claim.introduced) if v in searched]
+        hints = [v for v in case.claim.named_versions() if v in searched]
         result = bisect_versions(tuple(searched), probe, hints)
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
@@ -598,7 +598,8 @@ def alert_changes(results: Path, baseline: Path) -> list[str]:
         old_verdict = store.case_dir(baseline, case_id) / "verdict.json"
         old = json.loads(old_verdict.read_text()) if old_verdict.exists() else {}
         lines += compare(case_id, now.get("claim_holds"), old.get("claim_holds"), records,
-                         {r.cell.id: r for r in before}).lines()
+                         {r.cell.id: r for r in before},
+                         (now.get("claim_answer"), old.get("claim_answer"))).lines()
     return lines
 
 
@@ -650,7 +651,7 @@ def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
         claim = meta.get("claim") or {}
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         Claim(**claim))
+                         claim_from_json(claim))
         cases.append((case_id, meta, records, verdict))
     return cases
 

@@ -15,11 +15,11 @@ from urllib.parse import quote
 from packaging.version import Version
 from tabulate import tabulate
 
-from repro_matrix import causes, sandbox
+from repro_matrix import causes, claim_report, sandbox
 from repro_matrix import pythons as py
 from repro_matrix.boundary import INTRODUCED, Explained
 from repro_matrix.model import CellRecord, Claim, Status
-from repro_matrix.verdict import AffectedRange, Scope, Verdict
+from repro_matrix.verdict import HOLDS_WHERE_CHECKED, AffectedRange, Scope, Verdict
 
 
 @dataclass(frozen=True)
@@ -206,9 +206,11 @@ def claim_sentence(verdict: Verdict, words: dict[bool | None, str] | None = None
     """The claim, whether it holds (in ``words``, default CLAIM_WORDS), and why; a case without
     a claim says so."""
     claim = verdict.claim
-    if not (claim.claim.introduced or claim.claim.first_fixed):
+    if not (claim.claim.introduced or claim.claim.first_fixed or claim.claim.ranges):
         return "No claim to check (the case states none)."
     said = (words or CLAIM_WORDS)[claim.holds]
+    if claim.answer == HOLDS_WHERE_CHECKED:
+        said = ("☑️ " if words is None else "") + HOLDS_WHERE_CHECKED
     return f"{claim_words(claim.claim)} {said}. {plain(claim.explanation)}"
 
 
@@ -222,6 +224,9 @@ _COUNTED = re.compile(r"\b(\d+) ([a-z][a-z ]*?[a-z])\(s\)")
 
 
 def claim_words(claim: Claim) -> str:
+    if claim.ranges:
+        source = f" ({claim.source})" if claim.source else ""
+        return f"The claim \"{claim_report.ranges_words(claim)}\"{source}"
     stated = []
     if claim.introduced:
         stated.append(f"introduced in {claim.introduced}")
@@ -691,6 +696,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
     folded = folded_note(records)
     lines = [f"## {case_id}: {title}", "", summary_section(verdict, meta, records), "",
              facts_line(meta, records), "",
+             *_claim_ranges_lines(case_id, meta, verdict),
              "### Why the boundary is there", "", explained_section(explained), "",
              "### Failure causes", "", causes_section(records), "",
              "### Compatibility table", "",
@@ -702,6 +708,11 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
              "### Boundary cells", "", boundaries_section(records, verdict, meta), "",
              "### Evidence", "", evidence_section(records, meta)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _claim_ranges_lines(case_id: str, meta: dict[str, Any], verdict: Verdict) -> list[str]:
+    section = claim_report.ranges_section(case_id, meta, verdict)
+    return ["### Claim, range by range", "", section, ""] if section else []
 
 
 def render(cases: Sequence[CaseResults],

@@ -14,7 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from repro_matrix import __version__
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status, claim_to_json
 from repro_matrix.pythons import sort_key
 from repro_matrix.verdict import Verdict
 
@@ -149,10 +149,16 @@ def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "harness_version": __version__,
-        "claim": asdict(claim),
+        "claim": claim_to_json(claim),
         "claim_holds": verdict.claim.holds,
+        "claim_answer": verdict.claim.answer_words,
         "claim_explanation": verdict.claim.explanation,
         "claim_evidence": list(verdict.claim.evidence),
+        "claim_bounds": [{**asdict(b), "explanation": b.explanation,
+                          "evidence": list(b.evidence)} for b in verdict.claim.bounds],
+        "claim_releases": [{"version": r.version, "claimed": r.claimed, "observed": r.observed,
+                            "agrees": r.agrees} for r in verdict.claim.releases],
+        "claim_unchecked": list(verdict.claim.unchecked),
         "observed": {
             "overall": scope_json(verdict.overall),
             "per_python": {s.name.removeprefix("Python "): scope_json(s)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from repro_matrix.model import Claim, Status
+from repro_matrix.model import OSV_ZERO, Claim, ClaimRange, Status
 
 # Aggregated per-version state across Pythons.
 AFFECTED = "affected"
@@ -78,6 +78,47 @@ class Scope:
         return self.ranges[-1].last_affected if self.ranges else None
 
 
+# Outcomes of one claimed bound (claim.ranges).
+CONFIRMED = "confirmed"
+REFUTED = "refuted"
+OUTSIDE = "outside the tested window"
+UNDECIDABLE = "undecidable"
+# The overall answer of a claim check.
+HOLDS = "holds"
+DOES_NOT_HOLD = "does not hold"
+HOLDS_WHERE_CHECKED = "holds where checked"
+CANNOT_DECIDE = "cannot be decided"
+_HOLDS_OF = {HOLDS: True, DOES_NOT_HOLD: False}
+
+
+@dataclass(frozen=True)
+class BoundCheck:
+    """One claimed bound (introduced / fixed / last_affected) against the cells next to it."""
+
+    kind: str
+    version: str
+    outcome: str
+    why: str
+    evidence: tuple[str, ...] = ()
+
+    @property
+    def explanation(self) -> str:
+        return f"{self.kind.replace('_', ' ')} {self.version}: {self.outcome}, {self.why}."
+
+
+@dataclass(frozen=True)
+class ReleaseCheck:
+    """One tested release: what the claim says (affected or not) and what the cells show."""
+
+    version: str
+    claimed: str
+    observed: str
+
+    @property
+    def agrees(self) -> bool | None:
+        return None if self.observed == UNDETERMINED else self.claimed == self.observed
+
+
 @dataclass(frozen=True)
 class ClaimCheck:
     """The claim, whether the cells confirm it (None: they cannot tell), and why."""
@@ -86,6 +127,20 @@ class ClaimCheck:
     holds: bool | None
     explanation: str
     evidence: tuple[str, ...]
+    # Filled for claims given as ranges: the overall answer (HOLDS … CANNOT_DECIDE), each bound,
+    # each tested release, and what was not checked.
+    answer: str = ""
+    bounds: tuple[BoundCheck, ...] = ()
+    releases: tuple[ReleaseCheck, ...] = ()
+    unchecked: tuple[str, ...] = ()
+
+    @property
+    def answer_words(self) -> str:
+        if self.answer:
+            return self.answer
+        if self.holds is None:
+            return CANNOT_DECIDE
+        return HOLDS if self.holds else DOES_NOT_HOLD
 
 
 @dataclass(frozen=True)
@@ -165,6 +220,8 @@ def _branches(decisive: Sequence[str], states: Mapping[str, str]) -> tuple[Branc
 def check_claim(claim: Claim, states: Mapping[str, str],
                 cells_of: Mapping[str, Sequence[str]]) -> ClaimCheck:
     """Test each stated boundary against the overall states; cite the cells that decide it."""
+    if claim.ranges:
+        return check_ranges(claim, states, cells_of)
     ordered = sorted((v for v in states if states[v] != UNDETERMINED), key=Version)
     results: list[tuple[bool | None, str, list[str]]] = []
     if claim.first_fixed:
@@ -214,6 +271,119 @@ def _check_boundary(version: str, label: str, expected: str, before: str,
     caveat = f" ({', '.join(untested)} in between could not be tested)" if untested else ""
     return True, (f"Claimed {label} {version}: confirmed, {lower[-1]} is {before} and "
                   f"{version} is {expected}{caveat}."), evidence
+
+
+def claimed_affected(ranges: Sequence[ClaimRange], version: str) -> bool:
+    """Whether the claimed ranges (OSV semantics) cover ``version``."""
+    parsed = Version(version)
+    for rng in ranges:
+        if rng.introduced != OSV_ZERO and parsed < Version(rng.introduced):
+            continue
+        if rng.fixed is not None and parsed >= Version(rng.fixed):
+            continue
+        if rng.last_affected is not None and parsed > Version(rng.last_affected):
+            continue
+        return True
+    return False
+
+
+def _bounds(ranges: Sequence[ClaimRange]) -> list[tuple[str, str]]:
+    """(kind, version) of every claimed bound, in range order."""
+    found: list[tuple[str, str]] = []
+    for rng in ranges:
+        found.append(("introduced", rng.introduced))
+        if rng.fixed is not None:
+            found.append(("fixed", rng.fixed))
+        if rng.last_affected is not None:
+            found.append(("last_affected", rng.last_affected))
+    return list(dict.fromkeys(found))
+
+
+def _right_of(kind: str, bound: str, version: str) -> bool:
+    """Whether ``version`` lies after the cut a bound makes (last_affected cuts after itself)."""
+    if kind == "introduced" and bound == OSV_ZERO:
+        return True
+    if kind == "last_affected":
+        return Version(version) > Version(bound)
+    return Version(version) >= Version(bound)
+
+
+def _check_bound(kind: str, bound: str, ranges: Sequence[ClaimRange], tested: Sequence[str],
+                 states: Mapping[str, str],
+                 cells_of: Mapping[str, Sequence[str]]) -> BoundCheck:
+    """Compare the decisive releases nearest the bound, on each side, with the claim."""
+    left = [v for v in tested if not _right_of(kind, bound, v)]
+    right = [v for v in tested if _right_of(kind, bound, v)]
+    if not left or not right:
+        where = (f"no release before {tested[0]} was tested" if not left
+                 else f"no release after {tested[-1]} was tested")
+        if kind == "introduced" and bound == OSV_ZERO:
+            where = f"the claim starts at the first release and {where}"
+        return BoundCheck(kind, bound, OUTSIDE, f"not checked: {where}")
+    below = next((v for v in reversed(left) if states[v] != UNDETERMINED), None)
+    above = next((v for v in right if states[v] != UNDETERMINED), None)
+    if below is None or above is None:
+        side = "before" if below is None else "from"
+        return BoundCheck(kind, bound, UNDECIDABLE,
+                          f"no release {side} {bound} in the window could be tested")
+    evidence = (*cells_of.get(below, ()), *cells_of.get(above, ()))
+    wrong = [v for v in (below, above)
+             if (states[v] == AFFECTED) != claimed_affected(ranges, v)]
+    if wrong:
+        said = "; ".join(f"{v} is {states[v]}, the claim says "
+                         f"{AFFECTED if claimed_affected(ranges, v) else UNAFFECTED}"
+                         for v in wrong)
+        deciding = tuple(c for v in wrong for c in cells_of.get(v, ()))
+        return BoundCheck(kind, bound, REFUTED, said, deciding)
+    between = [v for v in tested if Version(below) < Version(v) < Version(above)]
+    if between:
+        return BoundCheck(kind, bound, UNDECIDABLE,
+                          f"{below} is {states[below]} and {above} is {states[above]} but "
+                          f"{', '.join(between)} in between could not be tested", evidence)
+    return BoundCheck(kind, bound, CONFIRMED,
+                      f"{below} is {states[below]} and {above} is {states[above]}", evidence)
+
+
+def check_ranges(claim: Claim, states: Mapping[str, str],
+                 cells_of: Mapping[str, Sequence[str]]) -> ClaimCheck:
+    """Range by range: every claimed bound, then every tested release, against the cells.
+
+    Only the tested window is judged: a bound beyond it is reported as not checked, never as
+    an error, and the answer is then "holds where checked" unless something was refuted.
+    """
+    tested = sorted(states, key=Version)
+    releases = tuple(ReleaseCheck(v, AFFECTED if claimed_affected(claim.ranges, v)
+                                  else UNAFFECTED, states[v]) for v in tested)
+    if not tested:
+        return ClaimCheck(claim, None, "no release was tested.", (), CANNOT_DECIDE)
+    bounds = tuple(_check_bound(kind, version, claim.ranges, tested, states, cells_of)
+                   for kind, version in _bounds(claim.ranges))
+    disagree = [r for r in releases if r.agrees is False]
+    sentences = [b.explanation[0].upper() + b.explanation[1:] for b in bounds]
+    if disagree:
+        sentences.append("Releases where the claim and the cells disagree: " + ", ".join(
+            f"{r.version} (claimed {r.claimed}, observed {r.observed})" for r in disagree) + ".")
+    evidence = [c for b in bounds if b.outcome == REFUTED for c in b.evidence]
+    evidence += [c for r in disagree for c in cells_of.get(r.version, ())]
+    unchecked = [f"{b.kind.replace('_', ' ')} {b.version} ({b.outcome})" for b in bounds
+                 if b.outcome in (OUTSIDE, UNDECIDABLE)]
+    untested = [r.version for r in releases if r.agrees is None]
+    if untested:
+        unchecked.append("releases that could not be tested: " + ", ".join(untested))
+    if disagree or any(b.outcome == REFUTED for b in bounds):
+        answer = DOES_NOT_HOLD
+    elif all(b.outcome == CONFIRMED for b in bounds):
+        answer = HOLDS
+    elif any(r.agrees for r in releases):
+        answer = HOLDS_WHERE_CHECKED
+        sentences.append("Not checked: " + "; ".join(unchecked) + ".")
+    else:
+        answer = CANNOT_DECIDE
+    if answer != DOES_NOT_HOLD:
+        evidence = [c for b in bounds if b.outcome == CONFIRMED for c in b.evidence]
+    return ClaimCheck(claim, _HOLDS_OF.get(answer), " ".join(sentences),
+                      tuple(dict.fromkeys(evidence)), answer, bounds, releases,
+                      tuple(unchecked))
 
 
 def derive(observations: Sequence[Observation], claim: Claim) -> Verdict:

@@ -30,3 +30,15 @@ def test_a_new_release_that_reproduces_alerts_but_infrastructure_noise_does_not(
     changes = compare("c", None, None, now, before)
     assert changes.flipped == ()
     assert changes.new_reproducing == ("c/py3.11/2.0: new cell, reproduced",)
+
+
+def test_claim_answers_tell_apart_what_claim_holds_does_not() -> None:
+    records = [rec("1.0", Status.NOT_REPRODUCED)]
+    same = {r.cell.id: r for r in records}
+    changes = compare("c", None, None, records, same,
+                      ("holds where checked", "cannot be decided"))
+    assert changes.claim == ("c: the claim check changed from cannot be decided to holds where "
+                             "checked",)
+    assert not compare("c", None, None, records, same, ("holds where checked",) * 2).alert
+    # Results written before claim_answer existed compare on claim_holds alone.
+    assert compare("c", True, None, records, same, ("holds", None)).claim

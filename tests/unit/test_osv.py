@@ -158,13 +158,14 @@ def test_the_committed_results_export_valid_osv() -> None:
     from pathlib import Path
 
     from repro_matrix import store
+    from repro_matrix.model import claim_from_json
 
     found = sorted((Path(__file__).parents[2] / "results").glob("*/cells.json"))
     assert found, "no committed results"
     for path in found:
         meta, records = store.read_cells(path)
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         Claim(**(meta.get("claim") or {})))
+                         claim_from_json(meta.get("claim") or {}))
         record = osv.to_osv(path.parent.name, meta, records, verdict)
         jsonschema.validate(record, schema())
         assert osv.quality_problems(record) == []

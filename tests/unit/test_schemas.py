@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from repro_matrix import store
-from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.model import Attempt, Cell, CellRecord, Claim, ClaimRange, Status
 from repro_matrix.verdict import AffectedRange, BranchNote, Observation, derive
 
 SCHEMAS = ("cells", "verdict", "osv", "boundaries")
@@ -99,7 +99,10 @@ def test_cells_schema_knows_every_status_and_record_field() -> None:
 
 
 @pytest.mark.parametrize("claim", [Claim(first_fixed="1.2", source="changelog"), Claim(),
-                                   Claim(introduced="1.1", first_fixed="1.3")])
+                                   Claim(introduced="1.1", first_fixed="1.3"),
+                                   Claim(ranges=(ClaimRange("0", fixed="1.2"),
+                                                 ClaimRange("1.3", last_affected="1.3")),
+                                         advisory_id="GHSA-x", aliases=("CVE-x",))])
 def test_written_verdict_json_matches_the_schema(tmp_path: Path, claim: Claim) -> None:
     observations = [Observation(p, v, s) for p, v, s in [
         ("3.9", "1.0", Status.NOT_REPRODUCED), ("3.9", "1.1", Status.REPRODUCED),
