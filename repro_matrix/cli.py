@@ -15,7 +15,7 @@ from types import FrameType
 
 from repro_matrix import __version__, config, plan, store
 from repro_matrix.errors import HarnessError, UsageError
-from repro_matrix.model import MatrixConfig
+from repro_matrix.model import MatrixConfig, Status
 from repro_matrix.shard import parse_shard
 
 EXIT_CHANGED = 5  # report --baseline: a claim check or a decided cell changed or vanished
@@ -297,8 +297,8 @@ def _try(args: argparse.Namespace) -> int:
     status = record.status
     print(f"{record.cell.id}: {SYMBOLS[status]} {status.value.replace('_', ' ')} "
           f"({record.reason}); nothing written to the results", file=sys.stderr)
-    if not status.decisive and record.output_excerpt and record.exit_code is None:
-        print(record.output_excerpt[-2000:], file=sys.stderr)  # a build's log, not streamed
+    if status is Status.CANNOT_INSTALL and record.output_excerpt:
+        print(record.output_excerpt[-2000:], file=sys.stderr)  # the build's log: not streamed
     return 0
 
 

@@ -112,3 +112,22 @@ def test_cli_new_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert cli.main(["new", "c-1", "--package", "demo", "--matrix", str(matrix)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("repro-matrix: error: ") and "exists already" in err[-1]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ([], "has 2 cases; choose one with --case"),
+    (["--case", "first", "--python", "3.9,3.11"], "one --python and one --version"),
+    (["--case", "nope"], "nope"),
+])
+def test_try_names_one_cell_or_fails_in_one_line_before_the_engine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        extra: list[str], message: str) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # never reached
+    matrix = _matrix(tmp_path)
+    write_case(CaseDraft("second", "demo"), matrix)
+    args = ["try", "--matrix", str(matrix), "--python", "3.9", "--version", "1.0", *extra]
+    if "--python" in extra:
+        args[3:5] = []  # the test gives its own --python
+    assert cli.main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert message in line
