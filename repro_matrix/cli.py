@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
                      help="matrix file to append to, created when missing (default: "
                           "matrix.yaml)")
+    new.add_argument("--python", action="append",
+                     help="the case's Pythons, e.g. 3.9,3.11 (default: 3.9, 3.11, 3.13)")
 
     attempt = commands.add_parser("try", help="build one cell and run its repro with the "
                                   "output shown live; writes no results")
@@ -249,10 +251,11 @@ def _run_on_engines(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from repro_matrix.scaffold import CaseDraft, write_case
+    from repro_matrix.scaffold import DEFAULT_PYTHONS, CaseDraft, write_case
 
     draft = CaseDraft(case_id=args.id, package=args.package, import_name=args.import_name,
-                      description=args.description)
+                      description=args.description,
+                      pythons=_split(args.python) or DEFAULT_PYTHONS)
     made = write_case(draft, args.matrix)
     verb = "created" if made.created_matrix else "appended to"
     print(f"case {draft.case_id}: {verb} {made.matrix}; repro skeleton {made.repro}",

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from repro_matrix import store
+from repro_matrix import pythons, store
 from repro_matrix.errors import UsageError
 
 CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # the same rule the matrix file's loader applies
@@ -58,6 +58,9 @@ def check_draft(draft: CaseDraft) -> None:
                          "and '-'")
     if not PROJECT_NAME.match(draft.package):
         raise UsageError(f"--package: '{draft.package}' is not a valid project name")
+    for python in draft.pythons:
+        if not pythons.is_feature_version(python):
+            raise UsageError(f"--python: '{python}' is not a Python version spelled X.Y")
 
 
 def _quoted(text: str) -> str:
@@ -66,7 +69,7 @@ def _quoted(text: str) -> str:
 
 def case_entry(draft: CaseDraft, repro: str) -> str:
     """The YAML text of one `cases:` item, indented as a list item of the matrix file."""
-    pythons = ", ".join(_quoted(p) for p in draft.pythons)
+    columns = ", ".join(_quoted(p) for p in draft.pythons)
     lines = [
         f"  - id: {draft.case_id}",
         f"    description: {_quoted(draft.description or 'TODO: the bug in one line')}",
@@ -75,7 +78,7 @@ def case_entry(draft: CaseDraft, repro: str) -> str:
         "    versions:",
         f"      spec: {_quoted(draft.spec)}" if draft.spec else
         '      spec: ">=0"                # every release; narrow it (PEP 440)',
-        f"    pythons: [{pythons}]",
+        f"    pythons: [{columns}]",
         f"    repro: {repro}",
         "    outcome:",
         f"      signature: {_quoted(draft.signature)}   # printed by the repro when the bug shows",

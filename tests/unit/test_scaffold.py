@@ -131,3 +131,12 @@ def test_try_names_one_cell_or_fails_in_one_line_before_the_engine(
     assert cli.main(args) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert message in line
+
+
+def test_new_takes_the_pythons_and_checks_their_spelling(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    assert cli.main(["new", "p-1", "--package", "demo", "--matrix", str(matrix),
+                     "--python", "3.11,3.13"]) == 0
+    assert config.load(matrix).cases[1].pythons == ("3.11", "3.13")
+    assert cli.main(["new", "p-2", "--package", "demo", "--matrix", str(matrix),
+                     "--python", "py3"]) == 2
