@@ -271,7 +271,7 @@ def _try(args: argparse.Namespace) -> int:
 
     from repro_matrix import engine
     from repro_matrix.index import IndexClient
-    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir
+    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
     from repro_matrix.progress import Progress
     from repro_matrix.report import SYMBOLS
 
@@ -285,6 +285,7 @@ def _try(args: argparse.Namespace) -> int:
         raise UsageError("try: one --python and one --version", "e.g. --python 3.11 "
                          "--version 1.0.2")
     _check_selection(matrix, selection)
+    read_repros(plan.select_cases(matrix.cases, case_ids))  # a syntax error: exit 2, no engine
     cache_dir = args.cache_dir or default_cache_dir()
     engine.connect()
     config.check_against_index(matrix, IndexClient(cache_dir).releases, selection)

@@ -140,3 +140,15 @@ def test_new_takes_the_pythons_and_checks_their_spelling(tmp_path: Path) -> None
     assert config.load(matrix).cases[1].pythons == ("3.11", "3.13")
     assert cli.main(["new", "p-2", "--package", "demo", "--matrix", str(matrix),
                      "--python", "py3"]) == 2
+
+
+def test_try_stops_at_a_syntax_error_before_the_engine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # never reached
+    matrix = _matrix(tmp_path)
+    (tmp_path / "first.py").write_text("print('x'\n")
+    assert cli.main(["try", "--matrix", str(matrix), "--python", "3.9", "--version",
+                     "1.0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "first.py:1" in line and "SyntaxError" in line
