@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 DECISIVE = {"reproduced", "not_reproduced"}
+# One cell of a small pure-Python case of this repository (a script repro, no extra packages).
+CASE, PYTHON, VERSION = "markupsafe-310", "3.11", "2.1.1"
 
 
 def _run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -70,16 +72,16 @@ def test_installed_package_holds_the_template_and_schemas(installed: Path,
 def test_installed_command_runs_a_one_cell_case_from_another_folder(
         installed: Path, tmp_path: Path, docker_engine: engine.Engine) -> None:
     source = yaml.safe_load((REPO / "matrix.yaml").read_text())
-    case = source["cases"][0]
+    case = next(c for c in source["cases"] if c["id"] == CASE)
     repro = REPO / case["repro"]
     (tmp_path / "cases").mkdir()
     shutil.copy(repro, tmp_path / "cases" / repro.name)
     case["repro"] = f"cases/{repro.name}"  # relative to the matrix file, as a user writes it
     (tmp_path / "matrix.yaml").write_text(yaml.safe_dump({"cases": [case]}))
-    ran = _run([str(installed / "repro-matrix"), "run", "-q", "--python", "3.11",
-                "--versions", "1.1.0", "--jobs", "1", "--results", "out"], cwd=tmp_path)
+    ran = _run([str(installed / "repro-matrix"), "run", "-q", "--python", PYTHON,
+                "--versions", VERSION, "--jobs", "1", "--results", "out"], cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr[-3000:]
     cells = json.loads((tmp_path / "out" / case["id"] / "cells.json").read_text())["cells"]
-    assert [c["cell"]["version"] for c in cells] == ["1.1.0"]
+    assert [c["cell"]["version"] for c in cells] == [VERSION]
     assert cells[0]["status"] in DECISIVE, cells[0]
     assert (tmp_path / "out" / "report.md").is_file()
