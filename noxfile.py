@@ -25,6 +25,7 @@ def _harness(session: nox.Session, command: str) -> None:
 
 NO_SETUP = "REPRO_MATRIX_NO_ENGINE_SETUP"
 ENSURE_DOCKER = Path(__file__).parent / "scripts" / "ensure-docker.sh"
+DEBIAN_MARKER = Path("/etc/debian_version")  # Debian and Ubuntu both have it
 
 
 def _engine_answers() -> bool:
@@ -42,7 +43,7 @@ def _may_start_engine() -> bool:
     """Root on Debian or Ubuntu, and no engine chosen elsewhere (DOCKER_HOST): the machines
     scripts/ensure-docker.sh knows how to set up."""
     return (os.environ.get(NO_SETUP, "") in ("", "0") and not os.environ.get("DOCKER_HOST")
-            and os.geteuid() == 0 and Path("/etc/debian_version").exists())
+            and os.geteuid() == 0 and DEBIAN_MARKER.exists())
 
 
 def _ensure_engine(session: nox.Session) -> None:
