@@ -368,6 +368,8 @@ class MatrixRun:
         collector = self._collector(case_plan, releases[case_plan.case.package], base_images,
                                     files)
         collector.previous = {}  # always run: the author is watching this run's output
+        self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
+                  "running; the repro's output follows")
         return self._cell(stage, collector, cells[0])
 
     def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> dict[str, BaseImage]:
