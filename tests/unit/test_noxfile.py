@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Session:
+    invoked_from = "."
+
     def __init__(self, posargs: list[str] | None = None) -> None:
         self.posargs = posargs or []
         self.logged: list[str] = []
