@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
+from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -29,7 +30,12 @@ from repro_matrix.interpreters import Interpreter
 from repro_matrix.model import BaseImage, ProviderSettings
 
 _DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
-_IMAGES = Path(__file__).resolve().parent.parent / "images"
+_IMAGES = "repro_matrix.images"  # the top-level images/ folder, shipped as package data
+
+
+def _image_file(name: str) -> str:
+    """A file of images/, the same in an installed tool and in a checkout."""
+    return resources.files(_IMAGES).joinpath(name).read_text(encoding="utf-8")
 REGISTRY_IMAGE_ENV = "REPRO_MATRIX_REGISTRY_IMAGE"
 # `auto` takes, per Python, the first provider in this order that has a base: first among
 # images already present (no network, and what an earlier run used), then by pulling or
@@ -268,9 +274,8 @@ def local_reference(interpreter: Interpreter, suite: str, fingerprint: str) -> s
 def render_local_dockerfile(interpreter: Interpreter, suite: str, target: Path,
                             library_path: bool) -> str:
     """The Dockerfile that puts a prefix (as prefix.tar) onto the suite's root: pure."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_IMAGES)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.get_template("local-base.Dockerfile.j2").render(
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(_image_file("local-base.Dockerfile.j2")).render(
         root=root_reference(suite), suite=suite, python=interpreter.python,
         version=interpreter.version, origin=interpreter.origin, prefix=str(interpreter.prefix),
         target=str(target),
@@ -366,13 +371,13 @@ def _build_local(engine: Engine, interpreter: Interpreter, target: Path, dockerf
     return image_id, ""
 
 
-_PROBE = _IMAGES / "interpreter-probe.py"
+_PROBE = "interpreter-probe.py"
 
 
 def _check(engine: Engine, image_id: str, python: str) -> interpreters.ProbeVerdict:
     """Run the interpreter in the base as the sandbox runs cells (uid 65534, no network) and
     check its extension modules find every shared library."""
-    raw = engine.run(image_id, [f"python{python}", f"/repro/{_PROBE.name}"],
-                     {_PROBE.name: _PROBE.read_bytes()}, timeout_s=120,
+    raw = engine.run(image_id, [f"python{python}", f"/repro/{_PROBE}"],
+                     {_PROBE: _image_file(_PROBE).encode()}, timeout_s=120,
                      labels={f"{LABEL}.kind": "base-check"})
     return interpreters.judge_probe(raw.exit_code, raw.output, python)

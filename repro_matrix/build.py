@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -16,18 +17,27 @@ from packaging.version import Version
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "images"
+TEMPLATE = "cell.Dockerfile.j2"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FAILED_STEP = re.compile(r"The command '/bin/sh -c (.*?)' returned a non-zero code", re.S)
 
 
-def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label: str,
-                      templates: Path = TEMPLATES) -> str:
+def image_file(name: str) -> str:
+    """A file of the top-level images/ folder, read as the package data repro_matrix.images
+    (the same in an installed tool and in a checkout)."""
+    return resources.files("repro_matrix.images").joinpath(name).read_text(encoding="utf-8")
+
+
+def template_source() -> str:
+    """The cell Dockerfile template."""
+    return image_file(TEMPLATE)
+
+
+def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label: str) -> str:
     """The Dockerfile for one cell: pure, so golden tests can pin it."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     pip = next(p for p in lock.build if p.name == "pip")
-    return env.get_template("cell.Dockerfile.j2").render(
+    return env.from_string(template_source()).render(
         base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
         import_name=import_name, cell_label=cell_label, no_cache_dir=no_cache_dir(pip.version),
         # pip before 10 has no build isolation, and no option to turn it off.

@@ -15,7 +15,7 @@ from types import FrameType
 
 from repro_matrix import __version__, config, plan, store
 from repro_matrix.errors import EXIT_FAIL_ON, HarnessError, UsageError
-from repro_matrix.model import MatrixConfig
+from repro_matrix.model import MatrixConfig, Status
 from repro_matrix.shard import parse_shard
 
 EXIT_CHANGED = 5  # report --baseline: a claim check or a decided cell changed or vanished
@@ -77,18 +77,36 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--cost-from", type=Path,
                       help="earlier results whose durations balance shards (default: results)")
 
-    new = commands.add_parser("new", help="scaffold a case: cases/ID/ and a matrix entry")
-    new.add_argument("id", help="case id (lowercase letters, digits, '.', '_', '-')")
-    new.add_argument("--package", help="project on the package index (default: the one the "
-                     "OSV record names)")
+    new = commands.add_parser("new", help="scaffold a case: an entry appended to the matrix "
+                              "file and a repro skeleton in cases/ID/")
+    new.add_argument("id", help="the case id (lowercase letters, digits, '.', '_', '-')")
+    new.add_argument("--package", help="the project name on the index (required unless "
+                     "--from-osv names exactly one)")
     new.add_argument("--from-osv", type=Path, metavar="RECORD",
                      help="a published OSV record (JSON): its ranges become the claim and the "
                           "version window is chosen around its bounds")
+    new.add_argument("--import", dest="import_name", default="",
+                     help="the module the cell imports (default: the package name)")
+    new.add_argument("--description", default="", help="the bug in one line")
     new.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
-                     help="matrix file to add the case to (default: matrix.yaml)")
+                     help="matrix file to append to, created when missing (default: "
+                          "matrix.yaml)")
     new.add_argument("--python", action="append",
-                     help="Pythons of the case (default: 3.9,3.11,3.13)")
+                     help="the case's Pythons, e.g. 3.9,3.11 (default: 3.9, 3.11, 3.13)")
     _invoked_from(new)
+
+    attempt = commands.add_parser("try", help="build one cell and run its repro with the "
+                                  "output shown live; writes no results")
+    attempt.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
+                         help="matrix file (default: matrix.yaml)")
+    attempt.add_argument("--case", help="the case id (default: the matrix file's only case)")
+    attempt.add_argument("--python", required=True, help="one Python, e.g. 3.11")
+    attempt.add_argument("--version", dest="release", required=True,
+                         help="one release of the case's package, e.g. 1.0.2")
+    attempt.add_argument("--provider", choices=config.PROVIDERS,
+                         help="base image provider (default: the matrix file's, else auto)")
+    attempt.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
+                         "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
 
     rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
     rep.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
@@ -283,6 +301,67 @@ def _run_on_engines(args: argparse.Namespace) -> int:
     return _summarize(args.results, None, conditions, before, args.quiet)
 
 
+def _new(args: argparse.Namespace) -> int:
+    if args.from_osv:
+        return _new_from_osv(args)
+    if not args.package:
+        raise UsageError("new: --package is required (or --from-osv RECORD)",
+                         "e.g. `repro-matrix new mypkg-123 --package mypkg`")
+    from repro_matrix.scaffold import DEFAULT_PYTHONS, CaseDraft, write_case
+
+    draft = CaseDraft(case_id=args.id, package=args.package, import_name=args.import_name,
+                      description=args.description,
+                      pythons=_split(args.python) or DEFAULT_PYTHONS)
+    made = write_case(draft, args.matrix)
+    verb = "created" if made.created_matrix else "appended to"
+    print(f"case {draft.case_id}: {verb} {made.matrix}; repro skeleton {made.repro}",
+          file=sys.stderr)
+    print(f"next: write reproduces() in {made.repro}, set versions.spec, then "
+          f"`repro-matrix try --case {draft.case_id} --python 3.11 --version V`",
+          file=sys.stderr)
+    return 0
+
+
+def _try(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from repro_matrix import engine
+    from repro_matrix.index import IndexClient
+    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
+    from repro_matrix.progress import Progress
+    from repro_matrix.report import SYMBOLS
+
+    matrix = config.load(args.matrix)
+    case_ids = (args.case,) if args.case else tuple(c.id for c in matrix.cases)
+    if len(case_ids) != 1:
+        raise UsageError(f"{args.matrix} has {len(case_ids)} cases", "choose one with --case")
+    selection = plan.Selection(case_ids=case_ids, pythons=_split([args.python]),
+                               versions=args.release)
+    if len(selection.pythons) != 1 or "," in args.release:
+        raise UsageError("try: one --python and one --version", "e.g. --python 3.11 "
+                         "--version 1.0.2")
+    _check_selection(matrix, selection)
+    read_repros(plan.select_cases(matrix.cases, case_ids))  # a syntax error: exit 2, no engine
+    cache_dir = args.cache_dir or default_cache_dir()
+    engine.connect()
+    config.check_against_index(matrix, IndexClient(cache_dir).releases, selection)
+
+    def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    with tempfile.TemporaryDirectory(prefix="repro-matrix-try-") as scratch:
+        options = RunOptions(results=Path(scratch), cache_dir=cache_dir, jobs=1,
+                             provider=args.provider, rerun=True, on_output=show)
+        record = MatrixRun(matrix, options, Progress(sys.stderr)).try_cell(selection)
+    status = record.status
+    print(f"{record.cell.id}: {SYMBOLS[status]} {status.value.replace('_', ' ')} "
+          f"({record.reason}); nothing written to the results", file=sys.stderr)
+    if status is Status.CANNOT_INSTALL and record.output_excerpt:
+        print(record.output_excerpt[-2000:], file=sys.stderr)  # the build's log: not streamed
+    return 0
+
+
 def _plan(args: argparse.Namespace) -> int:
     import json
 
@@ -317,15 +396,13 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _new(args: argparse.Namespace) -> int:
+def _new_from_osv(args: argparse.Namespace) -> int:
     from packaging.version import Version
 
     from repro_matrix import advisory
     from repro_matrix.index import IndexClient
     from repro_matrix.pipeline import default_cache_dir
 
-    if not args.from_osv:
-        raise UsageError("new: only --from-osv RECORD is supported here", "pass an OSV record")
     if not config.CASE_ID.match(args.id):
         raise UsageError(f"new: '{args.id}' is not a case id",
                          "use lowercase letters, digits, '.', '_' and '-'")
@@ -431,8 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
             args.argv = list(sys.argv[1:] if argv is None else argv)
             resolve_paths(args)
-            command = {"run": _run, "plan": _plan, "new": _new, "report": _report,
-                       "cache": _cache}[args.command]
+            command = {"run": _run, "plan": _plan, "report": _report, "cache": _cache,
+                       "new": _new, "try": _try}[args.command]
             return command(args)
     except HarnessError as exc:
         print(f"repro-matrix: error: {exc.one_line()}", file=sys.stderr)

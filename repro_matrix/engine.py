@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import io
 import os
@@ -10,7 +11,7 @@ import socket
 import tarfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -217,21 +218,30 @@ class Engine:
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], memory: str = MEMORY, pids: int = PIDS,
             tmpfs: str = TMPFS, workdir: str = "/tmp",
-            env: Mapping[str, str] | None = None) -> RawRun:
+            env: Mapping[str, str] | None = None,
+            on_output: Callable[[str], None] | None = None) -> RawRun:
         """Run ``command`` in ``workdir`` of a fresh sandboxed container with ``env`` and
         ``files`` (relative POSIX path → bytes, subfolders allowed) in REPRO_DIR, within
         ``memory``, ``pids`` and a ``tmpfs``-sized /tmp; a cell failure is data, not raised.
         A lost engine or a stopping harness raises EngineError instead: the cell then has no
-        outcome, and is never recorded as one."""
+        outcome, and is never recorded as one. With ``on_output``, the container's output is
+        also passed to it live, as it comes (same sandbox, same limit)."""
         container = self._create(image, command, labels, memory, pids, tmpfs, workdir, env)
         name = image.removeprefix("sha256:")[:12]
+        follower: threading.Thread | None = None
         try:
             with _engine_call(f"running image {name}"):
                 container.put_archive(REPRO_DIR, _tar(files))
                 started = time.monotonic()
                 container.start()
+                if on_output is not None:
+                    follower = threading.Thread(target=_follow, args=(container, on_output),
+                                                name="follow-output", daemon=True)
+                    follower.start()
                 exit_code, timed_out = self._wait(container, timeout_s)
                 duration = time.monotonic() - started
+                if follower is not None:
+                    follower.join(timeout=10)  # the stream ends when the container does
                 _LIVE.check()  # stop_all removed it: a kill, not the repro's outcome
                 container.reload()
                 state = container.attrs.get("State") or {}
@@ -422,6 +432,16 @@ def _owner_gone(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _follow(container: Any, on_output: Callable[[str], None]) -> None:
+    """Pass a running container's output to ``on_output`` as it arrives; the stored output is
+    read again after the exit, so a broken stream only loses the live view."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+        for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
+            on_output(decoder.decode(chunk))
+    on_output(decoder.decode(b"", final=True))
 
 
 def _tar(files: Mapping[str, bytes]) -> bytes:

@@ -74,6 +74,7 @@ class RunOptions:
     rerun: bool = False
     cost_from: Path | None = None  # earlier results whose durations balance shards
     start_over: bool = False  # --replace: discard the stored records of the cases run
+    on_output: Callable[[str], None] | None = None  # a repro's output, live (`try`)
 
 
 def default_cache_dir() -> Path:
@@ -352,6 +353,30 @@ class MatrixRun:
                   f"{self.options.results / 'report.md'}")
         return verdicts
 
+    def try_cell(self, selection: plan.Selection) -> CellRecord:
+        """Build and run the one cell ``selection`` names, as a run would (same lock, image,
+        sandbox and limit), and return its record: never one stored earlier, and nothing is
+        written to the results folder."""
+        full_plans, releases = make_plan(self.config, selection, self.index)
+        cells = [cell for cp in full_plans for cell in cp.cells]
+        if len(cells) != 1:
+            raise UsageError(f"try: the selection names {len(cells)} cells, not one",
+                             "give one --case, one --python and one --version")
+        (case_plan,) = (cp for cp in full_plans if cp.cells)
+        self._full_plans = {case_plan.case.id: case_plan}
+        files = read_repros([case_plan.case])[case_plan.case.id]  # a syntax error stops here
+        eng = engine.connect()
+        eng.remove_leftovers()
+        base_images = self._bases(eng, case_plan.pythons)
+        stage = _Stage(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
+                       base_images)
+        collector = self._collector(case_plan, releases[case_plan.case.package], base_images,
+                                    files)
+        collector.previous = {}  # always run: the author is watching this run's output
+        self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
+                  "running; the repro's output follows")
+        return self._cell(stage, collector, cells[0])
+
     def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> dict[str, BaseImage]:
         work_dir = self.options.cache_dir / "rootfs"
 
@@ -488,7 +513,8 @@ class MatrixRun:
             raw = eng.run(built.image_id, command, collector.files,
                           rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
                           memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
-                          workdir=workdir, env=dict(case.env))
+                          workdir=workdir, env=dict(case.env),
+                          on_output=self.options.on_output)
             return replace(
                 _record(cell, classify(raw, case.outcome.signatures, rule.exit_codes), base),
                 exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),

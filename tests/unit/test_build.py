@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    from tomllib import loads as tomli_loads
+else:  # pragma: no cover
+    from tomli import loads as tomli_loads
+
 from repro_matrix.build import (
+    TEMPLATE,
     Builder,
     failed_step,
     image_tag,
     killed,
     no_cache_dir,
     render_dockerfile,
+    template_source,
 )
 from repro_matrix.model import BaseImage, Lock, Pin
 
@@ -160,3 +168,12 @@ def test_old_pips_get_the_no_cache_value_they_understand() -> None:
     assert "PIP_NO_CACHE_DIR=0 " in text
     assert "--no-build-isolation" not in text  # pip 9 knows no such option
     assert "--no-deps --no-build-isolation -r" in render()
+
+
+def test_template_ships_as_package_data_mapped_from_the_top_level_images_folder() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    setuptools = tomli_loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["repro_matrix.images"] == "images"
+    assert "repro_matrix.images" in setuptools["packages"]
+    assert "*.j2" in setuptools["package-data"]["repro_matrix.images"]
+    assert (repo / "images" / TEMPLATE).read_text() == template_source()

@@ -105,7 +105,11 @@ class FakeContainer:
     def kill(self) -> None:
         self.killed = True
 
-    def logs(self, stdout: bool, stderr: bool) -> bytes:
+    def logs(self, stdout: bool, stderr: bool, stream: bool = False,
+             follow: bool = False) -> Any:
+        if stream:  # what `try` follows live: chunks may split a UTF-8 character
+            assert follow
+            return iter([b"caf\xc3", b"\xa9 first\n", b"second\n"])
         return b"output\n"
 
     def reload(self) -> None:
@@ -177,6 +181,17 @@ def test_case_limits_reach_the_container_and_the_sandbox_stays_locked_down() -> 
     assert kwargs["network_disabled"] and kwargs["read_only"]
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["user"] == "65534:65534"
     assert (raw.exit_code, raw.timed_out, raw.oom_killed) == (0, False, False)
+    assert client.containers.made[0].removed
+
+
+def test_streamed_run_passes_output_live_in_the_same_sandbox() -> None:
+    seen: list[str] = []
+    client = FakeClient(exits(1))
+    raw = run(client, on_output=seen.append)
+    assert "".join(seen) == "café first\nsecond\n"
+    (kwargs,) = client.containers.created
+    assert kwargs["network_disabled"] and kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
+    assert (raw.exit_code, raw.output) == (1, "output\n")  # stored output read after the exit
     assert client.containers.made[0].removed
 
 

@@ -1,0 +1,1 @@
+"""Dockerfile templates for cell images (installed as the package repro_matrix.images)."""

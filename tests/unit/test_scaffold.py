@@ -1,0 +1,154 @@
+"""scaffold: `new` appends a case to the matrix file's text and writes a repro skeleton."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from repro_matrix import cli, config
+from repro_matrix.errors import UsageError
+from repro_matrix.scaffold import CaseDraft, case_entry, insert_case, write_case
+
+MATRIX = """\
+# The cases. A comment at the top stays.
+cases:
+  - id: first
+    package: demo           # an inline comment stays too
+    repro: first.py
+    outcome: {signature: "boom"}
+
+  # a comment inside the list stays where it is
+
+# This comment belongs to base_images and stays above it.
+base_images:
+  provider: auto
+"""
+
+
+def _matrix(tmp_path: Path, text: str = MATRIX) -> Path:
+    (tmp_path / "first.py").write_text("print('x')\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_new_case_is_appended_to_the_list_and_every_other_line_is_kept(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    made = write_case(CaseDraft("mypkg-12", "MyPkg"), matrix)
+    text = matrix.read_text()
+    old_lines = MATRIX.splitlines()
+    new_lines = text.splitlines()
+    added = [line for line in new_lines if line not in old_lines]
+    assert [line for line in new_lines if line not in added] == old_lines  # nothing else moved
+    assert text.index("  - id: mypkg-12") < text.index("# This comment belongs")
+    loaded = config.load(matrix)
+    assert [c.id for c in loaded.cases] == ["first", "mypkg-12"]
+    case = loaded.cases[1]
+    assert case.import_name == "mypkg"
+    assert case.repro == made.repro.resolve()
+    assert case.outcome.signatures == ("BUG: mypkg-12 reproduced",)
+    assert not made.created_matrix
+
+
+def test_missing_matrix_file_is_created(tmp_path: Path) -> None:
+    matrix = tmp_path / "sub" / "matrix.yaml"
+    made = write_case(CaseDraft("a-1", "attrs", import_name="attr"), matrix)
+    assert made.created_matrix
+    assert config.load(matrix).cases[0].import_name == "attr"
+
+
+def test_file_without_cases_gets_a_cases_key(tmp_path: Path) -> None:
+    text = insert_case("base_images:\n  provider: auto", "  - id: x\n", tmp_path / "m.yaml")
+    assert text == "base_images:\n  provider: auto\n\ncases:\n  - id: x\n"
+
+
+def test_inline_cases_list_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="line 1: `cases:` is written inline"):
+        insert_case("cases: []\n", "  - id: x\n", tmp_path / "m.yaml")
+
+
+def test_refuses_to_overwrite_a_case_or_a_repro(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    before = matrix.read_text()
+    with pytest.raises(UsageError, match="case 'first' exists already"):
+        write_case(CaseDraft("first", "demo"), matrix)
+    (tmp_path / "cases" / "taken").mkdir(parents=True)
+    (tmp_path / "cases" / "taken" / "repro.py").write_text("mine\n")
+    with pytest.raises(UsageError, match="exists already; not overwritten"):
+        write_case(CaseDraft("taken", "demo"), matrix)
+    assert (tmp_path / "cases" / "taken" / "repro.py").read_text() == "mine\n"
+    assert matrix.read_text() == before
+
+
+@pytest.mark.parametrize(("case_id", "package"), [("Bad_ID", "demo"), ("ok", "not a name")])
+def test_bad_id_or_package_is_a_usage_error(tmp_path: Path, case_id: str, package: str) -> None:
+    with pytest.raises(UsageError):
+        write_case(CaseDraft(case_id, package), _matrix(tmp_path))
+
+
+def test_claim_is_written_when_the_draft_has_one() -> None:
+    entry = case_entry(CaseDraft("x", "demo", first_fixed="1.2", claim_source="CHANGES, 1.2"),
+                       "cases/x/repro.py")
+    assert '    claim:\n      first_fixed: "1.2"\n      source: "CHANGES, 1.2"\n' in entry
+
+
+def test_skeleton_compiles_and_says_cannot_tell_until_written(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    made = write_case(CaseDraft("skel", "demo", import_name="json"), matrix)
+    text = made.repro.read_text()
+    assert text.startswith("# /// script\n") and "\n# ///\n" in text  # PEP 723 block
+    assert "BUG: skel reproduced" in text  # the signature the matrix entry expects
+    run = subprocess.run([sys.executable, str(made.repro)], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 125, run.stderr
+
+
+def test_cli_new_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    matrix = _matrix(tmp_path)
+    assert cli.main(["new", "c-1", "--package", "demo", "--matrix", str(matrix)]) == 0
+    assert cli.main(["new", "c-1", "--package", "demo", "--matrix", str(matrix)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("repro-matrix: error: ") and "exists already" in err[-1]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ([], "has 2 cases; choose one with --case"),
+    (["--case", "first", "--python", "3.9,3.11"], "one --python and one --version"),
+    (["--case", "nope"], "nope"),
+])
+def test_try_names_one_cell_or_fails_in_one_line_before_the_engine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        extra: list[str], message: str) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # never reached
+    matrix = _matrix(tmp_path)
+    write_case(CaseDraft("second", "demo"), matrix)
+    args = ["try", "--matrix", str(matrix), "--python", "3.9", "--version", "1.0", *extra]
+    if "--python" in extra:
+        args[3:5] = []  # the test gives its own --python
+    assert cli.main(args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert message in line
+
+
+def test_new_takes_the_pythons_and_checks_their_spelling(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    assert cli.main(["new", "p-1", "--package", "demo", "--matrix", str(matrix),
+                     "--python", "3.11,3.13"]) == 0
+    assert config.load(matrix).cases[1].pythons == ("3.11", "3.13")
+    assert cli.main(["new", "p-2", "--package", "demo", "--matrix", str(matrix),
+                     "--python", "py3"]) == 2
+
+
+def test_try_stops_at_a_syntax_error_before_the_engine(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")  # never reached
+    matrix = _matrix(tmp_path)
+    (tmp_path / "first.py").write_text("print('x'\n")
+    assert cli.main(["try", "--matrix", str(matrix), "--python", "3.9", "--version",
+                     "1.0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "first.py:1" in line and "SyntaxError" in line
