@@ -13,6 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from repro_matrix.errors import UsageError
 from repro_matrix.model import OSV_ZERO, Claim, ClaimRange
+from repro_matrix.scaffold import insert_case
 
 ECOSYSTEM = "PyPI"
 _END_EVENTS = ("fixed", "last_affected")
@@ -229,23 +230,6 @@ def choose_package(record: Mapping[str, Any], requested: str | None, where: str)
     return named[0]
 
 
-def _insert_case(matrix_text: str, entry: str) -> str:
-    """The matrix text with ``entry`` appended to its ``cases:`` list, comments kept."""
-    lines = matrix_text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "cases:"), None)
-    if start is None:
-        head = matrix_text.rstrip("\n")
-        return (head + "\n\n" if head else "") + "cases:\n" + entry
-    end = next((i for i in range(start + 1, len(lines))
-                if lines[i][:1] not in ("", " ", "\n", "#", "-")), len(lines))
-    # Blank lines and unindented comments just before the next top-level key belong to it.
-    while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].startswith("#")):
-        end -= 1
-    if lines[end - 1][-1:] != "\n":
-        lines[end - 1] += "\n"
-    return "".join(lines[:end]) + entry + "".join(lines[end:])
-
-
 def scaffold(record_path: Path, case_id: str, matrix: Path, releases: Sequence[str],
              package: str | None = None, pythons: Sequence[str] = ("3.9", "3.11", "3.13")) \
         -> list[Path]:
@@ -270,5 +254,5 @@ def scaffold(record_path: Path, case_id: str, matrix: Path, releases: Sequence[s
     record_file.write_text(record_path.read_text(encoding="utf-8"), encoding="utf-8")
     repro_file.write_text(REPRO_TEMPLATE.format(advisory=claim.advisory_id, package=chosen),
                           encoding="utf-8")
-    matrix.write_text(_insert_case(matrix_text, entry), encoding="utf-8")
+    matrix.write_text(insert_case(matrix_text, entry, matrix), encoding="utf-8")
     return [record_file, repro_file, matrix]
