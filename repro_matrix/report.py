@@ -87,7 +87,7 @@ CLAIM_WORDS: dict[bool | None, str] = {True: "✅ holds", False: "❌ does not h
                                        None: "❔ cannot be decided"}
 PLAIN_CLAIM_WORDS: dict[bool | None, str] = {True: "holds", False: "does not hold",
                                              None: "cannot be decided"}
-_EXCERPT_LINES = 8
+_EXCERPT_LINES = 6
 # Where a cell's image runs the repro (see pipeline.MatrixRun._cell).
 _INTERPRETER = "/opt/venv/bin/python"
 _REPRO_PLACEHOLDER = "path/to/repro.py"
@@ -497,25 +497,32 @@ def _outcome_words(record: CellRecord) -> str:
 
 def boundaries_section(records: Sequence[CellRecord], verdict: Verdict,
                        meta: dict[str, Any]) -> str:
-    """One line per boundary cell: its role, what it showed, its environment, how to rerun it."""
+    """One line per Python with its boundary cells: each one's role, what it showed, its
+    environment and how to rerun it."""
     found = boundary_cells(records, verdict)
     if not found:
         return "No affected range, so no boundary cells."
     lines = ["The cells at the edges of each Python's affected ranges, with the exact "
              "environment they ran in (hashes in cells.json). " + _rerun_note(meta), ""]
+    by_python: dict[str, list[str]] = {}
     for boundary in found:
-        record = boundary.record
-        cell = record.cell
-        pins = ", ".join(pin.split(" ")[0] for pin in record.lock) or "-"
-        tools = ", ".join(pin.split(" ")[0] for pin in record.build_lock) or "-"
-        command = rerun_command(record, meta)
-        lines.append(f"- {mark(record.status)} **py{cell.python} {cell.version}**, "
-                     f"{', '.join(boundary.roles)}: {_outcome_words(record)}; image "
-                     f"`{record.image_ref or '-'}`, interpreter "
-                     f"{record.interpreter_version or '?'}, era cutoff {record.cutoff[:10] or '-'};"
-                     f" lock `{pins}`; build tools `{tools}`; rerun "
-                     + (f"`{command}`" if command else "impossible (no image was built)"))
+        by_python.setdefault(boundary.record.cell.python, []).append(
+            _boundary_words(boundary, meta))
+    for python, cells in by_python.items():
+        lines.append(f"- **py{python}** · " + " · ".join(cells))
     return "\n".join(lines)
+
+
+def _boundary_words(boundary: Boundary, meta: dict[str, Any]) -> str:
+    record = boundary.record
+    pins = ", ".join(pin.split(" ")[0] for pin in record.lock) or "-"
+    tools = ", ".join(pin.split(" ")[0] for pin in record.build_lock) or "-"
+    command = rerun_command(record, meta)
+    return (f"{mark(record.status)} **{record.cell.version}**, {', '.join(boundary.roles)}: "
+            f"{_outcome_words(record)}; image `{record.image_ref or '-'}`, interpreter "
+            f"{record.interpreter_version or '?'}, era cutoff {record.cutoff[:10] or '-'}; "
+            f"lock `{pins}`; build tools `{tools}`; rerun "
+            + (f"`{command}`" if command else "impossible (no image was built)"))
 
 
 # ---- evidence -------------------------------------------------------------------------------
