@@ -321,7 +321,7 @@ def verdict_section(verdict: Verdict) -> str:
 
 # ---- why the boundary is where it is ----------------------------------------------------------
 
-_TOP_ENTRIES = 3
+_TOP_ENTRIES = 2
 
 
 def explained_section(explained: Sequence[Explained]) -> str:
