@@ -103,26 +103,6 @@ def select_versions(case: Case, releases: Sequence[Release], request: str = "") 
     return tuple(chosen)
 
 
-def claim_outside_range(case: Case, versions: Sequence[str]) -> tuple[str, str] | None:
-    """The (claim key, version) of a claim the selected versions cannot reach, if any."""
-    if not versions:
-        return None
-    low, high = Version(versions[0]), Version(versions[-1])
-    for name, value in (("first_fixed", case.claim.first_fixed),
-                        ("introduced", case.claim.introduced)):
-        if value is not None and not low <= Version(value) <= high:
-            return name, value
-    return None
-
-
-def check_claim_in_range(case: Case, versions: Sequence[str]) -> None:
-    """A claim about a version the selection cannot reach is an input error, not a verdict."""
-    outside = claim_outside_range(case, versions)
-    if outside:
-        raise UsageError(f"case {case.id}: claim.{outside[0]} {outside[1]} lies outside the "
-                         f"tested range {versions[0]}..{versions[-1]}")
-
-
 def admits(requires_python: str, python: str) -> bool:
     """Whether a requires-python specifier admits some release of Python ``python`` (X.Y).
 
@@ -159,8 +139,6 @@ def repro_exclusion(case: Case, python: str) -> str:
 
 def plan_case(case: Case, releases: Sequence[Release], selection: Selection) -> CasePlan:
     versions = select_versions(case, releases, selection.versions)
-    if not selection.versions:
-        check_claim_in_range(case, versions)
     chosen_pythons = select_pythons(case, selection.pythons)
     cells = tuple(Cell(case.id, python, version)
                   for python in chosen_pythons for version in versions)

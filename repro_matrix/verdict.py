@@ -245,6 +245,11 @@ def _check_boundary(version: str, label: str, expected: str, before: str,
                     ordered: Sequence[str], states: Mapping[str, str],
                     cells_of: Mapping[str, Sequence[str]]) -> tuple[bool | None, str, list[str]]:
     key = next((v for v in states if Version(v) == Version(version)), None)
+    tested = sorted(states, key=Version)
+    if key is None and tested and not (Version(tested[0]) <= Version(version)
+                                       <= Version(tested[-1])):
+        return None, (f"Claimed {label} {version}: outside the tested window "
+                      f"({tested[0]}–{tested[-1]}), not checked."), []
     if key is None or states[key] == UNDETERMINED:
         return None, f"Claimed {label} {version}: no decisive cell for {version}.", []
     lower = [v for v in ordered if Version(v) < Version(version)]

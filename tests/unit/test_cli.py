@@ -142,8 +142,6 @@ def test_bad_matrix_or_option_fails_before_the_engine(
                                          "release of pkg"),
     ({"claim": {"first_fixed": "1.0.5"}}, [], "{path}: cases[0].claim.first_fixed: pkg has no "
                                               "release 1.0.5 on the package index"),
-    ({"claim": {"first_fixed": "2.0"}, "versions": {"spec": "<2"}}, [],
-     "{path}: cases[0].claim.first_fixed: 2.0 lies outside the tested range 1.0..1.1"),
     ({}, ["--versions", "9.9"], "--versions: pkg has no release 9.9 on the index"),
 ])
 def test_what_the_index_contradicts_names_file_key_or_option(

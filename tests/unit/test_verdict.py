@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
+
 from repro_matrix.model import Claim, Status
 from repro_matrix.verdict import AffectedRange, Observation, derive
 
@@ -155,3 +157,12 @@ def test_not_for_this_python_decides_nothing() -> None:
     assert verdict.per_python[1].decisive == 1 and not verdict.per_python[1].ranges
     assert verdict.claim.holds is False
     assert all("3.11" not in cell for cell in verdict.claim.evidence)
+
+
+@pytest.mark.parametrize("claim", [Claim(first_fixed="9.0"), Claim(introduced="0.1")])
+def test_a_short_form_bound_outside_the_tested_window_is_not_checked(claim: Claim) -> None:
+    observations = [Observation("3.9", "1.0", Status.REPRODUCED),
+                    Observation("3.9", "2.0", Status.NOT_REPRODUCED)]
+    check = derive(observations, claim).claim
+    assert check.holds is None
+    assert "outside the tested window (1.0–2.0), not checked" in check.explanation
