@@ -75,8 +75,9 @@ def observed_affected(package: str, scope: Scope) -> dict[str, Any]:
 
 def cell_link(case_id: str, evidence: str) -> str:
     """``py3.9/1.0: reproduced`` as a link to that cell in report.html."""
-    cell = evidence.split(":", 1)[0]
-    return f"[`{evidence}`](report.html#cell={quote(f'{case_id}/{cell}', safe='/')})"
+    cell, _, status = evidence.partition(":")
+    words = f"{cell}:{status.replace('_', ' ')}"  # a status reads as words, not an identifier
+    return f"[`{words}`](report.html#cell={quote(f'{case_id}/{cell}', safe='/')})"
 
 
 def _links(case_id: str, evidence: Sequence[str]) -> str:

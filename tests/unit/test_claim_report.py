@@ -41,7 +41,7 @@ def test_a_claim_that_does_not_hold_shows_both_affected_blocks() -> None:
     assert "| observed (all Pythons) | [1.1, 1.2) ∪ [1.3, 1.4) |" in text
     assert "The published OSV `affected` block beside the one the cells support" in text
     # The deciding cells link to their evidence in report.html.
-    assert "[`py3.9/1.0: not_reproduced`](report.html#cell=demo/py3.9/1.0)" in text
+    assert "[`py3.9/1.0: not reproduced`](report.html#cell=demo/py3.9/1.0)" in text
     assert 'The claim "affected [first release, 1.2)" (OSV record' in text
     assert "❌ does not hold" in text
 
