@@ -69,17 +69,17 @@ class _Live:
     """The containers this process is running, so a signal can stop them all at once."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.mutex = threading.Lock()
         self.containers: dict[int, Any] = {}
         self.stopping = threading.Event()
 
     def add(self, container: Any) -> None:
-        with self.lock:
+        with self.mutex:
             self.containers[id(container)] = container
         self.check()  # after adding, so stop_all either sees the container or we see the flag
 
     def discard(self, container: Any) -> None:
-        with self.lock:
+        with self.mutex:
             self.containers.pop(id(container), None)
 
     def check(self) -> None:
@@ -101,7 +101,7 @@ def stop_all() -> int:
     A cell whose container is stopped this way raises EngineError: it is never recorded.
     """
     _LIVE.stopping.set()
-    with _LIVE.lock:
+    with _LIVE.mutex:
         containers = list(_LIVE.containers.values())
     for container in containers:
         with contextlib.suppress(docker.errors.DockerException,

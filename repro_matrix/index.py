@@ -31,7 +31,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix.errors import IndexError_, UsageError
+from repro_matrix.errors import IndexUnavailable, UsageError
 from repro_matrix.model import DistFile, Release
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
@@ -80,7 +80,7 @@ def _pip_index_url() -> str:
 
         return str(PyPI.simple_url).rstrip("/") + "/"
     except ImportError:
-        raise IndexError_(
+        raise IndexUnavailable(
             "no package index configured and pip is not importable to tell its default",
             "set REPRO_MATRIX_INDEX_URL or PIP_INDEX_URL",
         ) from None
@@ -201,10 +201,10 @@ class IndexClient:
             if exc.code == 404:
                 raise UsageError(f"the package index has no project '{name}'",
                                  "check the case's package name in the matrix file") from None
-            raise IndexError_(f"the package index answered HTTP {exc.code} for '{name}'",
+            raise IndexUnavailable(f"the package index answered HTTP {exc.code} for '{name}'",
                               "retry later or check your index settings") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise IndexError_(f"cannot read the package index for '{name}': {exc}",
+            raise IndexUnavailable(f"cannot read the package index for '{name}': {exc}",
                               "check the network and your pip/uv index settings") from None
 
     def download(self, dist: DistFile, dest_dir: Path) -> Path:
@@ -225,11 +225,11 @@ class IndexClient:
                     out.write(chunk)
         except (urllib.error.URLError, OSError) as exc:
             tmp.unlink(missing_ok=True)
-            raise IndexError_(f"cannot download {dist.filename}: {exc}",
+            raise IndexUnavailable(f"cannot download {dist.filename}: {exc}",
                               "check the network and retry") from None
         if dist.sha256 and digest.hexdigest() != dist.sha256:
             tmp.unlink(missing_ok=True)
-            raise IndexError_(f"{dist.filename}: sha256 mismatch after download",
+            raise IndexUnavailable(f"{dist.filename}: sha256 mismatch after download",
                               "the index or a proxy altered the file; retry") from None
         os.replace(tmp, target)
         return target

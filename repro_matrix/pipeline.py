@@ -104,7 +104,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _CaseResults:
+class CaseRecorder:
     """Merges one case's new records into its stored record and rewrites cells.json as cells
     finish.
 
@@ -123,7 +123,7 @@ class _CaseResults:
         self.plan = case_plan
         self.results = results
         self.meta = meta
-        self.lock = threading.Lock()
+        self.mutex = threading.Lock()
         self.stored_meta, stored = ({}, {}) if start_over else _stored(results,
                                                                        case_plan.case.id)
         self.discarded = 0 if not start_over else len(_stored(results, case_plan.case.id,
@@ -136,7 +136,7 @@ class _CaseResults:
         self._flushed_at = 0.0
 
     def add(self, record: CellRecord) -> None:
-        with self.lock:
+        with self.mutex:
             stored = self.records.get(record.cell.id)
             if store.supersedes(record, stored):
                 self.records[record.cell.id] = record
@@ -146,7 +146,7 @@ class _CaseResults:
                 self._write()
 
     def flush(self) -> None:
-        with self.lock:
+        with self.mutex:
             self._write()
 
     def kept_line(self) -> str | None:
@@ -278,7 +278,7 @@ class MatrixRun:
         self.index = IndexClient(options.cache_dir)
         self.resolver = Resolver(self.index, options.cache_dir)
         self.today = date.today()
-        self._reused_lock = threading.Lock()
+        self._reused_mutex = threading.Lock()
         self._reused: set[str] = set()
         self._uploads: dict[tuple[str, str], datetime | None] = {}
         self._full_plans: dict[str, plan.CasePlan] = {}
@@ -302,25 +302,25 @@ class MatrixRun:
                           retry_failures=self.options.rerun)
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
-        collectors = [self._collector(cp, releases[cp.case.package], base_images,
+        recorders = [self._recorder(cp, releases[cp.case.package], base_images,
                                       repros[cp.case.id]) for cp in case_plans]
-        for collector in collectors:
+        for recorder in recorders:
             if self.options.start_over:
-                self._say(f"--replace: starting {collector.plan.case.id} over; "
-                          f"{collector.discarded} stored record(s) discarded")
+                self._say(f"--replace: starting {recorder.plan.case.id} over; "
+                          f"{recorder.discarded} stored record(s) discarded")
         if self.options.rerun and builder.remembered_failures():
             self._say(f"--rerun: cells whose build failed before are built again (the cache "
                       f"remembers {builder.remembered_failures()} build failure(s))")
         stage = _Stage(eng, builder, base_images)
         tasks: list[Callable[[], None]]
         if bisect:
-            tasks = [partial(self._bisect_task, stage, collector, python)
-                     for collector in collectors for python in collector.plan.pythons]
+            tasks = [partial(self._bisect_task, stage, recorder, python)
+                     for recorder in recorders for python in recorder.plan.pythons]
             self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
                       "job(s)")
         else:
-            tasks = [partial(self._cell_task, stage, collector, cell)
-                     for collector in collectors for cell in collector.plan.cells]
+            tasks = [partial(self._cell_task, stage, recorder, cell)
+                     for recorder in recorders for cell in recorder.plan.cells]
             self.progress.total = len(tasks)
             self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
         pool = ThreadPoolExecutor(max_workers=self.options.jobs)
@@ -332,21 +332,21 @@ class MatrixRun:
             # whatever finished is written before the exception goes on.
             pool.shutdown(wait=True, cancel_futures=True)
             self.progress.close()
-            for collector in collectors:
-                collector.flush()
+            for recorder in recorders:
+                recorder.flush()
         wall = time.monotonic() - started
-        for collector in collectors:
-            collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
-            collector.flush()
-            planned = {cell.id for cell in collector.plan.cells}
-            for line in column_failures(collector.plan.case,
-                                        [r for r in collector.records.values()
+        for recorder in recorders:
+            recorder.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
+            recorder.flush()
+            planned = {cell.id for cell in recorder.plan.cells}
+            for line in column_failures(recorder.plan.case,
+                                        [r for r in recorder.records.values()
                                          if r.cell.id in planned]):
                 self._say(line)
-            kept = collector.kept_line()
+            kept = recorder.kept_line()
             if kept:
                 self._say(kept)
-        verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors],
+        verdicts = render_results(self.options.results, [c.plan.case.id for c in recorders],
                                   find=dist_finder(self.options.cache_dir))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
@@ -370,12 +370,12 @@ class MatrixRun:
         base_images = self._bases(eng, case_plan.pythons)
         stage = _Stage(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
                        base_images)
-        collector = self._collector(case_plan, releases[case_plan.case.package], base_images,
+        recorder = self._recorder(case_plan, releases[case_plan.case.package], base_images,
                                     files)
-        collector.previous = {}  # always run: the author is watching this run's output
+        recorder.previous = {}  # always run: the author is watching this run's output
         self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
                   "running; the repro's output follows")
-        return self._cell(stage, collector, cells[0])
+        return self._cell(stage, recorder, cells[0])
 
     def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> dict[str, BaseImage]:
         work_dir = self.options.cache_dir / "rootfs"
@@ -390,9 +390,9 @@ class MatrixRun:
         with ThreadPoolExecutor(max_workers=2) as pool:
             return dict(zip(pythons, pool.map(one, pythons)))
 
-    def _collector(self, case_plan: plan.CasePlan, releases: Sequence[Release],
+    def _recorder(self, case_plan: plan.CasePlan, releases: Sequence[Release],
                    base_images: dict[str, BaseImage],
-                   files: Mapping[str, bytes]) -> _CaseResults:
+                   files: Mapping[str, bytes]) -> CaseRecorder:
         case = case_plan.case
         dates = {r.version: r.upload_time.date().isoformat() for r in releases
                  if r.upload_time and r.version in case_plan.versions}
@@ -418,28 +418,28 @@ class MatrixRun:
             meta["env"] = dict(case.env)
         if case.folder:
             meta["folder"] = True
-        return _CaseResults(case_plan, self.options.results, meta, files,
+        return CaseRecorder(case_plan, self.options.results, meta, files,
                             self.options.start_over)
 
-    def _finish(self, collector: _CaseResults, record: CellRecord) -> None:
-        collector.add(record)
+    def _finish(self, recorder: CaseRecorder, record: CellRecord) -> None:
+        recorder.add(record)
         kept = record.cell.id in self._reused
         self.progress.cell_finished(record, " (inputs unchanged: kept from the last run)"
                                     if kept else "")
 
-    def _cell_task(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> None:
+    def _cell_task(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> None:
         self.progress.cell_started(cell.id)
-        self._finish(collector, self._cell(stage, collector, cell))
+        self._finish(recorder, self._cell(stage, recorder, cell))
 
-    def _bisect_task(self, stage: _Stage, collector: _CaseResults, python: str) -> None:
-        case = collector.plan.case
+    def _bisect_task(self, stage: _Stage, recorder: CaseRecorder, python: str) -> None:
+        case = recorder.plan.case
         if not stage.bases[python].available:
             # Nothing to search: every cell of the column is unavailable, as in a full run.
-            for version in collector.plan.versions:
-                self._finish(collector, self._cell(stage, collector, Cell(case.id, python,
+            for version in recorder.plan.versions:
+                self._finish(recorder, self._cell(stage, recorder, Cell(case.id, python,
                                                                           version)))
-            with collector.lock:
-                collector.meta.setdefault("bisect", {})[python] = {
+            with recorder.mutex:
+                recorder.meta.setdefault("bisect", {})[python] = {
                     "cells_run": 0, "introduced": None, "fixed": None,
                     "non_monotonic": False, "note": "Python unavailable"}
             return
@@ -447,14 +447,14 @@ class MatrixRun:
         def probe(version: str) -> str:
             cell = Cell(case.id, python, version)
             self.progress.cell_started(cell.id)
-            record = self._cell(stage, collector, cell)
-            self._finish(collector, record)
+            record = self._cell(stage, recorder, cell)
+            self._finish(recorder, record)
             return _STATE_OF.get(record.status, UNDETERMINED)
 
         # Releases not for this Python are known without a probe: recorded, never searched.
         searched = []
-        for version in collector.plan.versions:
-            if Cell(case.id, python, version).id in collector.not_for_python:
+        for version in recorder.plan.versions:
+            if Cell(case.id, python, version).id in recorder.not_for_python:
                 probe(version)
             else:
                 searched.append(version)
@@ -463,16 +463,16 @@ class MatrixRun:
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
                    "note": result.note}
-        with collector.lock:
-            collector.meta.setdefault("bisect", {})[python] = summary
+        with recorder.mutex:
+            recorder.meta.setdefault("bisect", {})[python] = summary
         self._say(f"bisect {case.id} py{python}: {result.runs} cells run, introduced "
                   f"{result.introduced or '-'}, fixed {result.fixed or '-'}"
                   + (f"; {result.note}" if result.note else ""))
 
-    def _cell(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> CellRecord:
+    def _cell(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> CellRecord:
         eng, builder, base = stage.engine, stage.builder, stage.bases[cell.python]
-        case = collector.plan.case
-        excluded = collector.not_for_python.get(cell.id)
+        case = recorder.plan.case
+        excluded = recorder.not_for_python.get(cell.id)
         if excluded:  # decided by metadata alone: nothing to resolve, build or run
             return _record(cell, classify_not_for_python(excluded), base)
         if not base.available:
@@ -498,19 +498,19 @@ class MatrixRun:
                 last_log, last_step = built.log_excerpt, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
-            key = run_input_key(built.image_id, case, collector.files)
+            key = run_input_key(built.image_id, case, recorder.files)
             rule = case.outcome
             limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
             if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
                 key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
-            previous = collector.previous.get(cell.id)
+            previous = recorder.previous.get(cell.id)
             if previous and previous.input_key == key and not self.options.rerun:
-                with self._reused_lock:
+                with self._reused_mutex:
                     self._reused.add(cell.id)
                 return previous
             # An engine lost mid-run raises EngineError here: the cell gets no record at all.
             command, workdir = repro_command(case)
-            raw = eng.run(built.image_id, command, collector.files,
+            raw = eng.run(built.image_id, command, recorder.files,
                           rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
                           memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
                           workdir=workdir, env=dict(case.env),
