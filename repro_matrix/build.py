@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 from packaging.version import Version
 
+from repro_matrix import sandbox
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
@@ -39,7 +40,8 @@ def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label:
     pip = next(p for p in lock.build if p.name == "pip")
     return env.from_string(template_source()).render(
         base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
-        import_name=import_name, cell_label=cell_label, no_cache_dir=no_cache_dir(pip.version),
+        import_name=import_name, cell_label=cell_label, venv=sandbox.VENV,
+        venv_python=sandbox.VENV_PYTHON, no_cache_dir=no_cache_dir(pip.version),
         # pip before 10 has no build isolation, and no option to turn it off.
         no_build_isolation="--no-build-isolation " if Version(pip.version) >= Version("10")
         else "")

@@ -28,7 +28,7 @@ from repro_matrix.model import RawRun
 from repro_matrix.sandbox import MEMORY, PIDS, TMPFS
 
 LABEL = "org.repro-matrix"
-REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container
+REPRO_DIR = _sandbox.REPRO_DIR
 MANAGED = {f"{LABEL}.managed": "1"}
 _LOST = "check the engine (docker info), then run the same command again: finished cells are kept"
 
@@ -217,7 +217,7 @@ class Engine:
 
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], memory: str = MEMORY, pids: int = PIDS,
-            tmpfs: str = TMPFS, workdir: str = "/tmp",
+            tmpfs: str = TMPFS, workdir: str = _sandbox.WORKDIR,
             env: Mapping[str, str] | None = None,
             on_output: Callable[[str], None] | None = None) -> RawRun:
         """Run ``command`` in ``workdir`` of a fresh sandboxed container with ``env`` and
@@ -262,7 +262,7 @@ class Engine:
     def exec_seconds(self, image: str, command: list[str], files: Mapping[str, bytes]) -> float:
         """Wall time of ``command`` exec'd in an already running sandboxed container: the
         repro's own process time without the container start (a benchmark's floor)."""
-        container = self._create(image, ["/opt/venv/bin/python", "-c",
+        container = self._create(image, [_sandbox.VENV_PYTHON, "-c",
                                          "import time; time.sleep(600)"], {})
         try:
             with _engine_call(f"running {image}"):
@@ -276,7 +276,7 @@ class Engine:
 
     def _create(self, image: str, command: list[str], labels: Mapping[str, str],
                 memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS,
-                workdir: str = "/tmp", env: Mapping[str, str] | None = None) -> Any:
+                workdir: str = _sandbox.WORKDIR, env: Mapping[str, str] | None = None) -> Any:
         _LIVE.check()
         try:
             container = self.client.containers.create(

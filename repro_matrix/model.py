@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from repro_matrix.sandbox import DEFAULT_LIMITS, Limits
+
 
 class Status(str, enum.Enum):
     """What one cell showed; the single vocabulary of every later stage."""
@@ -49,11 +51,15 @@ class OutcomeRule:
     signatures: tuple[str, ...]
     timeout_s: float = 60.0
     # What the cell's container may use (the case's `limits:`); docker's size syntax.
-    memory: str = "512m"
-    pids: int = 256
-    tmpfs: str = "64m"
+    memory: str = DEFAULT_LIMITS.memory
+    pids: int = DEFAULT_LIMITS.pids
+    tmpfs: str = DEFAULT_LIMITS.tmpfs
     # How exit codes read: "default" (git bisect run's convention) or "pytest" (see classify).
     exit_codes: str = "default"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.memory, self.pids, self.tmpfs)
 
 
 OSV_ZERO = "0"  # OSV's "introduced: 0": affected from the first release on

@@ -29,6 +29,7 @@ from repro_matrix import (
     pythons,
     report,
     repro_files,
+    sandbox,
     store,
 )
 from repro_matrix.bisect import bisect_versions
@@ -62,7 +63,6 @@ from repro_matrix.shard import ShardSpec, merge_records, partition, shard_loads
 from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
 
 _EXCERPT_CHARS = 4000
-_VENV_PYTHON = "/opt/venv/bin/python"  # the cell's interpreter (images/cell.Dockerfile.j2)
 
 
 @dataclass(frozen=True)
@@ -211,9 +211,10 @@ def repro_command(case: Case) -> tuple[list[str], str]:
     """The command a cell runs and its working directory. A plain script runs as it always
     has; a case's own `command:` runs in the repro folder, its `python` being the venv's."""
     if not case.command:
-        return [_VENV_PYTHON, f"{engine.REPRO_DIR}/{case.repro.name}"], "/tmp"
+        return [sandbox.VENV_PYTHON, f"{sandbox.REPRO_DIR}/{case.repro.name}"], sandbox.WORKDIR
     first, *rest = case.command
-    return [_VENV_PYTHON if first in ("python", "python3") else first, *rest], engine.REPRO_DIR
+    return ([sandbox.VENV_PYTHON if first in ("python", "python3") else first, *rest],
+            sandbox.REPRO_DIR)
 
 
 def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:

@@ -88,8 +88,6 @@ CLAIM_WORDS: dict[bool | None, str] = {True: "✅ holds", False: "❌ does not h
 PLAIN_CLAIM_WORDS: dict[bool | None, str] = {True: "holds", False: "does not hold",
                                              None: "cannot be decided"}
 _EXCERPT_LINES = 6
-# Where a cell's image runs the repro (see pipeline.MatrixRun._cell).
-_INTERPRETER = "/opt/venv/bin/python"
 _REPRO_PLACEHOLDER = "path/to/repro.py"
 
 
@@ -447,22 +445,22 @@ def rerun_command(record: CellRecord, meta: dict[str, Any]) -> str | None:
     if not record.image_ref:
         return None
     source, name, _ = repro_mount(meta)
-    target = f"/repro/{name}"
+    target = f"{sandbox.REPRO_DIR}/{name}"
     env = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (meta.get("env") or {}).items())
     limits = meta.get("limits")
     limits = limits if isinstance(limits, dict) else {}
     limits = {k: v for k, v in limits.items() if k in ("memory", "pids", "tmpfs")}
     command = meta.get("command")
     if isinstance(command, list) and command:  # the case's own command, run in /repro
-        target = "/repro" if meta.get("folder") else target
-        words = [_INTERPRETER if i == 0 and w in ("python", "python3") else str(w)
+        target = sandbox.REPRO_DIR if meta.get("folder") else target
+        words = [sandbox.VENV_PYTHON if i == 0 and w in ("python", "python3") else str(w)
                  for i, w in enumerate(command)]
-        flags = sandbox.run_flags(**limits, workdir="/repro")
+        flags = sandbox.run_flags(**limits, workdir=sandbox.REPRO_DIR)
         return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
                 f"{shlex.quote(record.image_ref)} {shlex.join(words)}")
     flags = sandbox.run_flags(**limits)
     return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
-            f"{shlex.quote(record.image_ref)} {_INTERPRETER} {shlex.quote(target)}")
+            f"{shlex.quote(record.image_ref)} {sandbox.VENV_PYTHON} {shlex.quote(target)}")
 
 
 def _mount(target: str, source: str) -> str:
