@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from packaging.version import Version
 
-from repro_matrix import sandbox
+from repro_matrix import sandbox, store
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
@@ -112,10 +112,8 @@ class Builder:
                                                       f"{LABEL}.case": case_id,
                                                       f"{LABEL}.cell": cell_label})
         if not outcome.ok and not outcome.interrupted:
-            self.failures_dir.mkdir(parents=True, exist_ok=True)
-            tmp = failure.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"format": FAILURE_FORMAT, **outcome.__dict__}))
-            os.replace(tmp, failure)
+            store.write_atomic(failure, json.dumps({"format": FAILURE_FORMAT,
+                                                    **outcome.__dict__}), results=False)
         elif outcome.ok:
             failure.unlink(missing_ok=True)  # retried and built: forget the failure
         return outcome

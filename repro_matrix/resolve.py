@@ -24,6 +24,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
+from repro_matrix import store
 from repro_matrix.errors import IndexUnavailable, ResolveToolError
 from repro_matrix.index import IndexClient, file_sha256
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
@@ -278,8 +279,5 @@ def _lock_from_json(data: dict[str, object]) -> Lock | ResolveFailure:
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    store.write_atomic(path, json.dumps(data, indent=1), results=False)
 
