@@ -48,9 +48,11 @@ from repro_matrix.index import IndexClient
 from repro_matrix.model import (
     Attempt,
     BaseImage,
+    BuildOutcome,
     Case,
     Cell,
     CellRecord,
+    Lock,
     MatrixConfig,
     Release,
     Status,
@@ -191,6 +193,16 @@ def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
     return {k: v for k, v in _stored(results, case_id, strict=False)[1].items() if v.input_key}
 
 
+def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
+    """A cell's input key: ``run_input_key``, and the case's own limits when it sets any."""
+    key = run_input_key(image_id, case, files)
+    rule = case.outcome
+    limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
+    if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
+        key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
+    return key
+
+
 def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
@@ -235,6 +247,19 @@ class _Stage:
     engine: engine.Engine
     builder: Builder
     bases: dict[str, BaseImage]
+
+
+@dataclass(frozen=True)
+class _EraBuild:
+    """The image of the first era cutoff that resolved and built (with its lock), or the
+    classified failure of the last cutoff tried; the attempts either way."""
+
+    attempts: tuple[Attempt, ...]
+    cutoff: str = ""
+    lock: Lock | None = None
+    image: BuildOutcome | None = None
+    failure: Classification | None = None
+    failure_log: str = ""
 
 
 _STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
@@ -471,13 +496,48 @@ class MatrixRun:
                   + (f"; {result.note}" if result.note else ""))
 
     def _cell(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> CellRecord:
-        eng, builder, base = stage.engine, stage.builder, stage.bases[cell.python]
+        """Reuse or run one cell: decided by metadata alone, kept from the last run when its
+        inputs are unchanged, else run in the image of the first era cutoff that builds."""
+        base = stage.bases[cell.python]
         case = recorder.plan.case
         excluded = recorder.not_for_python.get(cell.id)
         if excluded:  # decided by metadata alone: nothing to resolve, build or run
             return _record(cell, classify_not_for_python(excluded), base)
         if not base.available:
             return _record(cell, classify_unavailable(base.unavailable_reason), base)
+        era = self._build_in_era(stage.builder, base, case, cell)
+        if era.lock is None or era.image is None:
+            assert era.failure is not None
+            return replace(_record(cell, era.failure, base), attempts=era.attempts,
+                           output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
+        key = cell_input_key(era.image.image_id, case, recorder.files)
+        previous = recorder.previous.get(cell.id)
+        if previous and previous.input_key == key and not self.options.rerun:
+            with self._reused_mutex:
+                self._reused.add(cell.id)
+            return previous
+        # An engine lost mid-run raises EngineError here: the cell gets no record at all.
+        command, workdir = repro_command(case)
+        rule = case.outcome
+        raw = stage.engine.run(era.image.image_id, command, recorder.files,
+                               rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
+                               memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
+                               workdir=workdir, env=dict(case.env),
+                               on_output=self.options.on_output)
+        lock = era.lock
+        return replace(
+            _record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
+            exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
+            lock=tuple(lock.as_text().split("\n")[:-1]),
+            build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
+            cutoff=era.cutoff, attempts=era.attempts, image_id=era.image.image_id,
+            image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
+            input_key=key)
+
+    def _build_in_era(self, builder: Builder, base: BaseImage, case: Case,
+                      cell: Cell) -> _EraBuild:
+        """Find a working era cutoff and build: the first cutoff (newest first) whose lock
+        resolves and whose image builds, else the classified failure of the last one."""
         release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
         cutoffs = era_cutoffs(self._uploads.get((case.id, cell.version)), release_day,
                               self.today, self.config.era)
@@ -499,38 +559,13 @@ class MatrixRun:
                 last_log, last_step = built.log_excerpt, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
-            key = run_input_key(built.image_id, case, recorder.files)
-            rule = case.outcome
-            limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
-            if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
-                key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
-            previous = recorder.previous.get(cell.id)
-            if previous and previous.input_key == key and not self.options.rerun:
-                with self._reused_mutex:
-                    self._reused.add(cell.id)
-                return previous
-            # An engine lost mid-run raises EngineError here: the cell gets no record at all.
-            command, workdir = repro_command(case)
-            raw = eng.run(built.image_id, command, recorder.files,
-                          rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
-                          memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
-                          workdir=workdir, env=dict(case.env),
-                          on_output=self.options.on_output)
-            return replace(
-                _record(cell, classify(raw, case.outcome.signatures, rule.exit_codes), base),
-                exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
-                lock=tuple(lock.as_text().split("\n")[:-1]),
-                build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
-                cutoff=cutoff, attempts=tuple(attempts), image_id=built.image_id,
-                image_ref=built.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
-                input_key=key)
+            return _EraBuild(tuple(attempts), cutoff, lock, built)
         # Interrupted meanwhile (Ctrl-C also kills a resolver's subprocess): no verdict on it.
         engine.check_stopping()
         never_resolved = all(a.result == "resolve failed" for a in attempts)
-        result = classify_build_failure(last_step, len(cutoffs),
-                                        last_log if never_resolved else "")
-        return replace(_record(cell, result, base),
-                       attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
+        failure = classify_build_failure(last_step, len(cutoffs),
+                                         last_log if never_resolved else "")
+        return _EraBuild(tuple(attempts), failure=failure, failure_log=last_log)
 
     def _say(self, line: str) -> None:
         self.progress.say(line)
