@@ -294,15 +294,21 @@ def shard_matrix(case_plans: Sequence[plan.CasePlan], count: int,
 
 
 class MatrixRun:
-    """One invocation of the matrix: owns the engine, resolver, builder and progress output."""
+    """One invocation of the matrix: owns the engine, resolver, builder and progress output.
+
+    The package index, the resolver and the engine (``connect``) default to the real ones;
+    tests pass fakes to drive the run loop without Docker or a network."""
 
     def __init__(self, config: MatrixConfig, options: RunOptions,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, *, index: IndexClient | None = None,
+                 resolver: Resolver | None = None,
+                 connect: Callable[[], engine.Engine] = engine.connect) -> None:
         self.config = config
         self.options = options
         self.progress = progress or Progress(sys.stderr)
-        self.index = IndexClient(options.cache_dir)
-        self.resolver = Resolver(self.index, options.cache_dir)
+        self.index = index or IndexClient(options.cache_dir)
+        self.resolver = resolver or Resolver(self.index, options.cache_dir)
+        self._connect = connect
         self.today = date.today()
         self._reused_mutex = threading.Lock()
         self._reused: set[str] = set()
@@ -322,7 +328,7 @@ class MatrixRun:
                       f"{sum(len(cp.cells) for cp in full_plans)} cells")
         self._full_plans = {cp.case.id: cp for cp in full_plans}
         repros = read_repros([cp.case for cp in case_plans])
-        eng = engine.connect()
+        eng = self._connect()
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir,
                           retry_failures=self.options.rerun)
@@ -373,7 +379,7 @@ class MatrixRun:
             if kept:
                 self._say(kept)
         verdicts = render_results(self.options.results, [c.plan.case.id for c in recorders],
-                                  find=dist_finder(self.options.cache_dir))
+                                  find=dist_finder(self.options.cache_dir, index=self.index))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
@@ -391,7 +397,7 @@ class MatrixRun:
         (case_plan,) = (cp for cp in full_plans if cp.cells)
         self._full_plans = {case_plan.case.id: case_plan}
         files = read_repros([case_plan.case])[case_plan.case.id]  # a syntax error stops here
-        eng = engine.connect()
+        eng = self._connect()
         eng.remove_leftovers()
         base_images = self._bases(eng, case_plan.pythons)
         stage = _Stage(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
@@ -737,11 +743,12 @@ def _explain_boundaries(results: Path, case_id: str, meta: dict[str, Any],
     return explained
 
 
-def dist_finder(cache_dir: Path, fetch: bool = True) -> boundary.DistFinder:
+def dist_finder(cache_dir: Path, fetch: bool = True,
+                index: IndexClient | None = None) -> boundary.DistFinder:
     """Released files from the wheelhouse, or fetched from the index into the cache's
     ``sources`` folder when absent (never the wheelhouse: builds read only their locks' files)."""
     sources = cache_dir / "sources"
-    index = IndexClient(cache_dir)
+    index = index or IndexClient(cache_dir)
 
     def download(project: str, version: str, prefer_sdist: bool) -> Path | None:
         try:
