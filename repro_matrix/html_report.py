@@ -11,9 +11,7 @@ from typing import Any
 from repro_matrix import causes, report
 from repro_matrix.boundary import INTRODUCED, Explained
 from repro_matrix.model import CellRecord, Status
-from repro_matrix.verdict import Verdict
-
-CaseResults = tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]
+from repro_matrix.verdict import CaseResult, Verdict
 
 DATA_ID = "repro-matrix-data"
 # Nothing on the page may load anything: styles and script are inline, images data: only.
@@ -342,7 +340,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
     return html, data
 
 
-def render(cases: Sequence[CaseResults],
+def render(cases: Sequence[CaseResult],
            explained: Mapping[str, Sequence[Explained]] | None = None) -> str:
     """The whole page; it fetches nothing."""
     sections, cells = [], {}

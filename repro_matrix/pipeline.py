@@ -62,7 +62,15 @@ from repro_matrix.model import (
 from repro_matrix.progress import Progress
 from repro_matrix.resolve import ResolveFailure, Resolver, era_cutoffs
 from repro_matrix.shard import ShardSpec, merge_records, partition, shard_loads
-from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
+from repro_matrix.verdict import (
+    AFFECTED,
+    UNAFFECTED,
+    UNDETERMINED,
+    CaseResult,
+    Observation,
+    Verdict,
+    derive,
+)
 
 _EXCERPT_CHARS = 4000
 
@@ -707,20 +715,20 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
 
 
 def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
-        -> list[report.CaseResults]:
+        -> list[CaseResult]:
     """Each case's stored cells (default: every case folder) with the verdict derived from
     them."""
     if case_ids is None:
         case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if not case_ids:
         raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
-    cases: list[report.CaseResults] = []
+    cases: list[CaseResult] = []
     for case_id in case_ids:
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
         claim = meta.get("claim") or {}
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                          claim_from_json(claim))
-        cases.append((case_id, meta, records, verdict))
+        cases.append(CaseResult(case_id, meta, records, verdict))
     return cases
 
 

@@ -19,7 +19,13 @@ from repro_matrix import causes, claim_report, sandbox
 from repro_matrix import pythons as py
 from repro_matrix.boundary import INTRODUCED, Explained
 from repro_matrix.model import CellRecord, Claim, Status
-from repro_matrix.verdict import HOLDS_WHERE_CHECKED, AffectedRange, Scope, Verdict
+from repro_matrix.verdict import (
+    HOLDS_WHERE_CHECKED,
+    AffectedRange,
+    CaseResult,
+    Scope,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -672,9 +678,6 @@ def facts_line(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
             f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; {run_words(meta)}.")
 
 
-CaseResults = tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]
-
-
 def base_images_section(meta: dict[str, Any]) -> list[str]:
     """Where each column's interpreter came from, and which providers were passed over."""
     found = meta.get("bases") or {}
@@ -720,7 +723,7 @@ def _claim_ranges_lines(case_id: str, meta: dict[str, Any], verdict: Verdict) ->
     return ["### Claim, range by range", "", section, ""] if section else []
 
 
-def render(cases: Sequence[CaseResults],
+def render(cases: Sequence[CaseResult],
            explained: Mapping[str, Sequence[Explained]] | None = None) -> str:
     parts = ["# repro-matrix report", "",
              "Generated from the stored cell results; every verdict below is computed from "
@@ -730,7 +733,7 @@ def render(cases: Sequence[CaseResults],
     return "\n".join(parts)
 
 
-def step_summary(cases: Sequence[CaseResults]) -> str:
+def step_summary(cases: Sequence[CaseResult]) -> str:
     """What a CI job summary shows: per case the summary sentences and the table."""
     parts = ["## repro-matrix", ""]
     for case_id, meta, records, verdict in cases:
@@ -741,7 +744,7 @@ def step_summary(cases: Sequence[CaseResults]) -> str:
     return "\n".join(parts)
 
 
-def terminal_lines(cases: Sequence[CaseResults]) -> list[str]:
+def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     """The end of a run on the terminal: per case the verdict, the claim check and the causes
     of cells that decided nothing."""
     lines = []
