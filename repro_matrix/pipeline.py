@@ -50,6 +50,7 @@ from repro_matrix.model import (
     BaseImage,
     BuildOutcome,
     Case,
+    CaseMeta,
     Cell,
     CellRecord,
     Lock,
@@ -436,28 +437,19 @@ class MatrixRun:
         case = case_plan.case
         dates = {r.version: r.upload_time.date().isoformat() for r in releases
                  if r.upload_time and r.version in case_plan.versions}
-        meta: dict[str, Any] = {
-            "case": case.id, "package": case.package, "description": case.description,
-            "claim": claim_to_json(case.claim),
-            "matrix_digest": self.config.digest, "started_at": _now(),
-            "repro": _display_path(case.repro, self.config.path.parent),
-            "requirements": list(case.requirements),
-            "repro_path": str(case.repro.resolve()),  # what a rerun by hand mounts
-            "limits": {"memory": case.outcome.memory, "pids": case.outcome.pids,
-                       "tmpfs": case.outcome.tmpfs},
-            "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
-            "plan_cells": [c.id for c in self._full_plans[case.id].cells],
-            "engine": os.environ.get("DOCKER_HOST", "default"),
-            "release_dates": dates,
-            "bases": {p: base_meta(base_images[p]) for p in case_plan.pythons},
-        }
+        meta = CaseMeta(
+            case=case.id, package=case.package, description=case.description,
+            claim=claim_to_json(case.claim), matrix_digest=self.config.digest,
+            started_at=_now(), repro=_display_path(case.repro, self.config.path.parent),
+            requirements=case.requirements, repro_path=str(case.repro.resolve()),
+            limits=case.outcome.limits, versions=case_plan.versions,
+            pythons=case_plan.pythons,
+            plan_cells=tuple(c.id for c in self._full_plans[case.id].cells),
+            engine=os.environ.get("DOCKER_HOST", "default"), release_dates=dates,
+            bases={p: base_meta(base_images[p]) for p in case_plan.pythons},
+            command=case.command, env=dict(case.env), folder=case.folder,
+        ).to_json()
         self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
-        if case.command:
-            meta["command"] = list(case.command)
-        if case.env:
-            meta["env"] = dict(case.env)
-        if case.folder:
-            meta["folder"] = True
         return CaseRecorder(case_plan, self.options.results, meta, files,
                             self.options.start_over)
 
@@ -725,9 +717,8 @@ def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
     cases: list[CaseResult] = []
     for case_id in case_ids:
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
-        claim = meta.get("claim") or {}
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         claim_from_json(claim))
+                         claim_from_json(CaseMeta.from_json(meta).claim))
         cases.append(CaseResult(case_id, meta, records, verdict))
     return cases
 
