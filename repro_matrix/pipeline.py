@@ -260,8 +260,8 @@ class _Stage:
 
 @dataclass(frozen=True)
 class _EraBuild:
-    """The image of the first era cutoff that resolved and built (with its lock), or the
-    classified failure of the last cutoff tried; the attempts either way."""
+    """The image of the first era cutoff that resolved and built (with its lock), or why no
+    cutoff did (classified, with the last log); the attempts either way."""
 
     attempts: tuple[Attempt, ...]
     cutoff: str = ""
@@ -344,7 +344,7 @@ class MatrixRun:
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
         recorders = [self._recorder(cp, releases[cp.case.package], base_images,
-                                      repros[cp.case.id]) for cp in case_plans]
+                                    repros[cp.case.id]) for cp in case_plans]
         for recorder in recorders:
             if self.options.start_over:
                 self._say(f"--replace: starting {recorder.plan.case.id} over; "
@@ -412,7 +412,7 @@ class MatrixRun:
         stage = _Stage(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
                        base_images)
         recorder = self._recorder(case_plan, releases[case_plan.case.package], base_images,
-                                    files)
+                                  files)
         recorder.previous = {}  # always run: the author is watching this run's output
         self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
                   "running; the repro's output follows")
@@ -432,8 +432,8 @@ class MatrixRun:
             return dict(zip(pythons, pool.map(one, pythons)))
 
     def _recorder(self, case_plan: plan.CasePlan, releases: Sequence[Release],
-                   base_images: dict[str, BaseImage],
-                   files: Mapping[str, bytes]) -> CaseRecorder:
+                  base_images: dict[str, BaseImage],
+                  files: Mapping[str, bytes]) -> CaseRecorder:
         case = case_plan.case
         dates = {r.version: r.upload_time.date().isoformat() for r in releases
                  if r.upload_time and r.version in case_plan.versions}
@@ -469,7 +469,7 @@ class MatrixRun:
             # Nothing to search: every cell of the column is unavailable, as in a full run.
             for version in recorder.plan.versions:
                 self._finish(recorder, self._cell(stage, recorder, Cell(case.id, python,
-                                                                          version)))
+                                                                        version)))
             with recorder.mutex:
                 recorder.meta.setdefault("bisect", {})[python] = {
                     "cells_run": 0, "introduced": None, "fixed": None,
@@ -542,8 +542,8 @@ class MatrixRun:
 
     def _build_in_era(self, builder: Builder, base: BaseImage, case: Case,
                       cell: Cell) -> _EraBuild:
-        """Find a working era cutoff and build: the first cutoff (newest first) whose lock
-        resolves and whose image builds, else the classified failure of the last one."""
+        """Find a working era cutoff and build: the first cutoff (in ``era_cutoffs``' order)
+        whose lock resolves and whose image builds, else why none did, classified."""
         release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
         cutoffs = era_cutoffs(self._uploads.get((case.id, cell.version)), release_day,
                               self.today, self.config.era)
