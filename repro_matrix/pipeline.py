@@ -130,7 +130,8 @@ class CaseRecorder:
     FLUSH_EVERY_S = 2.0
 
     def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any],
-                 files: Mapping[str, bytes], start_over: bool = False) -> None:
+                 files: Mapping[str, bytes], start_over: bool = False,
+                 uploads: Mapping[str, datetime | None] | None = None) -> None:
         self.plan = case_plan
         self.results = results
         self.meta = meta
@@ -143,6 +144,7 @@ class CaseRecorder:
         self.files = files  # the repro's files, read once per run, not once per cell
         self.not_for_python = dict(case_plan.not_for_python)
         self.records = dict(stored)
+        self.uploads = dict(uploads or {})  # version → when the index got it (era cutoffs)
         self.kept: dict[Status, int] = {}  # outcomes of this run that could not replace a record
         self._flushed_at = 0.0
 
@@ -321,7 +323,6 @@ class MatrixRun:
         self.today = date.today()
         self._reused_mutex = threading.Lock()
         self._reused: set[str] = set()
-        self._uploads: dict[tuple[str, str], datetime | None] = {}
         self._full_plans: dict[str, plan.CasePlan] = {}
 
     def run(self, selection: plan.Selection, bisect: bool = False,
@@ -449,9 +450,9 @@ class MatrixRun:
             bases={p: base_meta(base_images[p]) for p in case_plan.pythons},
             command=case.command, env=dict(case.env), folder=case.folder,
         ).to_json()
-        self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
         return CaseRecorder(case_plan, self.options.results, meta, files,
-                            self.options.start_over)
+                            self.options.start_over,
+                            uploads={r.version: r.upload_time for r in releases})
 
     def _finish(self, recorder: CaseRecorder, record: CellRecord) -> None:
         recorder.add(record)
@@ -511,7 +512,8 @@ class MatrixRun:
             return _record(cell, classify_not_for_python(excluded), base)
         if not base.available:
             return _record(cell, classify_unavailable(base.unavailable_reason), base)
-        era = self._build_in_era(stage.builder, base, case, cell)
+        era = self._build_in_era(stage.builder, base, case, cell,
+                                 recorder.uploads.get(cell.version))
         if era.lock is None or era.image is None:
             assert era.failure is not None
             return replace(_record(cell, era.failure, base), attempts=era.attempts,
@@ -540,13 +542,12 @@ class MatrixRun:
             image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
             input_key=key)
 
-    def _build_in_era(self, builder: Builder, base: BaseImage, case: Case,
-                      cell: Cell) -> _EraBuild:
+    def _build_in_era(self, builder: Builder, base: BaseImage, case: Case, cell: Cell,
+                      uploaded: datetime | None) -> _EraBuild:
         """Find a working era cutoff and build: the first cutoff (in ``era_cutoffs``' order)
         whose lock resolves and whose image builds, else why none did, classified."""
         release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
-        cutoffs = era_cutoffs(self._uploads.get((case.id, cell.version)), release_day,
-                              self.today, self.config.era)
+        cutoffs = era_cutoffs(uploaded, release_day, self.today, self.config.era)
         tools_floor = f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
         attempts: list[Attempt] = []
         last_log, last_step = "", "install"

@@ -135,6 +135,8 @@ def test_a_run_records_every_planned_cell_and_derives_the_verdict_from_them(
         assert record.status is expected, record
         assert record.input_key and record.image_id and record.lock == (
             f"pkg=={record.cell.version} --hash=sha256:{'0' * 64}",)
+    # A release newer than its Python locks in its own era: the day after its upload.
+    assert cells["demo/py3.9/2.0"].cutoff == "2022-01-02T00:00:00Z"
     stored = json.loads((world["tmp"] / "results" / "demo" / "verdict.json").read_text())
     assert stored["claim_holds"] is verdict.claim.holds is True
     assert (world["tmp"] / "results" / "report.md").exists()
