@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jinja2
 
-from repro_matrix import interpreters, pythons
+from repro_matrix import interpreters, pythons, sandbox
 from repro_matrix.config import registry_image_problem
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.errors import UsageError
@@ -247,7 +247,7 @@ def _root(engine: Engine, suite: str, work_dir: Path) -> str:
 
 # Folders the sandbox mounts over (its /tmp is a tmpfs, the repro goes to /repro): a prefix
 # there would be hidden at run time, so it is installed under /opt instead.
-_HIDDEN_AT_RUN_TIME = (Path("/tmp"), Path("/repro"))
+_HIDDEN_AT_RUN_TIME = (Path(sandbox.WORKDIR), Path(sandbox.REPRO_DIR))
 
 
 def install_path(interpreter: Interpreter) -> Path:
@@ -377,7 +377,7 @@ _PROBE = "interpreter-probe.py"
 def _check(engine: Engine, image_id: str, python: str) -> interpreters.ProbeVerdict:
     """Run the interpreter in the base as the sandbox runs cells (uid 65534, no network) and
     check its extension modules find every shared library."""
-    raw = engine.run(image_id, [f"python{python}", f"/repro/{_PROBE}"],
+    raw = engine.run(image_id, [f"python{python}", f"{sandbox.REPRO_DIR}/{_PROBE}"],
                      {_PROBE: _image_file(_PROBE).encode()}, timeout_s=120,
                      labels={f"{LABEL}.kind": "base-check"})
     return interpreters.judge_probe(raw.exit_code, raw.output, python)

@@ -26,7 +26,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from repro_matrix import pythons as py
-from repro_matrix.model import CellRecord, Status
+from repro_matrix.model import CaseMeta, CellRecord, Status
 from repro_matrix.verdict import Verdict
 
 INTRODUCED = "introduced"
@@ -494,8 +494,9 @@ def explain_case(meta: dict[str, Any], records: Sequence[CellRecord], verdict: V
     by_id = {r.cell.id: r for r in records}
     kept = {(e.kind, e.before, e.after, e.cell): e for e in stored}
     result = []
-    project = str(meta.get("package") or "")
-    issues = case_issues(str(meta.get("description") or ""))
+    run = CaseMeta.from_json(meta)
+    project = run.package
+    issues = case_issues(run.description)
     for pair in boundary_pairs(records, verdict):
         old = kept.get((pair.kind, pair.before, pair.after, pair.cell))
         fresh = (explain(pair, by_id[pair.cell].output_excerpt, project, issues, find)

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 from packaging.version import Version
 
+from repro_matrix import sandbox, store
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
@@ -39,7 +40,8 @@ def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label:
     pip = next(p for p in lock.build if p.name == "pip")
     return env.from_string(template_source()).render(
         base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
-        import_name=import_name, cell_label=cell_label, no_cache_dir=no_cache_dir(pip.version),
+        import_name=import_name, cell_label=cell_label, venv=sandbox.VENV,
+        venv_python=sandbox.VENV_PYTHON, no_cache_dir=no_cache_dir(pip.version),
         # pip before 10 has no build isolation, and no option to turn it off.
         no_build_isolation="--no-build-isolation " if Version(pip.version) >= Version("10")
         else "")
@@ -110,10 +112,8 @@ class Builder:
                                                       f"{LABEL}.case": case_id,
                                                       f"{LABEL}.cell": cell_label})
         if not outcome.ok and not outcome.interrupted:
-            self.failures_dir.mkdir(parents=True, exist_ok=True)
-            tmp = failure.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"format": FAILURE_FORMAT, **outcome.__dict__}))
-            os.replace(tmp, failure)
+            store.write_atomic(failure, json.dumps({"format": FAILURE_FORMAT,
+                                                    **outcome.__dict__}), results=False)
         elif outcome.ok:
             failure.unlink(missing_ok=True)  # retried and built: forget the failure
         return outcome

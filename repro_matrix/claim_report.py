@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from repro_matrix.model import OSV_ZERO, Claim, ClaimRange
+from repro_matrix.model import OSV_ZERO, CaseMeta, Claim, ClaimRange
 from repro_matrix.verdict import (
     CONFIRMED,
     DOES_NOT_HOLD,
@@ -120,7 +120,7 @@ def _side_by_side(package: str, verdict: Verdict) -> list[str]:
             "</td></tr></table>", "", OBSERVED_NOTE]
 
 
-def ranges_section(case_id: str, meta: dict[str, Any], verdict: Verdict) -> str:
+def ranges_section(case_id: str, meta: CaseMeta, verdict: Verdict) -> str:
     """The range-by-range claim check of one case; empty for short-form claims."""
     check = verdict.claim
     claim = check.claim
@@ -151,7 +151,7 @@ def ranges_section(case_id: str, meta: dict[str, Any], verdict: Verdict) -> str:
         lines += ["", "Not checked: " + "; ".join(check.unchecked) + "."]
     lines += ["", "<details><summary>Per release: claimed affected vs observed</summary>", "",
               *_releases_table(check), "", "</details>"]
-    package = str(meta.get("package") or "")
+    package = meta.package
     if package and check.answer_words == DOES_NOT_HOLD:
         lines += ["", "The published OSV `affected` block beside the one the cells support:", "",
                   *_side_by_side(package, verdict)]

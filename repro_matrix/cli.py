@@ -14,11 +14,17 @@ from pathlib import Path
 from types import FrameType
 
 from repro_matrix import __version__, config, plan, store
-from repro_matrix.errors import EXIT_FAIL_ON, HarnessError, UsageError
+from repro_matrix.errors import (
+    EXIT_CHANGED,
+    EXIT_FAIL_ON,
+    EXIT_SIGNAL_BASE,
+    EXIT_USAGE,
+    HarnessError,
+    UsageError,
+)
 from repro_matrix.model import MatrixConfig, Status
 from repro_matrix.shard import parse_shard
 
-EXIT_CHANGED = 5  # report --baseline: a claim check or a decided cell changed or vanished
 # Paths not typed by the user: relative to the current directory (the repository, under nox).
 _DEFAULT_PATHS = {"matrix": Path("matrix.yaml"), "results": Path("results"),
                   "cost_from": Path("results")}
@@ -284,7 +290,7 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
 
 
 def _run_on_engines(args: argparse.Namespace) -> int:
-    from repro_matrix.engines import parse_engines, run_on_engines
+    from repro_matrix.engine_fanout import parse_engines, run_on_engines
     from repro_matrix.pipeline import default_cache_dir, dist_finder, merge_results, render_results
 
     if args.shard or args.bisect:
@@ -519,9 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"repro-matrix: interrupted ({signal.Signals(signum).name}); finished cells are "
               "kept in the results folder, run the same command again to finish",
               file=sys.stderr)
-        return 128 + signum  # the shell's convention: 130 after SIGINT, 143 after SIGTERM
+        return EXIT_SIGNAL_BASE + signum  # 130 after SIGINT, 143 after SIGTERM
     except OSError as exc:  # a file the harness reads or writes (cache, results, repro)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"repro-matrix: error: {where}{exc.strerror or exc}; free space or fix the path "
               "or its permissions, then run the same command again", file=sys.stderr)
-        return UsageError.exit_code
+        return EXIT_USAGE

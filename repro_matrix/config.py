@@ -31,6 +31,7 @@ from repro_matrix.model import (
     Release,
     VersionSelection,
 )
+from repro_matrix.sandbox import DEFAULT_LIMITS
 
 PROVIDERS = ("auto", "registry", "debian", "local")
 CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -346,11 +347,13 @@ def _outcome(reader: _Reader, value: Any, key: str, limits: Any,
         timeout_s=reader.optional(timeout_from, "timeout", timeout_key,
                                   lambda v, k: reader.number(v, k, 1), 60.0),
         memory=reader.optional(bounds, "memory", limits_key,
-                               lambda v, k: _size(reader, v, k, _MIN_MEMORY), "512m"),
+                               lambda v, k: _size(reader, v, k, _MIN_MEMORY),
+                               DEFAULT_LIMITS.memory),
         pids=int(reader.optional(bounds, "pids", limits_key, lambda v, k: _count(reader, v, k),
-                                 256)),
+                                 DEFAULT_LIMITS.pids)),
         tmpfs=reader.optional(bounds, "tmpfs", limits_key,
-                              lambda v, k: _size(reader, v, k, 1 << 10), "64m"),
+                              lambda v, k: _size(reader, v, k, 1 << 10),
+                              DEFAULT_LIMITS.tmpfs),
         exit_codes=exit_codes,
     )
 

@@ -28,7 +28,7 @@ from repro_matrix.model import RawRun
 from repro_matrix.sandbox import MEMORY, PIDS, TMPFS
 
 LABEL = "org.repro-matrix"
-REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container
+REPRO_DIR = _sandbox.REPRO_DIR
 MANAGED = {f"{LABEL}.managed": "1"}
 _LOST = "check the engine (docker info), then run the same command again: finished cells are kept"
 
@@ -69,17 +69,17 @@ class _Live:
     """The containers this process is running, so a signal can stop them all at once."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.mutex = threading.Lock()
         self.containers: dict[int, Any] = {}
         self.stopping = threading.Event()
 
     def add(self, container: Any) -> None:
-        with self.lock:
+        with self.mutex:
             self.containers[id(container)] = container
         self.check()  # after adding, so stop_all either sees the container or we see the flag
 
     def discard(self, container: Any) -> None:
-        with self.lock:
+        with self.mutex:
             self.containers.pop(id(container), None)
 
     def check(self) -> None:
@@ -101,7 +101,7 @@ def stop_all() -> int:
     A cell whose container is stopped this way raises EngineError: it is never recorded.
     """
     _LIVE.stopping.set()
-    with _LIVE.lock:
+    with _LIVE.mutex:
         containers = list(_LIVE.containers.values())
     for container in containers:
         with contextlib.suppress(docker.errors.DockerException,
@@ -217,7 +217,7 @@ class Engine:
 
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], memory: str = MEMORY, pids: int = PIDS,
-            tmpfs: str = TMPFS, workdir: str = "/tmp",
+            tmpfs: str = TMPFS, workdir: str = _sandbox.WORKDIR,
             env: Mapping[str, str] | None = None,
             on_output: Callable[[str], None] | None = None) -> RawRun:
         """Run ``command`` in ``workdir`` of a fresh sandboxed container with ``env`` and
@@ -262,7 +262,7 @@ class Engine:
     def exec_seconds(self, image: str, command: list[str], files: Mapping[str, bytes]) -> float:
         """Wall time of ``command`` exec'd in an already running sandboxed container: the
         repro's own process time without the container start (a benchmark's floor)."""
-        container = self._create(image, ["/opt/venv/bin/python", "-c",
+        container = self._create(image, [_sandbox.VENV_PYTHON, "-c",
                                          "import time; time.sleep(600)"], {})
         try:
             with _engine_call(f"running {image}"):
@@ -276,7 +276,7 @@ class Engine:
 
     def _create(self, image: str, command: list[str], labels: Mapping[str, str],
                 memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS,
-                workdir: str = "/tmp", env: Mapping[str, str] | None = None) -> Any:
+                workdir: str = _sandbox.WORKDIR, env: Mapping[str, str] | None = None) -> Any:
         _LIVE.check()
         try:
             container = self.client.containers.create(

@@ -29,7 +29,7 @@ class EngineError(HarnessError):
     exit_code = 3
 
 
-class IndexError_(HarnessError):
+class IndexUnavailable(HarnessError):
     """The package index could not be read."""
 
     exit_code = 4
@@ -41,6 +41,13 @@ class ResolveToolError(HarnessError):
     exit_code = 4
 
 
+# Every exit code of the command line is here (README "Exit codes"): 0 done, whatever the
+# verdict; 2, 3 and 4 are the classes' `exit_code` above; then these.
+EXIT_USAGE = UsageError.exit_code  # also an unreadable or unwritable file (OSError)
+# `report --baseline`: a claim check or a decided cell changed or vanished.
+EXIT_CHANGED = 5
 # `run` / `report --fail-on refuted|reproduced|changed`: the results met a condition CI fails on
 # (the run itself succeeded; everything was written).
 EXIT_FAIL_ON = 6
+# Interrupted by a signal: the shell's convention, 128 + the signal number (130 after SIGINT).
+EXIT_SIGNAL_BASE = 128

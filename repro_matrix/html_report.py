@@ -10,10 +10,8 @@ from typing import Any
 
 from repro_matrix import causes, report
 from repro_matrix.boundary import INTRODUCED, Explained
-from repro_matrix.model import CellRecord, Status
-from repro_matrix.verdict import Verdict
-
-CaseResults = tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]
+from repro_matrix.model import CaseMeta, CellRecord, Status
+from repro_matrix.verdict import CaseResult, Verdict
 
 DATA_ID = "repro-matrix-data"
 # Nothing on the page may load anything: styles and script are inline, images data: only.
@@ -154,7 +152,7 @@ def _status_css() -> str:
                      for s, (fill, ink) in report.COLOURS.items())
 
 
-def cell_data(record: CellRecord, meta: dict[str, Any], roles: Sequence[str],
+def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
               diff: str = "") -> dict[str, Any]:
     """Everything the details panel shows about one cell, its error line first."""
     duration = f"{record.duration_s:.2f} s" if record.duration_s is not None else None
@@ -188,7 +186,7 @@ def _tooltip(record: CellRecord) -> str:
             f"{record.reason}")
 
 
-def matrix_table(records: Sequence[CellRecord], release_dates: dict[str, str],
+def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str],
                  boundaries: dict[str, tuple[str, ...]]) -> str:
     """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each;
     columns unavailable for every release are folded (named below the table)."""
@@ -299,12 +297,13 @@ def _diffs_by_cell(records: Sequence[CellRecord], boundaries: dict[str, tuple[st
     return found
 
 
-def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
+def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[CellRecord],
                 verdict: Verdict, explained: Sequence[Explained] = ()) \
         -> tuple[str, dict[str, Any]]:
     """A case's <section> and the per-cell data its panel reads."""
     boundaries = {b.record.cell.id: b.roles for b in report.boundary_cells(records, verdict)}
-    title = meta.get("description") or case_id
+    meta = CaseMeta.from_json(stored_meta)
+    title = meta.description or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
     evidence = [f"Deciding cells: {report.plain('; '.join(verdict.claim.evidence))}."] \
         if verdict.claim.evidence else []
@@ -323,7 +322,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
         *(f'<p class="facts">{escape(line)}</p>'
           for line in [report.facts_line(meta, records).replace("`", ""), *evidence, *differs]),
         '<div class="layout">',
-        matrix_table(records, meta.get("release_dates", {}), boundaries),
+        matrix_table(records, meta.release_dates, boundaries),
         '<aside class="panel" aria-live="polite"><p class="hint">Click a cell (or focus it and '
         "press Enter) to see its evidence. Hover for a summary.</p></aside>",
         "</div>",
@@ -342,7 +341,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
     return html, data
 
 
-def render(cases: Sequence[CaseResults],
+def render(cases: Sequence[CaseResult],
            explained: Mapping[str, Sequence[Explained]] | None = None) -> str:
     """The whole page; it fetches nothing."""
     sections, cells = [], {}

@@ -13,7 +13,6 @@ import re
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +30,8 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix.errors import IndexError_, UsageError
+from repro_matrix import store
+from repro_matrix.errors import IndexUnavailable, UsageError
 from repro_matrix.model import DistFile, Release
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json"
@@ -80,7 +80,7 @@ def _pip_index_url() -> str:
 
         return str(PyPI.simple_url).rstrip("/") + "/"
     except ImportError:
-        raise IndexError_(
+        raise IndexUnavailable(
             "no package index configured and pip is not importable to tell its default",
             "set REPRO_MATRIX_INDEX_URL or PIP_INDEX_URL",
         ) from None
@@ -167,11 +167,9 @@ class IndexClient:
         if payload is not None:
             return payload
         payload = self._fetch(name)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "index_url": self.index_url,
-                                   "payload": payload}))
-        os.replace(tmp, cached)
+        store.write_atomic(cached, json.dumps({"format": CACHE_FORMAT,
+                                               "index_url": self.index_url,
+                                               "payload": payload}), results=False)
         return payload
 
     def _cached(self, path: Path) -> dict[str, Any] | None:
@@ -201,10 +199,10 @@ class IndexClient:
             if exc.code == 404:
                 raise UsageError(f"the package index has no project '{name}'",
                                  "check the case's package name in the matrix file") from None
-            raise IndexError_(f"the package index answered HTTP {exc.code} for '{name}'",
+            raise IndexUnavailable(f"the package index answered HTTP {exc.code} for '{name}'",
                               "retry later or check your index settings") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise IndexError_(f"cannot read the package index for '{name}': {exc}",
+            raise IndexUnavailable(f"cannot read the package index for '{name}': {exc}",
                               "check the network and your pip/uv index settings") from None
 
     def download(self, dist: DistFile, dest_dir: Path) -> Path:
@@ -214,24 +212,21 @@ class IndexClient:
         target = dest_dir / dist.filename
         if target.exists() and file_sha256(target) == dist.sha256:
             return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
         digest = hashlib.sha256()
-        try:
-            with urllib.request.urlopen(dist.url, timeout=120,
-                                        context=ssl.create_default_context()) as response, \
-                    tmp.open("wb") as out:
-                for chunk in iter(lambda: response.read(1 << 16), b""):
-                    digest.update(chunk)
-                    out.write(chunk)
-        except (urllib.error.URLError, OSError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise IndexError_(f"cannot download {dist.filename}: {exc}",
-                              "check the network and retry") from None
-        if dist.sha256 and digest.hexdigest() != dist.sha256:
-            tmp.unlink(missing_ok=True)
-            raise IndexError_(f"{dist.filename}: sha256 mismatch after download",
-                              "the index or a proxy altered the file; retry") from None
-        os.replace(tmp, target)
+        # Raising inside the block leaves no partial file; the file appears once verified.
+        with store.atomic_file(target, results=False) as out:
+            try:
+                with urllib.request.urlopen(dist.url, timeout=120,
+                                            context=ssl.create_default_context()) as response:
+                    for chunk in iter(lambda: response.read(1 << 16), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
+            except (urllib.error.URLError, OSError) as exc:
+                raise IndexUnavailable(f"cannot download {dist.filename}: {exc}",
+                                       "check the network and retry") from None
+            if dist.sha256 and digest.hexdigest() != dist.sha256:
+                raise IndexUnavailable(f"{dist.filename}: sha256 mismatch after download",
+                                       "the index or a proxy altered the file; retry") from None
         return target
 
 

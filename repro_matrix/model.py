@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from repro_matrix.sandbox import DEFAULT_LIMITS, Limits
+
 
 class Status(str, enum.Enum):
     """What one cell showed; the single vocabulary of every later stage."""
@@ -49,11 +51,15 @@ class OutcomeRule:
     signatures: tuple[str, ...]
     timeout_s: float = 60.0
     # What the cell's container may use (the case's `limits:`); docker's size syntax.
-    memory: str = "512m"
-    pids: int = 256
-    tmpfs: str = "64m"
+    memory: str = DEFAULT_LIMITS.memory
+    pids: int = DEFAULT_LIMITS.pids
+    tmpfs: str = DEFAULT_LIMITS.tmpfs
     # How exit codes read: "default" (git bisect run's convention) or "pytest" (see classify).
     exit_codes: str = "default"
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.memory, self.pids, self.tmpfs)
 
 
 OSV_ZERO = "0"  # OSV's "introduced: 0": affected from the first release on
@@ -173,6 +179,96 @@ class MatrixConfig:
     python_release_dates: tuple[tuple[str, str], ...]
     digest: str
 
+
+
+@dataclass(frozen=True)
+class CaseMeta:
+    """A case's run metadata, stored beside its cells in cells.json (schemas/cells.schema.json).
+
+    ``to_json`` writes what a run writes (the optional keys only when set); ``from_json`` reads
+    any stored form, a missing or mistyped key as its default, unknown keys kept in ``extra``.
+    The run fills ``finished_at``, ``wall_time_s`` and ``bisect`` in the stored form as it goes.
+    """
+
+    case: str = ""
+    package: str = ""
+    description: str = ""
+    claim: Mapping[str, Any] = field(default_factory=dict)
+    matrix_digest: str = ""
+    started_at: str = ""
+    repro: str = ""  # the repro as the matrix names it, relative to the matrix file's folder
+    requirements: tuple[str, ...] = ()
+    repro_path: str = ""  # its absolute path: what a rerun by hand mounts
+    limits: Limits = DEFAULT_LIMITS
+    versions: tuple[str, ...] = ()
+    pythons: tuple[str, ...] = ()
+    plan_cells: tuple[str, ...] = ()
+    engine: str = ""
+    release_dates: Mapping[str, str] = field(default_factory=dict)
+    bases: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    folder: bool = False
+    finished_at: str = ""
+    wall_time_s: float = 0.0
+    bisect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "case": self.case, "package": self.package, "description": self.description,
+            "claim": dict(self.claim), "matrix_digest": self.matrix_digest,
+            "started_at": self.started_at, "repro": self.repro,
+            "requirements": list(self.requirements), "repro_path": self.repro_path,
+            "limits": asdict(self.limits), "versions": list(self.versions),
+            "pythons": list(self.pythons), "plan_cells": list(self.plan_cells),
+            "engine": self.engine, "release_dates": dict(self.release_dates),
+            "bases": {python: dict(base) for python, base in self.bases.items()},
+        }
+        if self.command:
+            data["command"] = list(self.command)
+        if self.env:
+            data["env"] = dict(self.env)
+        if self.folder:
+            data["folder"] = True
+        if self.finished_at:
+            data.update(finished_at=self.finished_at, wall_time_s=self.wall_time_s)
+        if self.bisect:
+            data["bisect"] = {python: dict(summary) for python, summary in self.bisect.items()}
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CaseMeta:
+        def text(key: str) -> str:
+            value = data.get(key)
+            return value if isinstance(value, str) else ""
+
+        def texts(key: str) -> tuple[str, ...]:
+            value = data.get(key)
+            return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+        def mapping(key: str) -> dict[str, Any]:
+            value = data.get(key)
+            return value if isinstance(value, dict) else {}
+
+        limits = mapping("limits")
+        wall = data.get("wall_time_s")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        return cls(
+            case=text("case"), package=text("package"), description=text("description"),
+            claim=mapping("claim"), matrix_digest=text("matrix_digest"),
+            started_at=text("started_at"), repro=text("repro"),
+            requirements=texts("requirements"), repro_path=text("repro_path"),
+            limits=Limits(**{k: v for k, v in limits.items() if k in ("memory", "pids", "tmpfs")}),
+            versions=texts("versions"), pythons=texts("pythons"),
+            plan_cells=texts("plan_cells"), engine=text("engine"),
+            release_dates=mapping("release_dates"), bases=mapping("bases"),
+            command=texts("command"), env=mapping("env"), folder=data.get("folder") is True,
+            finished_at=text("finished_at"),
+            wall_time_s=float(wall) if isinstance(wall, (int, float)) else 0.0,
+            bisect=mapping("bisect"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
 # ---- index and plan ------------------------------------------------------------------------
 

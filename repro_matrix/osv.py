@@ -9,7 +9,7 @@ from typing import Any
 from packaging.version import Version
 
 from repro_matrix import __version__
-from repro_matrix.model import CellRecord, claim_to_json
+from repro_matrix.model import CaseMeta, CellRecord, claim_to_json
 from repro_matrix.report import (
     PLAIN_CLAIM_WORDS,
     claim_sentence,
@@ -51,10 +51,9 @@ def osv_ranges(scope: Scope) -> list[dict[str, Any]]:
 
 def _modified(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
     """When the evidence last changed: the run's end, else its newest cell, else the epoch."""
-    for key in ("finished_at", "started_at"):
-        value = meta.get(key)
-        if isinstance(value, str) and value:
-            return value
+    run = CaseMeta.from_json(meta)
+    if run.finished_at or run.started_at:
+        return run.finished_at or run.started_at
     stamps = [r.finished_at for r in records if r.finished_at]
     return max(stamps) if stamps else _EPOCH
 
@@ -75,7 +74,7 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
     - Untested releases next to a boundary (the true boundary may lie among them), the verdict per
       Python and the claim check go in ``database_specific``.
     """
-    package = meta.get("package")
+    run = CaseMeta.from_json(meta)
     claim = verdict.claim
     per_python = {scope.name.removeprefix("Python "): {
         "ranges": osv_ranges(scope),
@@ -83,9 +82,9 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
         "decisive_cells": scope.decisive,
     } for scope in verdict.per_python}
     affected: list[dict[str, Any]] = []
-    if isinstance(package, str) and package and verdict.overall.ranges:
+    if run.package and verdict.overall.ranges:
         affected.append({
-            "package": {"ecosystem": ECOSYSTEM, "name": package},
+            "package": {"ecosystem": ECOSYSTEM, "name": run.package},
             "ranges": osv_ranges(verdict.overall),
             "database_specific": {"per_python": per_python},
         })
@@ -95,7 +94,7 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
         "schema_version": OSV_SCHEMA_VERSION,
         "id": f"{ID_PREFIX}-{case_id}",
         "modified": _modified(meta, records),
-        "summary": str(meta.get("description") or case_id),
+        "summary": run.description or case_id,
         "details": details,
         "affected": affected,
         "database_specific": {

@@ -29,6 +29,7 @@ from repro_matrix import (
     pythons,
     report,
     repro_files,
+    sandbox,
     store,
 )
 from repro_matrix.bisect import bisect_versions
@@ -47,9 +48,12 @@ from repro_matrix.index import IndexClient
 from repro_matrix.model import (
     Attempt,
     BaseImage,
+    BuildOutcome,
     Case,
+    CaseMeta,
     Cell,
     CellRecord,
+    Lock,
     MatrixConfig,
     Release,
     Status,
@@ -59,10 +63,17 @@ from repro_matrix.model import (
 from repro_matrix.progress import Progress
 from repro_matrix.resolve import ResolveFailure, Resolver, era_cutoffs
 from repro_matrix.shard import ShardSpec, merge_records, partition, shard_loads
-from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED, Observation, Verdict, derive
+from repro_matrix.verdict import (
+    AFFECTED,
+    UNAFFECTED,
+    UNDETERMINED,
+    CaseResult,
+    Observation,
+    Verdict,
+    derive,
+)
 
 _EXCERPT_CHARS = 4000
-_VENV_PYTHON = "/opt/venv/bin/python"  # the cell's interpreter (images/cell.Dockerfile.j2)
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _CaseResults:
+class CaseRecorder:
     """Merges one case's new records into its stored record and rewrites cells.json as cells
     finish.
 
@@ -119,11 +130,12 @@ class _CaseResults:
     FLUSH_EVERY_S = 2.0
 
     def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any],
-                 files: Mapping[str, bytes], start_over: bool = False) -> None:
+                 files: Mapping[str, bytes], start_over: bool = False,
+                 uploads: Mapping[str, datetime | None] | None = None) -> None:
         self.plan = case_plan
         self.results = results
         self.meta = meta
-        self.lock = threading.Lock()
+        self.mutex = threading.Lock()
         self.stored_meta, stored = ({}, {}) if start_over else _stored(results,
                                                                        case_plan.case.id)
         self.discarded = 0 if not start_over else len(_stored(results, case_plan.case.id,
@@ -132,11 +144,12 @@ class _CaseResults:
         self.files = files  # the repro's files, read once per run, not once per cell
         self.not_for_python = dict(case_plan.not_for_python)
         self.records = dict(stored)
+        self.uploads = dict(uploads or {})  # version → when the index got it (era cutoffs)
         self.kept: dict[Status, int] = {}  # outcomes of this run that could not replace a record
         self._flushed_at = 0.0
 
     def add(self, record: CellRecord) -> None:
-        with self.lock:
+        with self.mutex:
             stored = self.records.get(record.cell.id)
             if store.supersedes(record, stored):
                 self.records[record.cell.id] = record
@@ -146,7 +159,7 @@ class _CaseResults:
                 self._write()
 
     def flush(self) -> None:
-        with self.lock:
+        with self.mutex:
             self._write()
 
     def kept_line(self) -> str | None:
@@ -191,6 +204,16 @@ def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
     return {k: v for k, v in _stored(results, case_id, strict=False)[1].items() if v.input_key}
 
 
+def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
+    """A cell's input key: ``run_input_key``, and the case's own limits when it sets any."""
+    key = run_input_key(image_id, case, files)
+    rule = case.outcome
+    limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
+    if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
+        key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
+    return key
+
+
 def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
@@ -211,9 +234,10 @@ def repro_command(case: Case) -> tuple[list[str], str]:
     """The command a cell runs and its working directory. A plain script runs as it always
     has; a case's own `command:` runs in the repro folder, its `python` being the venv's."""
     if not case.command:
-        return [_VENV_PYTHON, f"{engine.REPRO_DIR}/{case.repro.name}"], "/tmp"
+        return [sandbox.VENV_PYTHON, f"{sandbox.REPRO_DIR}/{case.repro.name}"], sandbox.WORKDIR
     first, *rest = case.command
-    return [_VENV_PYTHON if first in ("python", "python3") else first, *rest], engine.REPRO_DIR
+    return ([sandbox.VENV_PYTHON if first in ("python", "python3") else first, *rest],
+            sandbox.REPRO_DIR)
 
 
 def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
@@ -234,6 +258,19 @@ class _Stage:
     engine: engine.Engine
     builder: Builder
     bases: dict[str, BaseImage]
+
+
+@dataclass(frozen=True)
+class _EraBuild:
+    """The image of the first era cutoff that resolved and built (with its lock), or why no
+    cutoff did (classified, with the last log); the attempts either way."""
+
+    attempts: tuple[Attempt, ...]
+    cutoff: str = ""
+    lock: Lock | None = None
+    image: BuildOutcome | None = None
+    failure: Classification | None = None
+    failure_log: str = ""
 
 
 _STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
@@ -268,19 +305,24 @@ def shard_matrix(case_plans: Sequence[plan.CasePlan], count: int,
 
 
 class MatrixRun:
-    """One invocation of the matrix: owns the engine, resolver, builder and progress output."""
+    """One invocation of the matrix: owns the engine, resolver, builder and progress output.
+
+    The package index, the resolver and the engine (``connect``) default to the real ones;
+    tests pass fakes to drive the run loop without Docker or a network."""
 
     def __init__(self, config: MatrixConfig, options: RunOptions,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, *, index: IndexClient | None = None,
+                 resolver: Resolver | None = None,
+                 connect: Callable[[], engine.Engine] = engine.connect) -> None:
         self.config = config
         self.options = options
         self.progress = progress or Progress(sys.stderr)
-        self.index = IndexClient(options.cache_dir)
-        self.resolver = Resolver(self.index, options.cache_dir)
+        self.index = index or IndexClient(options.cache_dir)
+        self.resolver = resolver or Resolver(self.index, options.cache_dir)
+        self._connect = connect
         self.today = date.today()
-        self._reused_lock = threading.Lock()
+        self._reused_mutex = threading.Lock()
         self._reused: set[str] = set()
-        self._uploads: dict[tuple[str, str], datetime | None] = {}
         self._full_plans: dict[str, plan.CasePlan] = {}
 
     def run(self, selection: plan.Selection, bisect: bool = False,
@@ -296,31 +338,31 @@ class MatrixRun:
                       f"{sum(len(cp.cells) for cp in full_plans)} cells")
         self._full_plans = {cp.case.id: cp for cp in full_plans}
         repros = read_repros([cp.case for cp in case_plans])
-        eng = engine.connect()
+        eng = self._connect()
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir,
                           retry_failures=self.options.rerun)
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
-        collectors = [self._collector(cp, releases[cp.case.package], base_images,
-                                      repros[cp.case.id]) for cp in case_plans]
-        for collector in collectors:
+        recorders = [self._recorder(cp, releases[cp.case.package], base_images,
+                                    repros[cp.case.id]) for cp in case_plans]
+        for recorder in recorders:
             if self.options.start_over:
-                self._say(f"--replace: starting {collector.plan.case.id} over; "
-                          f"{collector.discarded} stored record(s) discarded")
+                self._say(f"--replace: starting {recorder.plan.case.id} over; "
+                          f"{recorder.discarded} stored record(s) discarded")
         if self.options.rerun and builder.remembered_failures():
             self._say(f"--rerun: cells whose build failed before are built again (the cache "
                       f"remembers {builder.remembered_failures()} build failure(s))")
         stage = _Stage(eng, builder, base_images)
         tasks: list[Callable[[], None]]
         if bisect:
-            tasks = [partial(self._bisect_task, stage, collector, python)
-                     for collector in collectors for python in collector.plan.pythons]
+            tasks = [partial(self._bisect_task, stage, recorder, python)
+                     for recorder in recorders for python in recorder.plan.pythons]
             self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
                       "job(s)")
         else:
-            tasks = [partial(self._cell_task, stage, collector, cell)
-                     for collector in collectors for cell in collector.plan.cells]
+            tasks = [partial(self._cell_task, stage, recorder, cell)
+                     for recorder in recorders for cell in recorder.plan.cells]
             self.progress.total = len(tasks)
             self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
         pool = ThreadPoolExecutor(max_workers=self.options.jobs)
@@ -332,22 +374,22 @@ class MatrixRun:
             # whatever finished is written before the exception goes on.
             pool.shutdown(wait=True, cancel_futures=True)
             self.progress.close()
-            for collector in collectors:
-                collector.flush()
+            for recorder in recorders:
+                recorder.flush()
         wall = time.monotonic() - started
-        for collector in collectors:
-            collector.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
-            collector.flush()
-            planned = {cell.id for cell in collector.plan.cells}
-            for line in column_failures(collector.plan.case,
-                                        [r for r in collector.records.values()
+        for recorder in recorders:
+            recorder.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
+            recorder.flush()
+            planned = {cell.id for cell in recorder.plan.cells}
+            for line in column_failures(recorder.plan.case,
+                                        [r for r in recorder.records.values()
                                          if r.cell.id in planned]):
                 self._say(line)
-            kept = collector.kept_line()
+            kept = recorder.kept_line()
             if kept:
                 self._say(kept)
-        verdicts = render_results(self.options.results, [c.plan.case.id for c in collectors],
-                                  find=dist_finder(self.options.cache_dir))
+        verdicts = render_results(self.options.results, [c.plan.case.id for c in recorders],
+                                  find=dist_finder(self.options.cache_dir, index=self.index))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
@@ -365,17 +407,17 @@ class MatrixRun:
         (case_plan,) = (cp for cp in full_plans if cp.cells)
         self._full_plans = {case_plan.case.id: case_plan}
         files = read_repros([case_plan.case])[case_plan.case.id]  # a syntax error stops here
-        eng = engine.connect()
+        eng = self._connect()
         eng.remove_leftovers()
         base_images = self._bases(eng, case_plan.pythons)
         stage = _Stage(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
                        base_images)
-        collector = self._collector(case_plan, releases[case_plan.case.package], base_images,
-                                    files)
-        collector.previous = {}  # always run: the author is watching this run's output
+        recorder = self._recorder(case_plan, releases[case_plan.case.package], base_images,
+                                  files)
+        recorder.previous = {}  # always run: the author is watching this run's output
         self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
                   "running; the repro's output follows")
-        return self._cell(stage, collector, cells[0])
+        return self._cell(stage, recorder, cells[0])
 
     def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> dict[str, BaseImage]:
         work_dir = self.options.cache_dir / "rootfs"
@@ -390,56 +432,47 @@ class MatrixRun:
         with ThreadPoolExecutor(max_workers=2) as pool:
             return dict(zip(pythons, pool.map(one, pythons)))
 
-    def _collector(self, case_plan: plan.CasePlan, releases: Sequence[Release],
-                   base_images: dict[str, BaseImage],
-                   files: Mapping[str, bytes]) -> _CaseResults:
+    def _recorder(self, case_plan: plan.CasePlan, releases: Sequence[Release],
+                  base_images: dict[str, BaseImage],
+                  files: Mapping[str, bytes]) -> CaseRecorder:
         case = case_plan.case
         dates = {r.version: r.upload_time.date().isoformat() for r in releases
                  if r.upload_time and r.version in case_plan.versions}
-        meta: dict[str, Any] = {
-            "case": case.id, "package": case.package, "description": case.description,
-            "claim": claim_to_json(case.claim),
-            "matrix_digest": self.config.digest, "started_at": _now(),
-            "repro": _display_path(case.repro, self.config.path.parent),
-            "requirements": list(case.requirements),
-            "repro_path": str(case.repro.resolve()),  # what a rerun by hand mounts
-            "limits": {"memory": case.outcome.memory, "pids": case.outcome.pids,
-                       "tmpfs": case.outcome.tmpfs},
-            "versions": list(case_plan.versions), "pythons": list(case_plan.pythons),
-            "plan_cells": [c.id for c in self._full_plans[case.id].cells],
-            "engine": os.environ.get("DOCKER_HOST", "default"),
-            "release_dates": dates,
-            "bases": {p: base_meta(base_images[p]) for p in case_plan.pythons},
-        }
-        self._uploads.update({(case.id, r.version): r.upload_time for r in releases})
-        if case.command:
-            meta["command"] = list(case.command)
-        if case.env:
-            meta["env"] = dict(case.env)
-        if case.folder:
-            meta["folder"] = True
-        return _CaseResults(case_plan, self.options.results, meta, files,
-                            self.options.start_over)
+        meta = CaseMeta(
+            case=case.id, package=case.package, description=case.description,
+            claim=claim_to_json(case.claim), matrix_digest=self.config.digest,
+            started_at=_now(), repro=_display_path(case.repro, self.config.path.parent),
+            requirements=case.requirements, repro_path=str(case.repro.resolve()),
+            limits=case.outcome.limits, versions=case_plan.versions,
+            pythons=case_plan.pythons,
+            plan_cells=tuple(c.id for c in self._full_plans[case.id].cells),
+            engine=os.environ.get("DOCKER_HOST", "default"), release_dates=dates,
+            bases={p: base_meta(base_images[p]) for p in case_plan.pythons},
+            command=case.command, env=dict(case.env), folder=case.folder,
+        ).to_json()
+        return CaseRecorder(case_plan, self.options.results, meta, files,
+                            self.options.start_over,
+                            uploads={r.version: r.upload_time for r in releases})
 
-    def _finish(self, collector: _CaseResults, record: CellRecord) -> None:
-        collector.add(record)
+    def _finish(self, recorder: CaseRecorder, record: CellRecord) -> None:
+        recorder.add(record)
         kept = record.cell.id in self._reused
         self.progress.cell_finished(record, " (inputs unchanged: kept from the last run)"
                                     if kept else "")
 
-    def _cell_task(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> None:
+    def _cell_task(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> None:
         self.progress.cell_started(cell.id)
-        self._finish(collector, self._cell(stage, collector, cell))
+        self._finish(recorder, self._cell(stage, recorder, cell))
 
-    def _bisect_task(self, stage: _Stage, collector: _CaseResults, python: str) -> None:
-        case = collector.plan.case
+    def _bisect_task(self, stage: _Stage, recorder: CaseRecorder, python: str) -> None:
+        case = recorder.plan.case
         if not stage.bases[python].available:
             # Nothing to search: every cell of the column is unavailable, as in a full run.
-            for version in collector.plan.versions:
-                self._finish(collector, self._cell(stage, collector, Cell(case.id, python,
-                                                                          version)))
-            with collector.lock:
-                collector.meta.setdefault("bisect", {})[python] = {
+            for version in recorder.plan.versions:
+                self._finish(recorder, self._cell(stage, recorder, Cell(case.id, python,
+                                                                        version)))
+            with recorder.mutex:
+                recorder.meta.setdefault("bisect", {})[python] = {
                     "cells_run": 0, "introduced": None, "fixed": None,
                     "non_monotonic": False, "note": "Python unavailable"}
             return
@@ -447,14 +480,14 @@ class MatrixRun:
         def probe(version: str) -> str:
             cell = Cell(case.id, python, version)
             self.progress.cell_started(cell.id)
-            record = self._cell(stage, collector, cell)
-            self._finish(collector, record)
+            record = self._cell(stage, recorder, cell)
+            self._finish(recorder, record)
             return _STATE_OF.get(record.status, UNDETERMINED)
 
         # Releases not for this Python are known without a probe: recorded, never searched.
         searched = []
-        for version in collector.plan.versions:
-            if Cell(case.id, python, version).id in collector.not_for_python:
+        for version in recorder.plan.versions:
+            if Cell(case.id, python, version).id in recorder.not_for_python:
                 probe(version)
             else:
                 searched.append(version)
@@ -463,23 +496,58 @@ class MatrixRun:
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
                    "note": result.note}
-        with collector.lock:
-            collector.meta.setdefault("bisect", {})[python] = summary
+        with recorder.mutex:
+            recorder.meta.setdefault("bisect", {})[python] = summary
         self._say(f"bisect {case.id} py{python}: {result.runs} cells run, introduced "
                   f"{result.introduced or '-'}, fixed {result.fixed or '-'}"
                   + (f"; {result.note}" if result.note else ""))
 
-    def _cell(self, stage: _Stage, collector: _CaseResults, cell: Cell) -> CellRecord:
-        eng, builder, base = stage.engine, stage.builder, stage.bases[cell.python]
-        case = collector.plan.case
-        excluded = collector.not_for_python.get(cell.id)
+    def _cell(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> CellRecord:
+        """Reuse or run one cell: decided by metadata alone, kept from the last run when its
+        inputs are unchanged, else run in the image of the first era cutoff that builds."""
+        base = stage.bases[cell.python]
+        case = recorder.plan.case
+        excluded = recorder.not_for_python.get(cell.id)
         if excluded:  # decided by metadata alone: nothing to resolve, build or run
             return _record(cell, classify_not_for_python(excluded), base)
         if not base.available:
             return _record(cell, classify_unavailable(base.unavailable_reason), base)
+        era = self._build_in_era(stage.builder, base, case, cell,
+                                 recorder.uploads.get(cell.version))
+        if era.lock is None or era.image is None:
+            assert era.failure is not None
+            return replace(_record(cell, era.failure, base), attempts=era.attempts,
+                           output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
+        key = cell_input_key(era.image.image_id, case, recorder.files)
+        previous = recorder.previous.get(cell.id)
+        if previous and previous.input_key == key and not self.options.rerun:
+            with self._reused_mutex:
+                self._reused.add(cell.id)
+            return previous
+        # An engine lost mid-run raises EngineError here: the cell gets no record at all.
+        command, workdir = repro_command(case)
+        rule = case.outcome
+        raw = stage.engine.run(era.image.image_id, command, recorder.files,
+                               rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
+                               memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
+                               workdir=workdir, env=dict(case.env),
+                               on_output=self.options.on_output)
+        lock = era.lock
+        return replace(
+            _record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
+            exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
+            lock=tuple(lock.as_text().split("\n")[:-1]),
+            build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
+            cutoff=era.cutoff, attempts=era.attempts, image_id=era.image.image_id,
+            image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
+            input_key=key)
+
+    def _build_in_era(self, builder: Builder, base: BaseImage, case: Case, cell: Cell,
+                      uploaded: datetime | None) -> _EraBuild:
+        """Find a working era cutoff and build: the first cutoff (in ``era_cutoffs``' order)
+        whose lock resolves and whose image builds, else why none did, classified."""
         release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
-        cutoffs = era_cutoffs(self._uploads.get((case.id, cell.version)), release_day,
-                              self.today, self.config.era)
+        cutoffs = era_cutoffs(uploaded, release_day, self.today, self.config.era)
         tools_floor = f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
         attempts: list[Attempt] = []
         last_log, last_step = "", "install"
@@ -498,38 +566,13 @@ class MatrixRun:
                 last_log, last_step = built.log_excerpt, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
-            key = run_input_key(built.image_id, case, collector.files)
-            rule = case.outcome
-            limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
-            if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
-                key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
-            previous = collector.previous.get(cell.id)
-            if previous and previous.input_key == key and not self.options.rerun:
-                with self._reused_lock:
-                    self._reused.add(cell.id)
-                return previous
-            # An engine lost mid-run raises EngineError here: the cell gets no record at all.
-            command, workdir = repro_command(case)
-            raw = eng.run(built.image_id, command, collector.files,
-                          rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
-                          memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
-                          workdir=workdir, env=dict(case.env),
-                          on_output=self.options.on_output)
-            return replace(
-                _record(cell, classify(raw, case.outcome.signatures, rule.exit_codes), base),
-                exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
-                lock=tuple(lock.as_text().split("\n")[:-1]),
-                build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
-                cutoff=cutoff, attempts=tuple(attempts), image_id=built.image_id,
-                image_ref=built.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
-                input_key=key)
+            return _EraBuild(tuple(attempts), cutoff, lock, built)
         # Interrupted meanwhile (Ctrl-C also kills a resolver's subprocess): no verdict on it.
         engine.check_stopping()
         never_resolved = all(a.result == "resolve failed" for a in attempts)
-        result = classify_build_failure(last_step, len(cutoffs),
-                                        last_log if never_resolved else "")
-        return replace(_record(cell, result, base),
-                       attempts=tuple(attempts), output_excerpt=last_log[-_EXCERPT_CHARS:])
+        failure = classify_build_failure(last_step, len(cutoffs),
+                                         last_log if never_resolved else "")
+        return _EraBuild(tuple(attempts), failure=failure, failure_log=last_log)
 
     def _say(self, line: str) -> None:
         self.progress.say(line)
@@ -665,20 +708,19 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
 
 
 def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
-        -> list[report.CaseResults]:
+        -> list[CaseResult]:
     """Each case's stored cells (default: every case folder) with the verdict derived from
     them."""
     if case_ids is None:
         case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if not case_ids:
         raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
-    cases: list[report.CaseResults] = []
+    cases: list[CaseResult] = []
     for case_id in case_ids:
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
-        claim = meta.get("claim") or {}
         verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         claim_from_json(claim))
-        cases.append((case_id, meta, records, verdict))
+                         claim_from_json(CaseMeta.from_json(meta).claim))
+        cases.append(CaseResult(case_id, meta, records, verdict))
     return cases
 
 
@@ -701,11 +743,12 @@ def _explain_boundaries(results: Path, case_id: str, meta: dict[str, Any],
     return explained
 
 
-def dist_finder(cache_dir: Path, fetch: bool = True) -> boundary.DistFinder:
+def dist_finder(cache_dir: Path, fetch: bool = True,
+                index: IndexClient | None = None) -> boundary.DistFinder:
     """Released files from the wheelhouse, or fetched from the index into the cache's
     ``sources`` folder when absent (never the wheelhouse: builds read only their locks' files)."""
     sources = cache_dir / "sources"
-    index = IndexClient(cache_dir)
+    index = index or IndexClient(cache_dir)
 
     def download(project: str, version: str, prefer_sdist: bool) -> Path | None:
         try:

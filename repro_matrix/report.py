@@ -18,8 +18,14 @@ from tabulate import tabulate
 from repro_matrix import causes, claim_report, sandbox
 from repro_matrix import pythons as py
 from repro_matrix.boundary import INTRODUCED, Explained
-from repro_matrix.model import CellRecord, Claim, Status
-from repro_matrix.verdict import HOLDS_WHERE_CHECKED, AffectedRange, Scope, Verdict
+from repro_matrix.model import CaseMeta, CellRecord, Claim, Status
+from repro_matrix.verdict import (
+    HOLDS_WHERE_CHECKED,
+    AffectedRange,
+    CaseResult,
+    Scope,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,6 @@ CLAIM_WORDS: dict[bool | None, str] = {True: "✅ holds", False: "❌ does not h
 PLAIN_CLAIM_WORDS: dict[bool | None, str] = {True: "holds", False: "does not hold",
                                              None: "cannot be decided"}
 _EXCERPT_LINES = 6
-# Where a cell's image runs the repro (see pipeline.MatrixRun._cell).
-_INTERPRETER = "/opt/venv/bin/python"
 _REPRO_PLACEHOLDER = "path/to/repro.py"
 
 
@@ -110,7 +114,7 @@ def folded_pythons(records: Sequence[CellRecord]) -> list[str]:
             if all(r.status is Status.UNAVAILABLE for r in records if r.cell.python == p)]
 
 
-def status_table(records: Sequence[CellRecord], release_dates: dict[str, str],
+def status_table(records: Sequence[CellRecord], release_dates: Mapping[str, str],
                  fold: bool = False) -> str:
     """Rows are versions (PEP 440 order), columns Pythons, emoji and letter per cell."""
     folded = set(folded_pythons(records)) if fold else set()
@@ -239,11 +243,11 @@ def claim_words(claim: Claim) -> str:
 # ---- coverage: what was decided, and what was not and why ------------------------------------
 
 
-def coverage_sentence(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
+def coverage_sentence(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
     """Per Python: releases decided out of those planned, and why the rest were not; bisect runs
     say how many releases ran."""
-    planned = len(meta.get("versions") or ordered_versions(records))
-    bisect = meta.get("bisect") or {}
+    planned = len(meta.versions or ordered_versions(records))
+    bisect = meta.bisect
     parts, untested = [], []
     for python in ordered_pythons(records):
         mine = [r for r in records if r.cell.python == python]
@@ -264,7 +268,7 @@ def coverage_sentence(meta: dict[str, Any], records: Sequence[CellRecord]) -> st
     return "; ".join(parts) + "."
 
 
-def summary_section(verdict: Verdict, meta: dict[str, Any] | None = None,
+def summary_section(verdict: Verdict, meta: CaseMeta | None = None,
                     records: Sequence[CellRecord] = ()) -> str:
     """What a reader needs first: the verdict, its coverage and the claim check."""
     lines = [f"**Verdict.** {headline(verdict)}", ""]
@@ -421,14 +425,14 @@ def boundary_cells(records: Sequence[CellRecord], verdict: Verdict) -> list[Boun
     return [Boundary(by_key[k], tuple(roles[k])) for k in keys]
 
 
-def repro_mount(meta: dict[str, Any]) -> tuple[str, str, bool]:
+def repro_mount(meta: CaseMeta) -> tuple[str, str, bool]:
     """(host path of the repro, file name inside the container, known) from cells.json.
 
     Runs record the absolute path ("repro_path"); older results only the path relative to the
     matrix file, which then needs running from its folder (``$PWD``).
     """
-    repro = meta.get("repro_path") or meta.get("repro")
-    if not isinstance(repro, str) or not repro.strip():
+    repro = meta.repro_path or meta.repro
+    if not repro.strip():
         return f"$PWD/{_REPRO_PLACEHOLDER}", PurePosixPath(_REPRO_PLACEHOLDER).name, False
     path = PurePosixPath(repro.strip())
     source = _double_quoted(str(path))
@@ -440,29 +444,27 @@ def _double_quoted(text: str) -> str:
     return "".join(f"\\{ch}" if ch in '\\"$`' else ch for ch in text)
 
 
-def rerun_command(record: CellRecord, meta: dict[str, Any]) -> str | None:
+def rerun_command(record: CellRecord, meta: CaseMeta) -> str | None:
     """The docker command that reruns a cell's repro in its image, in the sandbox the harness
     used; None when no image was built. A bind mount (``--mount``) fails loudly when the repro
     is not there, where ``-v`` would create an empty directory in its place."""
     if not record.image_ref:
         return None
     source, name, _ = repro_mount(meta)
-    target = f"/repro/{name}"
-    env = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in (meta.get("env") or {}).items())
-    limits = meta.get("limits")
-    limits = limits if isinstance(limits, dict) else {}
-    limits = {k: v for k, v in limits.items() if k in ("memory", "pids", "tmpfs")}
-    command = meta.get("command")
-    if isinstance(command, list) and command:  # the case's own command, run in /repro
-        target = "/repro" if meta.get("folder") else target
-        words = [_INTERPRETER if i == 0 and w in ("python", "python3") else str(w)
-                 for i, w in enumerate(command)]
-        flags = sandbox.run_flags(**limits, workdir="/repro")
+    target = f"{sandbox.REPRO_DIR}/{name}"
+    env = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in meta.env.items())
+    limits = meta.limits
+    if meta.command:  # the case's own command, run in /repro
+        target = sandbox.REPRO_DIR if meta.folder else target
+        words = [sandbox.VENV_PYTHON if i == 0 and w in ("python", "python3") else w
+                 for i, w in enumerate(meta.command)]
+        flags = sandbox.run_flags(limits.memory, limits.pids, limits.tmpfs,
+                                  workdir=sandbox.REPRO_DIR)
         return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
                 f"{shlex.quote(record.image_ref)} {shlex.join(words)}")
-    flags = sandbox.run_flags(**limits)
+    flags = sandbox.run_flags(limits.memory, limits.pids, limits.tmpfs)
     return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
-            f"{shlex.quote(record.image_ref)} {_INTERPRETER} {shlex.quote(target)}")
+            f"{shlex.quote(record.image_ref)} {sandbox.VENV_PYTHON} {shlex.quote(target)}")
 
 
 def _mount(target: str, source: str) -> str:
@@ -470,14 +472,14 @@ def _mount(target: str, source: str) -> str:
     return _double_quoted(f"type=bind,target={target},readonly,source=") + source
 
 
-def _rerun_lines(record: CellRecord, meta: dict[str, Any]) -> list[str]:
+def _rerun_lines(record: CellRecord, meta: CaseMeta) -> list[str]:
     command = rerun_command(record, meta)
     if command is None:
         return ["- rerun: no image was built for this cell"]
     return [f"- rerun by hand: `{command}`"]
 
 
-def _rerun_note(meta: dict[str, Any]) -> str:
+def _rerun_note(meta: CaseMeta) -> str:
     source, _, known = repro_mount(meta)
     if known and not source.startswith("$PWD/"):
         return ("Rerun commands mount the case's repro script read-only and apply the "
@@ -496,7 +498,7 @@ def _outcome_words(record: CellRecord) -> str:
 
 
 def boundaries_section(records: Sequence[CellRecord], verdict: Verdict,
-                       meta: dict[str, Any]) -> str:
+                       meta: CaseMeta) -> str:
     """One line per Python with its boundary cells: each one's role, what it showed, its
     environment and how to rerun it."""
     found = boundary_cells(records, verdict)
@@ -513,7 +515,7 @@ def boundaries_section(records: Sequence[CellRecord], verdict: Verdict,
     return "\n".join(lines)
 
 
-def _boundary_words(boundary: Boundary, meta: dict[str, Any]) -> str:
+def _boundary_words(boundary: Boundary, meta: CaseMeta) -> str:
     record = boundary.record
     pins = ", ".join(pin.split(" ")[0] for pin in record.lock) or "-"
     tools = ", ".join(pin.split(" ")[0] for pin in record.build_lock) or "-"
@@ -528,11 +530,11 @@ def _boundary_words(boundary: Boundary, meta: dict[str, Any]) -> str:
 # ---- evidence -------------------------------------------------------------------------------
 
 
-def evidence_section(records: Sequence[CellRecord], meta: dict[str, Any] | None = None) -> str:
+def evidence_section(records: Sequence[CellRecord], meta: CaseMeta | None = None) -> str:
     """One evidence block per group of cells with one status and one error line (its
     representative: the newest release on the newest Python); every other cell is in report.html
     and cells.json."""
-    meta = meta or {}
+    meta = meta or CaseMeta()
     lines: list[str] = []
     tested = ordered_versions(records)
     for group in causes.groups(records, [s for s in Status if s is not Status.NOT_REPRODUCED]):
@@ -545,7 +547,7 @@ def evidence_section(records: Sequence[CellRecord], meta: dict[str, Any] | None 
     return "\n".join(lines).rstrip() or "Every cell decided; the boundary cells are above."
 
 
-def _cell_evidence(record: CellRecord, meta: dict[str, Any], standing_for: str = "") -> list[str]:
+def _cell_evidence(record: CellRecord, meta: CaseMeta, standing_for: str = "") -> list[str]:
     cell = record.cell
     head = (f"<details><summary>{mark(record.status)} py{cell.python} {cell.version}: "
             f"{look(record.status).words}, {plain(record.reason)}"
@@ -559,9 +561,9 @@ def _cell_evidence(record: CellRecord, meta: dict[str, Any], standing_for: str =
               + ("; ".join(f"{a.cutoff[:10]} → {a.result}"
                            + (f" (`{causes.attempt_cause(a.detail)}`)" if a.detail else "")
                            for a in record.attempts) or "-")]
-    if meta.get("requirements"):
+    if meta.requirements:
         facts.append("- repro requirements (in the lock): "
-                     + ", ".join(f"`{r}`" for r in meta["requirements"]))
+                     + ", ".join(f"`{r}`" for r in meta.requirements))
     if record.lock:
         facts.append("- lock: " + ", ".join(f"`{pin.split(' ')[0]}`" for pin in record.lock)
                      + " (hashes in cells.json)")
@@ -654,32 +656,29 @@ def svg_link(case_id: str) -> str:
     return f"{quote(case_id)}/matrix.svg"
 
 
-def run_words(meta: dict[str, Any]) -> str:
+def run_words(meta: CaseMeta) -> str:
     """When the run finished, or that it has not (cells.json is rewritten as cells finish)."""
-    if meta.get("finished_at"):
-        return (f"run finished {meta['finished_at']} in {meta.get('wall_time_s', 0):.0f} s")
-    return f"run not finished (started {meta.get('started_at') or '?'}): partial results"
+    if meta.finished_at:
+        return (f"run finished {meta.finished_at} in {meta.wall_time_s:.0f} s")
+    return f"run not finished (started {meta.started_at or '?'}): partial results"
 
 
-def facts_line(meta: dict[str, Any], records: Sequence[CellRecord]) -> str:
+def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
     """What was planned and when it ran."""
     versions = len({r.cell.version for r in records})
     pythons = len({r.cell.python for r in records})
-    if meta.get("bisect"):  # a bisection runs a few cells per Python, not a full matrix
-        planned = len(meta.get("versions") or ()) or versions
-        return (f"Package `{meta.get('package', '')}`, bisect over {plural(planned, 'release')} "
+    if meta.bisect:  # a bisection runs a few cells per Python, not a full matrix
+        planned = len(meta.versions) or versions
+        return (f"Package `{meta.package}`, bisect over {plural(planned, 'release')} "
                 f"× {plural(pythons, 'Python')}: {plural(len(records), 'cell')} run; "
                 f"{run_words(meta)}.")
-    return (f"Package `{meta.get('package', '')}`, {plural(versions, 'release')} × "
+    return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
             f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; {run_words(meta)}.")
 
 
-CaseResults = tuple[str, dict[str, Any], Sequence[CellRecord], Verdict]
-
-
-def base_images_section(meta: dict[str, Any]) -> list[str]:
+def base_images_section(meta: CaseMeta) -> list[str]:
     """Where each column's interpreter came from, and which providers were passed over."""
-    found = meta.get("bases") or {}
+    found = meta.bases
     if not found:
         return []
     lines = ["### Base images", ""]
@@ -697,9 +696,11 @@ def base_images_section(meta: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
+def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[CellRecord],
                 verdict: Verdict, explained: Sequence[Explained] = ()) -> str:
-    title = meta.get("description") or case_id
+    """One case's section of report.md, from its cells.json (``stored_meta`` and records)."""
+    meta = CaseMeta.from_json(stored_meta)
+    title = meta.description or case_id
     folded = folded_note(records)
     lines = [f"## {case_id}: {title}", "", summary_section(verdict, meta, records), "",
              facts_line(meta, records), "",
@@ -708,7 +709,7 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
              "### Failure causes", "", causes_section(records), "",
              "### Compatibility table", "",
              f"![{case_id}: one square per cell, coloured by status]({svg_link(case_id)})", "",
-             status_table(records, meta.get("release_dates", {}), fold=True), "",
+             status_table(records, meta.release_dates, fold=True), "",
              *([folded, ""] if folded else []), legend(records), "",
              *base_images_section(meta),
              "### Notes", "", notes_section(verdict), "",
@@ -717,12 +718,12 @@ def render_case(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _claim_ranges_lines(case_id: str, meta: dict[str, Any], verdict: Verdict) -> list[str]:
+def _claim_ranges_lines(case_id: str, meta: CaseMeta, verdict: Verdict) -> list[str]:
     section = claim_report.ranges_section(case_id, meta, verdict)
     return ["### Claim, range by range", "", section, ""] if section else []
 
 
-def render(cases: Sequence[CaseResults],
+def render(cases: Sequence[CaseResult],
            explained: Mapping[str, Sequence[Explained]] | None = None) -> str:
     parts = ["# repro-matrix report", "",
              "Generated from the stored cell results; every verdict below is computed from "
@@ -732,24 +733,25 @@ def render(cases: Sequence[CaseResults],
     return "\n".join(parts)
 
 
-def step_summary(cases: Sequence[CaseResults]) -> str:
+def step_summary(cases: Sequence[CaseResult]) -> str:
     """What a CI job summary shows: per case the summary sentences and the table."""
     parts = ["## repro-matrix", ""]
-    for case_id, meta, records, verdict in cases:
-        parts += [f"### {case_id}: {meta.get('description') or case_id}", "",
+    for case_id, stored_meta, records, verdict in cases:
+        meta = CaseMeta.from_json(stored_meta)
+        parts += [f"### {case_id}: {meta.description or case_id}", "",
                   summary_section(verdict, meta, records), "",
-                  status_table(records, meta.get("release_dates", {}), fold=True), "",
+                  status_table(records, meta.release_dates, fold=True), "",
                   " · ".join(f"{mark(s)} {look(s).words}" for s in Status), ""]
     return "\n".join(parts)
 
 
-def terminal_lines(cases: Sequence[CaseResults]) -> list[str]:
+def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     """The end of a run on the terminal: per case the verdict, the claim check and the causes
     of cells that decided nothing."""
     lines = []
-    for case_id, meta, records, verdict in cases:
+    for case_id, stored_meta, records, verdict in cases:
         lines += [f"{case_id}: {headline(verdict)}",
-                  f"  coverage: {coverage_sentence(meta, records)}",
+                  f"  coverage: {coverage_sentence(CaseMeta.from_json(stored_meta), records)}",
                   f"  claim check: {claim_sentence(verdict, PLAIN_CLAIM_WORDS)}"]
         lines += [f"  {line}" for line in cause_lines(records)]
     return lines

@@ -24,7 +24,8 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from repro_matrix.errors import IndexError_, ResolveToolError
+from repro_matrix import store
+from repro_matrix.errors import IndexUnavailable, ResolveToolError
 from repro_matrix.index import IndexClient, file_sha256
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
 
@@ -154,7 +155,7 @@ class Resolver:
                     dist = next((f for r in self.index.releases(pin.name) for f in r.files
                                  if f.filename == pin.filename), None)
                     if dist is None:
-                        raise IndexError_(f"{wheel}: damaged, and the index no longer has it",
+                        raise IndexUnavailable(f"{wheel}: damaged, and the index no longer has it",
                                           "delete the cache's locks folder and run again")
                     self.index.download(dist, self.wheelhouse)
                 self._verified.add(pin.filename)
@@ -278,8 +279,5 @@ def _lock_from_json(data: dict[str, object]) -> Lock | ResolveFailure:
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    store.write_atomic(path, json.dumps(data, indent=1), results=False)
 

@@ -3,11 +3,28 @@ restrictions as `docker run` flags for the report's rerun commands."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 USER = "65534:65534"
 WORKDIR = "/tmp"
-MEMORY, PIDS, TMPFS = "512m", 256, "64m"  # a cell's limits unless its case sets others
+REPRO_DIR = "/repro"  # where a cell's repro files are placed in its container
+VENV = "/opt/venv"  # the cell's virtual environment (images/cell.Dockerfile.j2)
+VENV_PYTHON = f"{VENV}/bin/python"  # the interpreter a cell's repro runs with
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a cell's container may use (a case's `limits:`); docker's size syntax."""
+
+    memory: str = "512m"
+    pids: int = 256
+    tmpfs: str = "64m"
+
+
+DEFAULT_LIMITS = Limits()  # a cell's limits unless its case sets others
+# The defaults one by one, for keyword defaults.
+MEMORY, PIDS, TMPFS = DEFAULT_LIMITS.memory, DEFAULT_LIMITS.pids, DEFAULT_LIMITS.tmpfs
 
 
 def _table(memory: str, pids: int, tmpfs: str,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -21,26 +22,38 @@ from repro_matrix.verdict import Verdict
 SCHEMA_VERSION = 1
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, results: bool = True) -> None:
     """Readers see the old file or the new one, never a part; a file system that refuses the
-    write (full disk, permissions) is one UsageError naming the file, with no temporary left."""
+    write (full disk, permissions) is one UsageError naming the file, with no temporary left
+    (a cache file, ``results`` off: the OSError itself, which the CLI reports)."""
+    with atomic_file(path, results) as handle:
+        handle.write(text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, results: bool = True) -> Iterator[IO[bytes]]:
+    """A binary handle whose bytes replace ``path`` when the block ends; an exception in the
+    block leaves ``path`` as it was and no temporary behind (the one home of atomic writes:
+    results, and the cache's locks, index pages, downloads and build failures)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
+        if not results:
+            raise
         raise _unwritable(path, exc) from None
     try:
         # mkstemp creates 0600 whatever the umask; results are meant to be read by others
         # (a report written under sudo must open for the user), so follow the umask.
         os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and results:
             raise _unwritable(path, exc) from None
         raise
 

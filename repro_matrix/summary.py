@@ -9,7 +9,7 @@ from typing import Any
 
 from repro_matrix import store
 from repro_matrix.model import Status
-from repro_matrix.report import CaseResults
+from repro_matrix.verdict import CaseResult
 
 FAIL_ON = ("refuted", "reproduced", "changed")
 
@@ -39,7 +39,7 @@ def _comparable(verdict: Any) -> Any:
     return verdict
 
 
-def met(conditions: Sequence[str], cases: Sequence[CaseResults],
+def met(conditions: Sequence[str], cases: Sequence[CaseResult],
         before: Mapping[str, Any]) -> list[str]:
     """One line per condition a case meets: its claim refuted, a cell reproduced, or its
     verdict changed against ``before`` (a case absent before counts as changed)."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from packaging.version import Version
 
-from repro_matrix.model import OSV_ZERO, Claim, ClaimRange, Status
+from repro_matrix.model import OSV_ZERO, CellRecord, Claim, ClaimRange, Status
 
 # Aggregated per-version state across Pythons.
 AFFECTED = "affected"
@@ -149,6 +150,16 @@ class Verdict:
     overall: Scope
     differs_by_python: tuple[str, ...]
     claim: ClaimCheck
+
+
+class CaseResult(NamedTuple):
+    """One case as the reports read it: its cells.json (run metadata and records) and the
+    verdict derived from them."""
+
+    case_id: str
+    meta: dict[str, Any]
+    records: Sequence[CellRecord]
+    verdict: Verdict
 
 
 def version_states(observations: Iterable[Observation]) -> dict[str, str]:

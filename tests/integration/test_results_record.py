@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from repro_matrix import engine, store
-from repro_matrix.model import CellRecord
+from repro_matrix.model import CaseMeta, CellRecord
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE, PYTHON, SPEC = "six", "3.11", ">=1.15,<1.18"  # 1.15.0, 1.16.0, 1.17.0
@@ -267,7 +267,7 @@ def test_the_reports_rerun_command_works_from_any_folder_and_fails_loudly_withou
 
     meta, cells = store.read_cells(full / "results" / "record-merge" / "cells.json")
     reproduced = next(r for r in cells if r.status.value == "reproduced")
-    command = report.rerun_command(reproduced, meta)
+    command = report.rerun_command(reproduced, CaseMeta.from_json(meta))
     assert command is not None and command in (full / "results" / "report.md").read_text()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -275,7 +275,8 @@ def test_the_reports_rerun_command_works_from_any_folder_and_fails_loudly_withou
                           text=True, timeout=120, check=False)
     assert done.returncode == reproduced.exit_code and SIGNATURE in done.stdout, done.stderr
     assert list(elsewhere.iterdir()) == []  # nothing created where it ran
-    gone = report.rerun_command(reproduced, {**meta, "repro_path": str(tmp_path / "gone.py")})
+    gone = report.rerun_command(reproduced, CaseMeta.from_json(
+        {**meta, "repro_path": str(tmp_path / "gone.py")}))
     assert gone is not None
     failed = subprocess.run(["bash", "-c", gone], cwd=elsewhere, capture_output=True,
                             text=True, timeout=120, check=False)

@@ -10,7 +10,7 @@ import pytest
 from repro_matrix import bases
 from repro_matrix.errors import UsageError
 from repro_matrix.interpreters import Interpreter
-from repro_matrix.model import BaseImage, ProviderSettings
+from repro_matrix.model import BaseImage, CaseMeta, ProviderSettings
 
 
 def base(provider: str, reason: str = "") -> BaseImage:
@@ -133,10 +133,10 @@ def test_each_column_says_where_its_interpreter_came_from() -> None:
     assert describe_base(missing) == "unavailable: registry: a; debian: b; local: c"
     meta = {"bases": {"3.6": base_meta(local), "3.5": base_meta(missing)}}
     assert meta["bases"]["3.6"]["passed_over"]["debian"] == "no Debian suite ships 3.6"
-    assert base_images_section(meta) == [
+    assert base_images_section(CaseMeta.from_json(meta)) == [
         "### Base images", "",
         "- Python 3.5: unavailable (registry: a; debian: b; local: c)",
         "- Python 3.6: local, CPython 3.6.15 from pyenv (/p) on debian bookworm (Python 3.6.15); "
         "passed over registry: cannot pull python:3.6-slim (no connection); debian: no Debian "
         "suite ships 3.6", ""]
-    assert base_images_section({}) == []
+    assert base_images_section(CaseMeta.from_json({})) == []

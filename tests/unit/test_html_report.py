@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from repro_matrix import html_report, report
-from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
 from repro_matrix.verdict import Observation, Verdict, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
@@ -136,7 +136,7 @@ def test_cell_data_survives_the_script_tag_intact() -> None:
     assert cell["output"] == f"Traceback\n{EVIL}\n"
     assert cell["exit_code"] == 1 and cell["roles"] == ["introduced"]
     assert cell["lock"] == [f"pkg==1.2 --hash=sha256:{'1' * 64}"]
-    assert cell["rerun"] == report.rerun_command(RECORDS[2], META)
+    assert cell["rerun"] == report.rerun_command(RECORDS[2], CaseMeta.from_json(META))
     assert data["demo/py3.11/1.2"]["rerun"] is None
 
 
@@ -164,11 +164,12 @@ def test_columns_unavailable_for_every_release_are_folded_and_named() -> None:
 
 
 def test_panel_leads_with_the_error_line_and_a_passing_cell_has_none() -> None:
-    failing = html_report.cell_data(record("3.9", "1.2", R), META, ())
+    meta = CaseMeta.from_json(META)
+    failing = html_report.cell_data(record("3.9", "1.2", R), meta, ())
     assert failing["error"] == failing["reason"]  # no exception line in its output
     assert failing["output"].startswith("Traceback")
-    assert html_report.cell_data(record("3.9", "1.0", N), META, ())["error"] == ""
-    uninstallable = html_report.cell_data(record("3.11", "1.2", CI), META, ())
+    assert html_report.cell_data(record("3.9", "1.0", N), meta, ())["error"] == ""
+    uninstallable = html_report.cell_data(record("3.11", "1.2", CI), meta, ())
     assert uninstallable["error"] == uninstallable["reason"]  # no output: the reason leads
-    assert "none" not in str(html_report.cell_data(record("3.11", "1.2", CI), META, ())
+    assert "none" not in str(html_report.cell_data(record("3.11", "1.2", CI), meta, ())
                              ["exit_code"])

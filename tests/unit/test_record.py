@@ -26,7 +26,7 @@ from repro_matrix.model import (
     Status,
     VersionSelection,
 )
-from repro_matrix.pipeline import _CaseResults, alert_changes, render_results
+from repro_matrix.pipeline import CaseRecorder, alert_changes, render_results
 
 R, N, OF, CI, T, C, U = (Status.REPRODUCED, Status.NOT_REPRODUCED, Status.OTHER_FAILURE,
                        Status.CANNOT_INSTALL, Status.TIMEOUT, Status.CANNOT_TEST,
@@ -104,10 +104,10 @@ def test_a_slice_merges_into_the_stored_case_and_keeps_every_other_record(
     _stored_full(results)
     render_results(results)
     verdict_before = (results / "demo" / "verdict.json").read_text()
-    collector = _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.1",)), results,
+    recorder = CaseRecorder(_plan(_case(tmp_path), ("3.9",), ("1.1",)), results,
                              _slice_meta(["3.9"], ["1.1"]), {})
-    collector.add(rec("3.9", "1.1", N, key="new"))
-    collector.flush()
+    recorder.add(rec("3.9", "1.1", N, key="new"))
+    recorder.flush()
     meta, records = store.read_cells(results / "demo" / "cells.json")
     assert [r.cell.id for r in records] == [r.cell.id for r in FULL]
     assert {r.cell.id: r.input_key for r in records}["demo/py3.9/1.1"] == "new"
@@ -123,14 +123,14 @@ def test_a_slice_merges_into_the_stored_case_and_keeps_every_other_record(
 def test_an_outage_keeps_the_decided_record_and_says_so(tmp_path: Path) -> None:
     results = tmp_path / "results"
     _stored_full(results)
-    collector = _CaseResults(_plan(_case(tmp_path), ("3.11",), ("1.0", "1.1")), results,
+    recorder = CaseRecorder(_plan(_case(tmp_path), ("3.11",), ("1.0", "1.1")), results,
                              _slice_meta(["3.11"], ["1.0", "1.1"]), {})
-    collector.add(rec("3.11", "1.0", U))
-    collector.add(rec("3.11", "1.1", U))
-    collector.flush()
+    recorder.add(rec("3.11", "1.0", U))
+    recorder.add(rec("3.11", "1.1", U))
+    recorder.flush()
     _, records = store.read_cells(results / "demo" / "cells.json")
     assert [r.status for r in records] == [r.status for r in FULL]
-    line = collector.kept_line()
+    line = recorder.kept_line()
     assert line is not None and line.startswith("demo: kept 2 stored record(s) over an "
                                                 "infrastructure outage of this run (2 unavailable)")
 
@@ -138,11 +138,11 @@ def test_an_outage_keeps_the_decided_record_and_says_so(tmp_path: Path) -> None:
 def test_replace_starts_over(tmp_path: Path) -> None:
     results = tmp_path / "results"
     _stored_full(results)
-    collector = _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results,
+    recorder = CaseRecorder(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results,
                              _slice_meta(["3.9"], ["1.0"]), {}, start_over=True)
-    assert collector.discarded == len(FULL)
-    collector.add(rec("3.9", "1.0", U))
-    collector.flush()
+    assert recorder.discarded == len(FULL)
+    recorder.add(rec("3.9", "1.0", U))
+    recorder.flush()
     meta, records = store.read_cells(results / "demo" / "cells.json")
     assert [(r.cell.id, r.status) for r in records] == [("demo/py3.9/1.0", U)]
     assert meta["versions"] == ["1.0"]
@@ -155,7 +155,7 @@ def test_an_unreadable_stored_case_is_refused_not_overwritten(tmp_path: Path) ->
     cells.write_text(cells.read_text().replace('"schema_version": 1', '"schema_version": 99'))
     before = cells.read_text()
     with pytest.raises(UsageError) as refused:
-        _CaseResults(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results, {}, {})
+        CaseRecorder(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results, {}, {})
     assert "schema 99" in refused.value.one_line() and "--replace" in refused.value.one_line()
     assert cells.read_text() == before
 

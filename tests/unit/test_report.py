@@ -15,7 +15,7 @@ import pytest
 import tabulate
 
 from repro_matrix import report
-from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
 from repro_matrix.verdict import Observation, Verdict, derive
 
 Golden = Callable[[str, str], None]
@@ -165,7 +165,7 @@ def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
 
 
 def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
-    text = report.boundaries_section(RECORDS, verdict(CLAIM), META)
+    text = report.boundaries_section(RECORDS, verdict(CLAIM), CaseMeta.from_json(META))
     assert text.count("\n- ") == 2  # one line per Python
     assert ("- **py3.10** · 🔴 R **1.0.0**, introduced, last affected: reproduced, "
             "`RuntimeError: BOOM`") in text
@@ -176,7 +176,7 @@ def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
 def test_boundaries_section_without_ranges() -> None:
     passing = [record("3.9", "1.0.0", N)]
     verdict_ = derive([Observation("3.9", "1.0.0", N)], Claim())
-    assert report.boundaries_section(passing, verdict_, META) == (
+    assert report.boundaries_section(passing, verdict_, CaseMeta.from_json(META)) == (
         "No affected range, so no boundary cells.")
 
 
@@ -194,7 +194,7 @@ SANDBOX_FLAGS = ("--network none --workdir /tmp --read-only --tmpfs /tmp:rw,size
 ])
 def test_rerun_command_binds_the_repro_and_runs_it_in_the_cells_sandbox(
         meta: dict[str, str], mount: str, inside: str) -> None:
-    command = report.rerun_command(record("3.9", "1.0.0", R), meta)
+    command = report.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
     assert command == (f'docker run --rm --mount "type=bind,target={inside},readonly,'
                        f'source={mount}" {SANDBOX_FLAGS} '
                        f"repro-matrix/cell:0123456789abcdef0123 /opt/venv/bin/python {inside}")
@@ -204,7 +204,7 @@ def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
     from repro_matrix import sandbox
 
     meta = {"repro_path": "/r.py", "limits": {"memory": "64m", "pids": 32, "tmpfs": "8m"}}
-    command = report.rerun_command(record("3.9", "1.0.0", R), meta)
+    command = report.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
     assert command is not None
     assert shlex.join(sandbox.run_flags("64m", 32, "8m")) in command
     assert "--memory 64m --memory-swap 64m --pids-limit 32" in command
@@ -218,19 +218,20 @@ def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
 def test_rerun_command_fails_loudly_when_the_repro_is_missing(tmp_path: Path) -> None:
     """--mount refuses a missing source, where -v would create an empty directory."""
     command = report.rerun_command(record("3.9", "1.0.0", R),
-                                   {"repro_path": str(tmp_path / "gone.py")})
+                                   CaseMeta(repro_path=str(tmp_path / "gone.py")))
     assert command is not None and "-v " not in command
     assert f"source={tmp_path}/gone.py" in command and "type=bind" in command
 
 
 def test_rerun_command_is_none_without_an_image() -> None:
-    assert report.rerun_command(record("3.12", "0.9.0", CI), META) is None
-    assert "no image was built" in report.evidence_section([record("3.12", "0.9.0", CI)], META)
+    assert report.rerun_command(record("3.12", "0.9.0", CI), CaseMeta.from_json(META)) is None
+    assert "no image was built" in report.evidence_section([record("3.12", "0.9.0", CI)],
+                                                     CaseMeta.from_json(META))
 
 
 def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> None:
     awkward = 'we"ird $dir/`x`/re pro.py'
-    command = report.rerun_command(record("3.9", "1.0.0", R), {"repro": awkward})
+    command = report.rerun_command(record("3.9", "1.0.0", R), CaseMeta(repro=awkward))
     assert command is not None
     echo = command.replace("docker run", "printf '%s\\n'", 1)
     out = subprocess.run(["bash", "-c", echo], cwd=tmp_path, capture_output=True, text=True,
@@ -243,7 +244,7 @@ def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> Non
 def test_evidence_names_exit_code_output_tail_and_rerun() -> None:
     loud = replace(record("3.9", "1.0.0", R),
                    output_excerpt="".join(f"line {i}\n" for i in range(20)))
-    text = report.evidence_section([loud], META)
+    text = report.evidence_section([loud], CaseMeta.from_json(META))
     assert "py3.9 1.0.0: reproduced, exit 1, output has 'RuntimeError: BOOM'</summary>" in text
     assert "- exit code 1\n" in text
     tail = 20 - report._EXCERPT_LINES
@@ -322,13 +323,13 @@ def test_partial_results_say_the_run_has_not_finished() -> None:
 
 
 def test_coverage_names_what_was_not_decided_and_how_much_a_bisect_ran() -> None:
-    full = report.coverage_sentence(META, RECORDS)
+    full = report.coverage_sentence(CaseMeta.from_json(META), RECORDS)
     assert full.startswith("Python 3.9: 5 of 5 releases decided; Python 3.10: 4 of 5 releases "
                            "decided (other failure 1);")
     assert full.endswith("not tested: Python 3.13 (unavailable: no base image).")
     probed = [r for r in RECORDS if r.cell.python == "3.9" and r.cell.version != "1.9.0"]
     bisected = report.coverage_sentence(
-        {"versions": list(GRID), "bisect": {"3.9": {"cells_run": 4}}}, probed)
+        CaseMeta(versions=tuple(GRID), bisect={"3.9": {"cells_run": 4}}), probed)
     assert bisected == "Python 3.9: bisect: 4 of 5 releases run, 4 decided."
 
 
@@ -348,5 +349,5 @@ def test_reasons_read_as_words() -> None:
 def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
     probed = [r for r in RECORDS if r.cell.version in ("0.9.0", "2.0.0")]
     meta = {**META, "versions": list(GRID), "bisect": {"3.9": {"cells_run": 2}}}
-    assert report.facts_line(meta, probed).startswith(
+    assert report.facts_line(CaseMeta.from_json(meta), probed).startswith(
         "Package `pkg`, bisect over 5 releases × 4 Pythons: 8 cells run; ")

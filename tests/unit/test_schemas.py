@@ -133,3 +133,30 @@ def test_published_results_match_their_schema(path: Path) -> None:
     if name is None:
         pytest.skip(f"no schema for {path.name}")
     jsonschema.validate(json.loads(path.read_text()), schema(name))
+
+
+def test_case_meta_as_a_run_writes_it_matches_the_schema_and_reads_back_the_same(
+        tmp_path: Path) -> None:
+    from repro_matrix.model import CaseMeta
+    from repro_matrix.sandbox import Limits
+
+    meta = CaseMeta(case="demo", package="pkg", description="d", claim={"first_fixed": "1.1"},
+                    matrix_digest="x", started_at="2024-01-02T03:04:05Z", repro="repro.py",
+                    requirements=("pytest",), repro_path="/abs/repro.py",
+                    limits=Limits("256m", 64, "8m"), versions=("1.0", "1.1"),
+                    pythons=("3.9",), plan_cells=("demo/py3.9/1.0", "demo/py3.9/1.1"),
+                    engine="default", release_dates={"1.0": "2020-01-01"},
+                    bases={"3.9": {"provider": "debian", "reference": "r", "source": "s"}},
+                    command=("python", "-m", "pytest"), env={"A": "1"}, folder=True,
+                    finished_at="2024-01-02T03:05:05Z", wall_time_s=60.0,
+                    extra={"merged_from": ["a", "b"]})
+    data = meta.to_json()
+    path = store.write_cells(tmp_path, "demo", records(), data)
+    jsonschema.validate(json.loads(path.read_text()), schema("cells"))
+    read = CaseMeta.from_json(store.read_cells(path)[0])
+    assert dataclasses.replace(read, extra={}) == dataclasses.replace(meta, extra={})
+    assert read.extra["merged_from"] == ["a", "b"]
+    # Keys a run sets only when the case does are absent otherwise; bad types read as defaults.
+    plain = CaseMeta(case="demo").to_json()
+    assert not {"command", "env", "folder", "finished_at", "bisect"} & set(plain)
+    assert CaseMeta.from_json({"package": 3, "versions": "1.0"}) == CaseMeta()

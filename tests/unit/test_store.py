@@ -141,3 +141,14 @@ def test_verdict_json_has_claim_holds_and_per_python_keys(tmp_path: Path) -> Non
 def test_verdict_json_claim_holds_is_null_when_undecided() -> None:
     verdict = derive([Observation("3.9", "1.0", Status.CANNOT_INSTALL)], Claim(first_fixed="1.0"))
     assert store.verdict_to_json(verdict)["claim_holds"] is None
+
+
+def test_atomic_file_leaves_the_old_file_and_no_temporary_when_the_block_raises(
+        tmp_path: Path) -> None:
+    target = tmp_path / "cache" / "page.json"
+    store.write_atomic(target, "old", results=False)
+    with pytest.raises(RuntimeError), store.atomic_file(target, results=False) as out:
+        out.write(b"half")
+        raise RuntimeError("checksum mismatch")
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["page.json"]

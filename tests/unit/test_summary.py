@@ -96,12 +96,12 @@ def test_terminal_lines_name_the_causes() -> None:
 def test_run_on_engines_merges_then_summarizes_and_fails_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from repro_matrix import engines
+    from repro_matrix import engine_fanout
 
     shard = tmp_path / "shard-1"
     write_case(shard, GRID, {"first_fixed": "1.2"})
-    monkeypatch.setattr(engines, "parse_engines", lambda text: text.split(","))
-    monkeypatch.setattr(engines, "run_on_engines", lambda argv, names, folder: [shard])
+    monkeypatch.setattr(engine_fanout, "parse_engines", lambda text: text.split(","))
+    monkeypatch.setattr(engine_fanout, "run_on_engines", lambda argv, names, folder: [shard])
     results = tmp_path / "merged"
     assert main(["run", "--engines", "a", "--results", str(results), "--fail-on",
                  "reproduced"]) == EXIT_FAIL_ON

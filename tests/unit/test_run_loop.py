@@ -1,0 +1,187 @@
+"""The run loop (MatrixRun) without Docker or a network: a fake index, resolver and engine are
+injected; the plan, era-cutoff search, builds, reuse, records and reports are the real ones."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from repro_matrix import bases, config, plan, store
+from repro_matrix.errors import IndexUnavailable
+from repro_matrix.model import BaseImage, DistFile, Lock, Pin, RawRun, Release, Status
+from repro_matrix.pipeline import MatrixRun, RunOptions
+from repro_matrix.progress import Progress
+from repro_matrix.resolve import ResolveFailure
+
+# Synthetic releases: the fake repro "reproduces" below 1.1 (the claim: fixed in 1.1).
+VERSIONS = {"1.0": datetime(2020, 1, 1, tzinfo=timezone.utc),
+            "1.1": datetime(2021, 1, 1, tzinfo=timezone.utc),
+            "2.0": datetime(2022, 1, 1, tzinfo=timezone.utc)}
+PIP = Pin("pip", "23.0", "pip-23.0-py3-none-any.whl", "1" * 64)
+
+
+class FakeIndex:
+    def releases(self, package: str) -> list[Release]:
+        return [Release(v, day, False, files=(DistFile(f"{package}-{v}-py3-none-any.whl",
+                                                       f"file:///{v}", "0" * 64, day, None,
+                                                       False),))
+                for v, day in VERSIONS.items()]
+
+    def download(self, dist: DistFile, folder: Path) -> Path:
+        raise IndexUnavailable("no index in unit tests")
+
+
+class FakeResolver:
+    """Locks ``pkg==V`` for any cutoff; a cutoff in ``refuse`` (or every one, for a version in
+    ``unresolvable``) fails to resolve."""
+
+    def __init__(self, wheelhouse: Path) -> None:
+        self.wheelhouse = wheelhouse
+        self.refuse: Callable[[str, str], bool] = lambda requirement, cutoff: False
+        self.calls: list[tuple[str, str, str]] = []
+
+    def lock(self, requirement: str, python: str, cutoff: str, tools_cutoff: str,
+             extra: tuple[str, ...] = ()) -> Lock | ResolveFailure:
+        self.calls.append((requirement, python, cutoff))
+        if self.refuse(requirement, cutoff):
+            return ResolveFailure(cutoff, f"no solution for {requirement} at {cutoff}")
+        name, version = requirement.split("==")
+        pin = Pin(name, version, f"{name}-{version}-py3-none-any.whl", "0" * 64)
+        for wheel in (pin, PIP):
+            (self.wheelhouse / wheel.filename).write_bytes(b"wheel")
+        return Lock(cutoff, (pin,), (PIP,))
+
+    def ensure_files(self, lock: Lock) -> None:
+        pass
+
+
+class FakeEngine:
+    """Builds every image; a run prints the signature when the image's version is below 1.1."""
+
+    def __init__(self) -> None:
+        self.images: dict[str, str] = {}  # tag -> image id
+        self.version_of: dict[str, str] = {}  # image id -> package version
+        self.runs: list[str] = []  # cell ids
+
+    def remove_leftovers(self) -> int:
+        return 0
+
+    def image_id(self, tag: str) -> str | None:
+        return self.images.get(tag)
+
+    def build(self, context: Path, tag: str,
+              labels: Mapping[str, str]) -> tuple[str | None, str]:
+        image_id = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+        self.images[tag] = image_id
+        self.version_of[image_id] = labels["org.repro-matrix.cell"].rsplit("/", 1)[1]
+        return image_id, "built"
+
+    def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
+            labels: Mapping[str, str], **options: Any) -> RawRun:
+        self.runs.append(labels["org.repro-matrix.cell"])
+        fixed = self.version_of[image] >= "1.1"
+        return RawRun(exit_code=0 if fixed else 1, timed_out=False,
+                      output="fine\n" if fixed else "Traceback\nBOOM\n", duration_s=0.5)
+
+
+def _base(engine: object, python: str, *args: object, **kwargs: object) -> BaseImage:
+    return BaseImage(python, "debian", f"base:{python}", f"python{python}", "test",
+                     interpreter_version=f"{python}.0", image_id=f"sha256:base{python}")
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setattr(bases, "prepare", _base)
+    (tmp_path / "repro.py").write_text("print('BOOM')\n")
+    matrix = config.parse({"cases": [{
+        "id": "demo", "package": "pkg", "pythons": ["3.9", "3.11"], "repro": "repro.py",
+        "outcome": {"signature": "BOOM"}, "claim": {"first_fixed": "1.1"}}]},
+        tmp_path / "matrix.yaml", digest="d")
+    wheelhouse = tmp_path / "cache" / "wheelhouse"
+    wheelhouse.mkdir(parents=True)
+    return {"config": matrix, "tmp": tmp_path, "engine": FakeEngine(),
+            "resolver": FakeResolver(wheelhouse)}
+
+
+def _run(world: dict[str, Any], rerun: bool = False) -> list[tuple[str, Any]]:
+    options = RunOptions(results=world["tmp"] / "results", cache_dir=world["tmp"] / "cache",
+                         jobs=2, rerun=rerun)
+    run = MatrixRun(world["config"], options, Progress(io.StringIO()), index=FakeIndex(),
+                    resolver=world["resolver"], connect=lambda: world["engine"])
+    return run.run(plan.Selection())
+
+
+def _cells(world: dict[str, Any]) -> dict[str, Any]:
+    _, records = store.read_cells(world["tmp"] / "results" / "demo" / "cells.json")
+    return {r.cell.id: r for r in records}
+
+
+def test_a_run_records_every_planned_cell_and_derives_the_verdict_from_them(
+        world: dict[str, Any]) -> None:
+    ((case_id, verdict),) = _run(world)
+    cells = _cells(world)
+    assert case_id == "demo"
+    assert sorted(cells) == sorted(f"demo/py{p}/{v}" for p in ("3.9", "3.11") for v in VERSIONS)
+    assert sorted(world["engine"].runs) == sorted(cells)
+    for record in cells.values():
+        expected = Status.REPRODUCED if record.cell.version < "1.1" else Status.NOT_REPRODUCED
+        assert record.status is expected, record
+        assert record.input_key and record.image_id and record.lock == (
+            f"pkg=={record.cell.version} --hash=sha256:{'0' * 64}",)
+    # A release newer than its Python locks in its own era: the day after its upload.
+    assert cells["demo/py3.9/2.0"].cutoff == "2022-01-02T00:00:00Z"
+    stored = json.loads((world["tmp"] / "results" / "demo" / "verdict.json").read_text())
+    assert stored["claim_holds"] is verdict.claim.holds is True
+    assert (world["tmp"] / "results" / "report.md").exists()
+
+
+def test_a_second_run_keeps_cells_whose_inputs_are_unchanged_and_rerun_runs_them_again(
+        world: dict[str, Any]) -> None:
+    _run(world)
+    first = _cells(world)
+    world["engine"].runs.clear()
+    _run(world)
+    assert world["engine"].runs == []  # every input unchanged: nothing ran
+    assert {k: r.input_key for k, r in _cells(world).items()} == {
+        k: r.input_key for k, r in first.items()}
+    _run(world, rerun=True)
+    assert sorted(world["engine"].runs) == sorted(first)
+
+
+def test_a_cutoff_that_does_not_resolve_gives_way_to_the_next_one(
+        world: dict[str, Any]) -> None:
+    tried: set[str] = set()
+
+    def refuse_first(requirement: str, cutoff: str) -> bool:
+        first_try = requirement not in tried
+        tried.add(requirement)
+        return requirement == "pkg==1.0" and first_try
+
+    world["resolver"].refuse = refuse_first
+    _run(world)
+    cell = next(r for r in _cells(world).values() if r.cell.version == "1.0"
+                and len(r.attempts) > 1)
+    assert [a.result for a in cell.attempts] == ["resolve failed", "ok"]
+    assert cell.cutoff == cell.attempts[1].cutoff != cell.attempts[0].cutoff
+    assert cell.status is Status.REPRODUCED
+
+
+def test_a_version_no_cutoff_resolves_is_recorded_without_a_build_or_a_run(
+        world: dict[str, Any]) -> None:
+    world["resolver"].refuse = lambda requirement, cutoff: requirement == "pkg==2.0"
+    _run(world)
+    cells = _cells(world)
+    for python in ("3.9", "3.11"):
+        record = cells[f"demo/py{python}/2.0"]
+        assert record.status is Status.CANNOT_INSTALL
+        assert record.attempts and all(a.result == "resolve failed" for a in record.attempts)
+        assert not record.image_id
+        assert f"demo/py{python}/2.0" not in world["engine"].runs
+    assert len(world["engine"].runs) == 4
