@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,17 +192,10 @@ def write_case(draft: CaseDraft, matrix: Path) -> Scaffolded:
     if len(added) != 1:  # never leave a matrix file the loader would read differently
         raise UsageError(f"{matrix}: could not place the new case in its `cases:` list",
                          "add it by hand (see README, 'Adding a case')")
-    mode = matrix.stat().st_mode & 0o777 if matrix.exists() else _default_mode()
+    mode = matrix.stat().st_mode & 0o777 if matrix.exists() else None
     repro.parent.mkdir(parents=True, exist_ok=True)
-    store.write_atomic(repro, repro_skeleton(draft))
+    store.write_atomic(repro, repro_skeleton(draft))  # new files follow the umask
     store.write_atomic(matrix, after)
-    # write_atomic's temporary file is private (0600): give both files ordinary permissions.
-    repro.chmod(_default_mode())
-    matrix.chmod(mode)
+    if mode is not None:  # an existing matrix file keeps its own permissions
+        matrix.chmod(mode)
     return Scaffolded(matrix=matrix, repro=repro, created_matrix=not before)
-
-
-def _default_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
