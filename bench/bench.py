@@ -34,7 +34,8 @@ from repro_matrix.model import Status  # noqa: E402
 def harness_run(results: Path, *extra: str, env: dict[str, str] | None = None) -> float:
     """Wall seconds of one `python -m repro_matrix run` (quiet), end to end."""
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "repro_matrix", "run", "--quiet", "--results", str(results),
+    subprocess.run([sys.executable, "-m", "repro_matrix", "run", "--quiet", "--results",
+                    str(results),
                     *extra], cwd=REPO, check=True, env={**os.environ, **(env or {})})
     return time.monotonic() - started
 

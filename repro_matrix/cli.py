@@ -335,7 +335,7 @@ def _try(args: argparse.Namespace) -> int:
     from repro_matrix.index import IndexClient
     from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
     from repro_matrix.progress import Progress
-    from repro_matrix.report import SYMBOLS
+    from repro_matrix.words import SYMBOLS
 
     matrix = config.load(args.matrix)
     case_ids = (args.case,) if args.case else tuple(c.id for c in matrix.cases)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from repro_matrix.model import CellRecord, Status
-from repro_matrix.report import look
+from repro_matrix.words import look
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from html import escape
-from pathlib import Path
 from typing import Any
 
-from repro_matrix import causes, report
+from repro_matrix import causes, report, words
 from repro_matrix.boundary import INTRODUCED, Explained
 from repro_matrix.model import CaseMeta, CellRecord, Status
 from repro_matrix.verdict import CaseResult, Verdict
@@ -149,7 +148,7 @@ def script_json(data: Any) -> str:
 
 def _status_css() -> str:
     return "\n".join(f".s-{s.value} {{ background: {fill}; color: {ink}; }}"
-                     for s, (fill, ink) in report.COLOURS.items())
+                     for s, (fill, ink) in words.COLOURS.items())
 
 
 def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
@@ -163,12 +162,12 @@ def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
              else causes.error_line(record.output_excerpt))
     return {
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
-        "status": report.MEANINGS.get(record.status, report.look(record.status).words),
+        "status": words.MEANINGS.get(record.status, words.look(record.status).words),
         # A passing cell has no error to lead with.
         "error": ("" if record.status is Status.NOT_REPRODUCED
-                  else report.plain(error or record.reason)),
-        "reason": report.plain(record.reason),
-        "cause": "" if record.status.decisive else report.plain(causes.cause(record)),
+                  else words.plain(error or record.reason)),
+        "reason": words.plain(record.reason),
+        "cause": "" if record.status.decisive else words.plain(causes.cause(record)),
         "exit_code": record.exit_code, "duration": duration,
         "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
         "base": base, "interpreter": record.interpreter_version, "cutoff": record.cutoff,
@@ -182,7 +181,7 @@ def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
 
 
 def _tooltip(record: CellRecord) -> str:
-    return (f"py{record.cell.python} {record.cell.version}: {report.look(record.status).words}, "
+    return (f"py{record.cell.python} {record.cell.version}: {words.look(record.status).words}, "
             f"{record.reason}")
 
 
@@ -191,11 +190,11 @@ def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str]
     """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each;
     columns unavailable for every release are folded (named below the table)."""
     folded = set(report.folded_pythons(records))
-    pythons = [p for p in report.ordered_pythons(records) if p not in folded]
+    pythons = [p for p in words.ordered_pythons(records) if p not in folded]
     by_key = {(r.cell.version, r.cell.python): r for r in records}
     head = "".join(f'<th scope="col">py{escape(p)}</th>' for p in pythons)
     rows = []
-    for version in report.ordered_versions(records):
+    for version in words.ordered_versions(records):
         cells = []
         for python in pythons:
             record = by_key.get((version, python))
@@ -208,7 +207,7 @@ def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str]
             tip = _tooltip(record) + (f" ({', '.join(roles)})" if roles else "")
             cells.append(f'<td class="{classes}" data-cell="{escape(record.cell.id)}" '
                          f'title="{escape(tip)}" tabindex="0" role="button">'
-                         f"{report.CODES[record.status]}</td>")
+                         f"{words.CODES[record.status]}</td>")
         rows.append(f'<tr><th scope="row" class="version">{escape(version)}</th>'
                     f'<td class="date">{escape(release_dates.get(version, ""))}</td>'
                     + "".join(cells) + "</tr>")
@@ -223,9 +222,9 @@ def _legend(records: Sequence[CellRecord]) -> str:
         count = sum(1 for r in records if r.status is status)
         if not count:
             continue
-        items.append(f'<li><span class="swatch s-{status.value}">{report.CODES[status]}</span>'
-                     f"{escape(report.MEANINGS[status])} "
-                     f"({report.plural(count, 'cell')})</li>")
+        items.append(f'<li><span class="swatch s-{status.value}">{words.CODES[status]}</span>'
+                     f"{escape(words.MEANINGS[status])} "
+                     f"({words.plural(count, 'cell')})</li>")
     items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000"></span>'
                  "outlined: a boundary cell (introduced, last affected or fixed, per Python)"
                  "</li>")
@@ -268,7 +267,7 @@ def explained_html(explained: Sequence[Explained]) -> str:
                           else ": unchanged.</p>"))
         if item.changelog_file:
             out.append(f"<p>Changelog ({escape(item.changelog_file)}): "
-                       f"{report.plural(len(item.related_entries), 'entry', 'entries')} touch "
+                       f"{words.plural(len(item.related_entries), 'entry', 'entries')} touch "
                        "the changed code.</p>")
             out.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in item.related_entries)
                        + "</ul>")
@@ -305,7 +304,7 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
     meta = CaseMeta.from_json(stored_meta)
     title = meta.description or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
-    evidence = [f"Deciding cells: {report.plain('; '.join(verdict.claim.evidence))}."] \
+    evidence = [f"Deciding cells: {words.plain('; '.join(verdict.claim.evidence))}."] \
         if verdict.claim.evidence else []
     differs = ([f"Releases whose outcome differs by Python: "
                 f"{', '.join(verdict.differs_by_python)}."] if verdict.differs_by_python else [])
@@ -314,11 +313,11 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
         '<p class="summary verdict"><strong>Verdict.</strong> '
-        f"{escape(report.headline(verdict))}</p>",
+        f"{escape(words.headline(verdict))}</p>",
         '<p class="summary coverage"><strong>Coverage.</strong> '
-        f"{escape(report.coverage_sentence(meta, records))}</p>",
+        f"{escape(words.coverage_sentence(meta, records))}</p>",
         f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '
-        f"{escape(report.claim_sentence(verdict, report.PLAIN_CLAIM_WORDS))}</p>",
+        f"{escape(words.claim_sentence(verdict, words.PLAIN_CLAIM_WORDS))}</p>",
         *(f'<p class="facts">{escape(line)}</p>'
           for line in [report.facts_line(meta, records).replace("`", ""), *evidence, *differs]),
         '<div class="layout">',
@@ -331,8 +330,8 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         _list("Failure causes", report.cause_lines(records)),
         explained_html(explained),
         _list("Claim, bound by bound", [b.explanation for b in verdict.claim.bounds]),
-        _list("Per Python", report.per_python_sentences(verdict)),
-        _list("Branches", report.branch_sentences(verdict)),
+        _list("Per Python", words.per_python_sentences(verdict)),
+        _list("Branches", words.branch_sentences(verdict)),
         "</section>",
     ])
     diffs = _diffs_by_cell(records, boundaries, explained)
@@ -368,11 +367,3 @@ def render(cases: Sequence[CaseResult],
         f"<script>{_JS}</script>",
         "</body></html>",
     ]) + "\n"
-
-
-def write(results: Path, text: str) -> Path:
-    from repro_matrix.store import write_atomic
-
-    path = results / "report.html"
-    write_atomic(path, text)
-    return path

@@ -31,6 +31,7 @@ from repro_matrix import (
     repro_files,
     sandbox,
     store,
+    svg,
 )
 from repro_matrix.bisect import bisect_versions
 from repro_matrix.build import Builder
@@ -694,16 +695,17 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
             explained[case_id] = _stored_boundaries(results, case_id)
             continue
         store.write_verdict(results, case_id, verdict)
-        store.write_atomic(store.case_dir(results, case_id) / "osv.json",
-                           osv.dumps(osv.to_osv(case_id, meta, records, verdict)))
+        store.write_case_file(results, case_id, "osv.json",
+                              osv.dumps(osv.to_osv(case_id, meta, records, verdict)))
         explained[case_id] = _explain_boundaries(results, case_id, meta, records, verdict, find)
-        report.write_svg(results, case_id, report.matrix_svg(case_id, records, verdict))
+        store.write_case_file(results, case_id, "matrix.svg",
+                              svg.matrix_svg(case_id, records, verdict))
         verdicts.append((case_id, verdict))
         if on_case:
             on_case(case_id)
-    report.write(results, report.render(rendered, explained))
-    html_report.write(results, html_report.render(rendered, explained))
-    report.append_step_summary(report.step_summary(rendered))
+    store.write_report(results, "report.md", report.render(rendered, explained))
+    store.write_report(results, "report.html", html_report.render(rendered, explained))
+    store.append_step_summary(report.step_summary(rendered))
     return verdicts
 
 

@@ -1,16 +1,12 @@
-"""Render results/report.md, each case's matrix.svg and the CI step summary from stored results."""
+"""The markdown: results/report.md, the CI step summary and the terminal summary, as text."""
 
 from __future__ import annotations
 
-import os
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
 from packaging.version import Version
 from tabulate import tabulate
@@ -18,94 +14,33 @@ from tabulate import tabulate
 from repro_matrix import causes, claim_report, sandbox
 from repro_matrix import pythons as py
 from repro_matrix.boundary import INTRODUCED, Explained
-from repro_matrix.model import CaseMeta, CellRecord, Claim, Status
+from repro_matrix.model import CaseMeta, CellRecord, Status
+from repro_matrix.svg import svg_link
 from repro_matrix.verdict import (
-    HOLDS_WHERE_CHECKED,
-    AffectedRange,
     CaseResult,
-    Scope,
     Verdict,
 )
+from repro_matrix.words import (
+    MEANINGS,
+    PLAIN_CLAIM_WORDS,
+    branch_sentences,
+    claim_sentence,
+    coverage_sentence,
+    headline,
+    look,
+    mark,
+    ordered_pythons,
+    ordered_versions,
+    plain,
+    plural,
+    pythons_words,
+)
 
-
-@dataclass(frozen=True)
-class Look:
-    """How one status is shown everywhere: emoji, a letter (for colour-blind readers and fonts
-    without emoji), words for prose, what it means, and its colours in the pictures."""
-
-    symbol: str
-    code: str
-    words: str
-    meaning: str
-    fill: str
-    ink: str
-
-
-# The one vocabulary of statuses: a new status needs one line here (and renders even without).
-VOCABULARY: dict[Status, Look] = {
-    Status.REPRODUCED: Look("🔴", "R", "reproduced", "the bug shows (failure signature seen)",
-                            "#d7191c", "#ffffff"),
-    Status.NOT_REPRODUCED: Look("🟢", "N", "not reproduced", "the repro passed",
-                                "#1a9641", "#ffffff"),
-    Status.OTHER_FAILURE: Look("🟠", "F", "other failure",
-                               "the repro failed without the bug's signature",
-                               "#fdae61", "#000000"),
-    Status.CANNOT_TEST: Look("⚪", "?", "cannot test",
-                             "the repro said it could not decide (exit 125; pytest: no tests "
-                             "collected)", "#bababa", "#000000"),
-    Status.CANNOT_INSTALL: Look("📦", "I", "cannot install",
-                                "this release does not install or import on this Python at any "
-                                "era cutoff tried", "#8073ac", "#ffffff"),
-    Status.TIMEOUT: Look("⏱", "T", "timeout", "no exit within the case's limit",
-                         "#ffd92f", "#000000"),
-    Status.UNAVAILABLE: Look("➖", "U", "unavailable",
-                             "no base image for this Python on this machine", "#f0f0f0", "#555555"),
-    Status.NOT_FOR_PYTHON: Look("⛔", "X", "not for this Python",
-                                "the release's or the repro's requires-python excludes it "
-                                "(nothing built)", "#4d4d4d", "#ffffff"),
-}
-
-
-def look(status: Status) -> Look:
-    """The status's look; a status without a line in VOCABULARY still gets readable words."""
-    words = status.value.replace("_", " ")
-    return VOCABULARY.get(status) or Look("◻", words[:1].upper(), words, words, "#dddddd",
-                                          "#000000")
-
-
-def mark(status: Status) -> str:
-    """What a table cell shows: the emoji and the letter."""
-    return f"{look(status).symbol} {look(status).code}"
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """"1 release", "2 releases"."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
-
-
-SYMBOLS: dict[Status, str] = {s: look(s).symbol for s in Status}
-MEANINGS: dict[Status, str] = {s: f"{look(s).words}: {look(s).meaning}" for s in Status}
-# The pictures (matrix.svg, report.html): a fill colour, the text colour on it, and a one-letter
-# code printed in the square so the picture does not depend on telling colours apart.
-COLOURS: dict[Status, tuple[str, str]] = {s: (look(s).fill, look(s).ink) for s in Status}
-CODES: dict[Status, str] = {s: look(s).code for s in Status}
-CLAIM_WORDS: dict[bool | None, str] = {True: "✅ holds", False: "❌ does not hold",
-                                       None: "❔ cannot be decided"}
-PLAIN_CLAIM_WORDS: dict[bool | None, str] = {True: "holds", False: "does not hold",
-                                             None: "cannot be decided"}
 _EXCERPT_LINES = 6
 _REPRO_PLACEHOLDER = "path/to/repro.py"
 
 
 # ---- the table ------------------------------------------------------------------------------
-
-
-def ordered_versions(records: Sequence[CellRecord]) -> list[str]:
-    return sorted({r.cell.version for r in records}, key=Version)
-
-
-def ordered_pythons(records: Sequence[CellRecord]) -> list[str]:
-    return sorted({r.cell.python for r in records}, key=py.sort_key)
 
 
 def folded_pythons(records: Sequence[CellRecord]) -> list[str]:
@@ -142,130 +77,14 @@ def folded_note(records: Sequence[CellRecord]) -> str:
     folded = folded_pythons(records)
     if not folded:
         return ""
-    return (f"Not shown: {_pythons_words(folded)}, unavailable for every release "
+    return (f"Not shown: {pythons_words(folded)}, unavailable for every release "
             "(see Coverage).")
 
 
 # ---- the verdict in words -------------------------------------------------------------------
 
 
-def _range_words(rng: AffectedRange) -> str:
-    start = (f"affected from the oldest tested release {rng.introduced}"
-             if rng.from_first_tested else f"introduced in {rng.introduced}")
-    if rng.untested_before:
-        start = (f"introduced in {rng.introduced} or earlier "
-                 f"({_span(rng.untested_before)} could not be tested)")
-    end = (f"first fixed in {rng.fixed}" if rng.fixed
-           else "still affected in the newest tested release")
-    if rng.fixed and rng.untested_before_fix:
-        end = (f"fixed in {rng.fixed} or earlier "
-               f"({_span(rng.untested_before_fix)} could not be tested)")
-    return f"{start}, last affected {rng.last_affected}, {end}"
-
-
-def scope_words(scope: Scope) -> str:
-    """Where the bug shows for one scope, without its name."""
-    if not scope.decisive:
-        return "no release could be tested"
-    if not scope.ranges:
-        return ("not reproduced in its only decided release" if scope.decisive == 1
-                else f"not reproduced in any of its {scope.decisive} decided releases")
-    return "; ".join(_range_words(rng) for rng in scope.ranges)
-
-
-def scope_sentence(scope: Scope) -> str:
-    """One sentence: where the bug shows for one Python, or for all of them."""
-    return f"{scope.name}: {scope_words(scope)}."
-
-
-def _span(versions: Sequence[str]) -> str:
-    return versions[0] if len(versions) == 1 else f"{versions[0]}–{versions[-1]}"
-
-
-def _pythons_words(pythons: Sequence[str]) -> str:
-    if not pythons:
-        return ""
-    names = [f"{p}" for p in pythons]
-    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    return f"Python {joined}"
-
-
-def headline(verdict: Verdict) -> str:
-    """The verdict as the decided Pythons show it: one clause per group of Pythons that agree,
-    so nothing is claimed for a Python that was not decided or that differs."""
-    decided = [s for s in verdict.per_python if s.decisive]
-    if not decided:
-        return "No release could be tested on any Python."
-    groups: dict[str, list[str]] = {}
-    for scope in decided:
-        groups.setdefault(scope_words(scope), []).append(scope.name.removeprefix("Python "))
-    total = len(verdict.per_python)
-    lead = ("Every Python agrees" if len(decided) == total and len(groups) == 1
-            else f"Decided on {len(decided)} of {plural(total, 'Python')}")
-    clauses = [f"{_pythons_words(pythons)}: {words}" for words, pythons in groups.items()]
-    return f"{lead}. " + ". ".join(clauses) + "."
-
-
-def claim_sentence(verdict: Verdict, words: dict[bool | None, str] | None = None) -> str:
-    """The claim, whether it holds (in ``words``, default CLAIM_WORDS), and why; a case without
-    a claim says so."""
-    claim = verdict.claim
-    if not (claim.claim.introduced or claim.claim.first_fixed or claim.claim.ranges):
-        return "No claim to check (the case states none)."
-    said = (words or CLAIM_WORDS)[claim.holds]
-    if claim.answer == HOLDS_WHERE_CHECKED:
-        said = ("☑️ " if words is None else "") + HOLDS_WHERE_CHECKED
-    return f"{claim_words(claim.claim)} {said}. {plain(claim.explanation)}"
-
-
-def plain(text: str) -> str:
-    """Internal state names read as words in prose; "5 cutoff(s)" reads "5 cutoffs"."""
-    text = text.replace("not_reproduced", "not reproduced")
-    return _COUNTED.sub(lambda m: plural(int(m[1]), m[2]), text)
-
-
-_COUNTED = re.compile(r"\b(\d+) ([a-z][a-z ]*?[a-z])\(s\)")
-
-
-def claim_words(claim: Claim) -> str:
-    if claim.ranges:
-        source = f" ({claim.source})" if claim.source else ""
-        return f"The claim \"{claim_report.ranges_words(claim)}\"{source}"
-    stated = []
-    if claim.introduced:
-        stated.append(f"introduced in {claim.introduced}")
-    if claim.first_fixed:
-        stated.append(f"first fixed in {claim.first_fixed}")
-    source = f" ({claim.source})" if claim.source else ""
-    return f"The claim \"{' and '.join(stated)}\"{source}"
-
-
 # ---- coverage: what was decided, and what was not and why ------------------------------------
-
-
-def coverage_sentence(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
-    """Per Python: releases decided out of those planned, and why the rest were not; bisect runs
-    say how many releases ran."""
-    planned = len(meta.versions or ordered_versions(records))
-    bisect = meta.bisect
-    parts, untested = [], []
-    for python in ordered_pythons(records):
-        mine = [r for r in records if r.cell.python == python]
-        if all(r.status is Status.UNAVAILABLE for r in mine):
-            untested.append(python)
-            continue
-        decided = sum(1 for r in mine if r.status.decisive)
-        others: dict[Status, int] = {}
-        for r in mine:
-            if not r.status.decisive:
-                others[r.status] = others.get(r.status, 0) + 1
-        why = ", ".join(f"{look(s).words} {n}" for s, n in others.items())
-        ran = (f"bisect: {len(mine)} of {plural(planned, 'release')} run, {decided} decided"
-               if python in bisect else f"{decided} of {plural(planned, 'release')} decided")
-        parts.append(f"Python {python}: {ran}" + (f" ({why})" if why else ""))
-    if untested:
-        parts.append(f"not tested: {_pythons_words(untested)} (unavailable: no base image)")
-    return "; ".join(parts) + "."
 
 
 def summary_section(verdict: Verdict, meta: CaseMeta | None = None,
@@ -276,32 +95,6 @@ def summary_section(verdict: Verdict, meta: CaseMeta | None = None,
         lines += [f"**Coverage.** {coverage_sentence(meta, records)}", ""]
     lines.append(f"**Claim check.** {claim_sentence(verdict)}")
     return "\n".join(lines)
-
-
-def branch_sentences(verdict: Verdict) -> list[str]:
-    """Branches that stay affected: a missing backport only when a fix exists at all."""
-    fixed = verdict.overall.first_fixed
-    lines = []
-    for branch in verdict.overall.branches:
-        if branch.fixed_in_series:
-            lines.append(f"{branch.series}.x: fixed within the branch in "
-                         f"{branch.fixed_in_series}")
-        elif fixed and Version(fixed) > Version(branch.last_release):
-            lines.append(f"{branch.series}.x: affected through its last tested release "
-                         f"{branch.last_release}; the fix ({fixed}) did not reach this branch")
-        else:
-            lines.append(f"{branch.series}.x: affected through its last tested release "
-                         f"{branch.last_release}")
-    return lines
-
-
-def per_python_sentences(verdict: Verdict) -> list[str]:
-    """One sentence per decided Python, one for all those that decided nothing."""
-    lines = [scope_sentence(scope) for scope in verdict.per_python if scope.decisive]
-    undecided = [s.name.removeprefix("Python ") for s in verdict.per_python if not s.decisive]
-    if undecided:
-        lines.append(f"{_pythons_words(undecided)}: no release could be tested.")
-    return lines
 
 
 def notes_section(verdict: Verdict) -> str:
@@ -574,86 +367,8 @@ def _cell_evidence(record: CellRecord, meta: CaseMeta, standing_for: str = "") -
     return [head, "", *facts, *body, "</details>", ""]
 
 
-# ---- the picture ----------------------------------------------------------------------------
-
-_CELL_W, _CELL_H, _GAP = 44, 18, 2
-_FONT = 'font-family="DejaVu Sans, Verdana, Arial, sans-serif" font-size="11"'
-
-
-def _range_labels(scope: Scope) -> dict[str, list[str]]:
-    labels: dict[str, list[str]] = {}
-    for rng in scope.ranges:
-        labels.setdefault(rng.introduced, []).append("introduced")
-        labels.setdefault(rng.last_affected, []).append("last affected")
-        if rng.fixed:
-            labels.setdefault(rng.fixed, []).append("first fixed")
-    return labels
-
-
-def matrix_svg(case_id: str, records: Sequence[CellRecord], verdict: Verdict) -> str:
-    """A heat map: rows are versions (PEP 440 order), columns Pythons, one colour per status."""
-    versions, pythons = ordered_versions(records), ordered_pythons(records)
-    by_key = {(r.cell.version, r.cell.python): r for r in records}
-    labels = _range_labels(verdict.overall)
-    label_w = max([len(v) for v in versions] + [7]) * 7 + 16
-    top = 48
-    grid_right = label_w + len(pythons) * _CELL_W
-    note_w = max([len(", ".join(n)) for n in labels.values()] + [0]) * 7 + 24
-    legend_top = top + len(versions) * _CELL_H + 20
-    counts = {s: sum(1 for r in records if r.status is s) for s in Status}
-    width = max(grid_right + note_w, 440) + 10
-    height = legend_top + len(Status) * 18 + 10
-    title = f"{case_id}: status per release (rows) and Python (columns)"
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-           f"<title>{escape(title)}</title>",
-           f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-           f'<text x="10" y="20" {_FONT} font-weight="bold">{escape(title)}</text>']
-    for j, python in enumerate(pythons):
-        x = label_w + j * _CELL_W + _CELL_W / 2
-        out.append(f'<text x="{x:g}" y="{top - 8}" {_FONT} text-anchor="middle">'
-                   f"py{escape(python)}</text>")
-    for i, version in enumerate(versions):
-        y = top + i * _CELL_H
-        out.append(f'<text x="{label_w - 8}" y="{y + 13}" {_FONT} text-anchor="end">'
-                   f"{escape(version)}</text>")
-        for j, python in enumerate(pythons):
-            x = label_w + j * _CELL_W
-            record = by_key.get((version, python))
-            w, h = _CELL_W - _GAP, _CELL_H - _GAP
-            if record is None:
-                out.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="#ffffff" '
-                           f'stroke="#cccccc" stroke-dasharray="2,2"><title>py{escape(python)} '
-                           f"{escape(version)}: no result</title></rect>")
-                continue
-            fill, ink = COLOURS[record.status]
-            tip = f"py{python} {version}: {look(record.status).words}, {record.reason}"
-            out.append(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" fill="{fill}">'
-                       f"<title>{escape(tip)}</title></rect>")
-            out.append(f'<text x="{x + w / 2:g}" y="{y + 12}" {_FONT} text-anchor="middle" '
-                       f'fill="{ink}" pointer-events="none">{CODES[record.status]}</text>')
-        if version in labels:
-            out.append(f'<text x="{grid_right + 8}" y="{y + 13}" {_FONT} fill="#333333">← '
-                       f'{escape(", ".join(labels[version]))}</text>')
-    for k, status in enumerate(Status):
-        y = legend_top + k * 18
-        fill, ink = COLOURS[status]
-        out.append(f'<rect x="10" y="{y}" width="14" height="14" fill="{fill}" '
-                   f'stroke="#999999"/>')
-        out.append(f'<text x="17" y="{y + 11}" {_FONT} text-anchor="middle" fill="{ink}">'
-                   f"{CODES[status]}</text>")
-        out.append(f'<text x="32" y="{y + 11}" {_FONT}>{escape(look(status).words)}'
-                   f" ({plural(counts[status], 'cell')})</text>")
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
-
 
 # ---- the documents --------------------------------------------------------------------------
-
-
-def svg_link(case_id: str) -> str:
-    """Where report.md finds a case's matrix.svg, relative to the results folder."""
-    return f"{quote(case_id)}/matrix.svg"
 
 
 def run_words(meta: CaseMeta) -> str:
@@ -757,32 +472,3 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     return lines
 
 
-STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-
-
-def append_step_summary(text: str) -> Path | None:
-    """Append to the file named by $GITHUB_STEP_SUMMARY, if set (CI renders it as the job's
-    summary; other steps write there too, so it is never truncated)."""
-    target = os.environ.get(STEP_SUMMARY_ENV)
-    if not target:
-        return None
-    path = Path(target)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text if text.endswith("\n") else text + "\n")
-    return path
-
-
-def write(results: Path, text: str) -> Path:
-    from repro_matrix.store import write_atomic
-
-    path = results / "report.md"
-    write_atomic(path, text)
-    return path
-
-
-def write_svg(results: Path, case_id: str, text: str) -> Path:
-    from repro_matrix.store import case_dir, write_atomic
-
-    path = case_dir(results, case_id) / "matrix.svg"
-    write_atomic(path, text)
-    return path

@@ -249,3 +249,34 @@ def cell_order(records: Sequence[CellRecord]) -> list[CellRecord]:
             return (sort_key(record.cell.python), 1, Version("0"), record.cell.version)
 
     return sorted(records, key=key)
+
+
+# ---- the reports: renderers return text, these write it -------------------------------------
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def write_report(results: Path, name: str, text: str) -> Path:
+    """A report over every case (report.md, report.html) at the top of the results folder."""
+    path = results / name
+    write_atomic(path, text)
+    return path
+
+
+def write_case_file(results: Path, case_id: str, name: str, text: str) -> Path:
+    """One of a case's derived files (osv.json, matrix.svg) in its folder."""
+    path = case_dir(results, case_id) / name
+    write_atomic(path, text)
+    return path
+
+
+def append_step_summary(text: str) -> Path | None:
+    """Append to the file named by $GITHUB_STEP_SUMMARY, if set (CI renders it as the job's
+    summary; other steps write there too, so it is never truncated)."""
+    target = os.environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(text if text.endswith("\n") else text + "\n")
+    return path

@@ -7,7 +7,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from repro_matrix import html_report, report
+from repro_matrix import html_report, report, words
 from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
 from repro_matrix.verdict import Observation, Verdict, derive
 
@@ -109,7 +109,7 @@ def test_boundary_cells_are_marked() -> None:
 
 def test_verdict_and_claim_check_are_on_the_page() -> None:
     text = page()
-    assert f"{report.headline(verdict())}</p>" in text
+    assert f"{words.headline(verdict())}</p>" in text
     assert "<strong>Coverage.</strong> Python 3.9: 4 of 4 releases decided;" in text
     assert "Claim check.</strong> The claim &quot;first fixed in 1.10&quot; (changelog) holds." \
         in text

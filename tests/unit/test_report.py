@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import pytest
 import tabulate
 
-from repro_matrix import report
+from repro_matrix import report, store, svg, words
 from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
 from repro_matrix.verdict import Observation, Verdict, derive
 
@@ -254,25 +254,25 @@ def test_evidence_names_exit_code_output_tail_and_rerun() -> None:
 
 
 def test_matrix_svg_matches_golden(golden: Golden) -> None:
-    golden("matrix.svg", report.matrix_svg("demo", RECORDS, verdict(CLAIM)))
+    golden("matrix.svg", svg.matrix_svg("demo", RECORDS, verdict(CLAIM)))
 
 
 def test_matrix_svg_is_xml_with_one_coloured_square_per_cell() -> None:
     records = [replace(r, reason="exit 1, output has '<boom> & \"co\"'")
                if r.cell.id == "demo/py3.9/1.0.0" else r for r in RECORDS]
-    root = ElementTree.fromstring(report.matrix_svg("demo", records, verdict(CLAIM)))
+    root = ElementTree.fromstring(svg.matrix_svg("demo", records, verdict(CLAIM)))
     ns = "{http://www.w3.org/2000/svg}"
     squares = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
     assert len(squares) == len(records)
     fills = {r.get("fill") for r in squares}
-    assert fills == {report.COLOURS[r.status][0] for r in records}
+    assert fills == {words.COLOURS[r.status][0] for r in records}
     tips = [r.find(f"{ns}title").text for r in squares]  # type: ignore[union-attr]
     assert "py3.9 1.0.0: reproduced, exit 1, output has '<boom> & \"co\"'" in tips
     labels = [t.text for t in root.iter(f"{ns}text")]
     rows = [label for label in labels if label in GRID]
     assert rows == ["0.9.0", "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
     assert "← first fixed" in labels
-    assert all(f"{report.look(s).words} (" in "".join(map(str, labels)) for s in Status)
+    assert all(f"{words.look(s).words} (" in "".join(map(str, labels)) for s in Status)
 
 
 def test_step_summary_has_the_two_sentences_and_the_table() -> None:
@@ -286,13 +286,13 @@ def test_step_summary_has_the_two_sentences_and_the_table() -> None:
 
 def test_step_summary_is_appended_only_when_ci_names_a_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(report.STEP_SUMMARY_ENV, raising=False)
-    assert report.append_step_summary("x") is None
+    monkeypatch.delenv(store.STEP_SUMMARY_ENV, raising=False)
+    assert store.append_step_summary("x") is None
     target = tmp_path / "summary.md"
     target.write_text("earlier step\n")
-    monkeypatch.setenv(report.STEP_SUMMARY_ENV, str(target))
-    assert report.append_step_summary("first") == target
-    report.append_step_summary("second\n")
+    monkeypatch.setenv(store.STEP_SUMMARY_ENV, str(target))
+    assert store.append_step_summary("first") == target
+    store.append_step_summary("second\n")
     assert target.read_text() == "earlier step\nfirst\nsecond\n"
 
 
@@ -302,7 +302,7 @@ def test_render_results_writes_every_output(tmp_path: Path,
     from repro_matrix.pipeline import render_results
 
     summary = tmp_path / "summary.md"
-    monkeypatch.setenv(report.STEP_SUMMARY_ENV, str(summary))
+    monkeypatch.setenv(store.STEP_SUMMARY_ENV, str(summary))
     results = tmp_path / "results"
     store.write_cells(results, "demo", RECORDS, {**META, "claim": {"first_fixed": "2.0.0"}})
     ((case_id, _),) = render_results(results)
@@ -323,27 +323,27 @@ def test_partial_results_say_the_run_has_not_finished() -> None:
 
 
 def test_coverage_names_what_was_not_decided_and_how_much_a_bisect_ran() -> None:
-    full = report.coverage_sentence(CaseMeta.from_json(META), RECORDS)
+    full = words.coverage_sentence(CaseMeta.from_json(META), RECORDS)
     assert full.startswith("Python 3.9: 5 of 5 releases decided; Python 3.10: 4 of 5 releases "
                            "decided (other failure 1);")
     assert full.endswith("not tested: Python 3.13 (unavailable: no base image).")
     probed = [r for r in RECORDS if r.cell.python == "3.9" and r.cell.version != "1.9.0"]
-    bisected = report.coverage_sentence(
+    bisected = words.coverage_sentence(
         CaseMeta(versions=tuple(GRID), bisect={"3.9": {"cells_run": 4}}), probed)
     assert bisected == "Python 3.9: bisect: 4 of 5 releases run, 4 decided."
 
 
 def test_headline_claims_only_what_decided_pythons_show() -> None:
-    text = report.headline(verdict(CLAIM))
+    text = words.headline(verdict(CLAIM))
     assert text.startswith("Decided on 3 of 4 Pythons. ")
     assert "all Pythons" not in text and "3.13" not in text  # 3.13 decided nothing
     assert "Python 3.12: not reproduced in its only decided release." in text
 
 
 def test_reasons_read_as_words() -> None:
-    assert report.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
+    assert words.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
         "did not install at any of 1 era cutoff tried; 2 cutoffs")
-    assert report.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
+    assert words.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
 
 
 def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
