@@ -27,16 +27,44 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from repro_matrix import engine, store  # noqa: E402
+from repro_matrix import engine, sandbox, store  # noqa: E402
 from repro_matrix.model import Status  # noqa: E402
 
+CPU: dict[str, float] = {}  # per measure: CPU seconds of the harness and of the engine's daemons
 
-def harness_run(results: Path, *extra: str, env: dict[str, str] | None = None) -> float:
-    """Wall seconds of one `python -m repro_matrix run` (quiet), end to end."""
-    started = time.monotonic()
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _daemons_cpu() -> float:
+    """CPU seconds used so far by dockerd and containerd (where /proc shows them)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            name = fields[0].split("(", 1)[1]
+            if name in ("dockerd", "containerd"):
+                parts = fields[1].split()
+                total += (int(parts[11]) + int(parts[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def harness_run(results: Path, *extra: str, env: dict[str, str] | None = None,
+                measure: str = "") -> float:
+    """Wall seconds of one `python -m repro_matrix run` (quiet), end to end; with ``measure``,
+    its CPU seconds (harness and engine daemons) go into CPU."""
+    started, harness_cpu, daemons_cpu = time.monotonic(), _children_cpu(), _daemons_cpu()
     subprocess.run([sys.executable, "-m", "repro_matrix", "run", "--quiet", "--results",
-                    str(results),
-                    *extra], cwd=REPO, check=True, env={**os.environ, **(env or {})})
+                    str(results), *extra], cwd=REPO, check=True,
+                   env={**os.environ, **(env or {})})
+    if measure:
+        CPU[f"{measure}_harness"] = _children_cpu() - harness_cpu
+        CPU[f"{measure}_daemons"] = _daemons_cpu() - daemons_cpu
     return time.monotonic() - started
 
 
@@ -56,9 +84,9 @@ def floor(records: list[Any], repro: Path) -> tuple[float, float, int]:
     for record in records:
         if not record.image_id:
             continue
-        run_sum += eng.exec_seconds(record.image_id, ["/opt/venv/bin/python",
+        run_sum += eng.exec_seconds(record.image_id, [sandbox.VENV_PYTHON,
                                                       f"{engine.REPRO_DIR}/{repro.name}"], files)
-        bare = eng.run(record.image_id, ["/opt/venv/bin/python", "-c", "pass"], {}, 60, {})
+        bare = eng.run(record.image_id, [sandbox.VENV_PYTHON, "-c", "pass"], {}, 60, {})
         start_sum += bare.duration_s
         measured += 1
     return run_sum, start_sum, measured
@@ -126,28 +154,33 @@ def main() -> int:
     parser.add_argument("--only-cold", action="store_true",
                         help="time only the cold run, adding it to bench/results.json")
     args, harness_args = parser.parse_known_args()
+    if not any(a == "--case" or a.startswith("--case=") for a in harness_args):
+        # The floor execs one repro in every image: one case at a time (the matrix file's first).
+        from repro_matrix import config
+
+        harness_args += ["--case", config.load(REPO / "matrix.yaml").cases[0].id]
     work = args.work
     figures: dict[str, Any] = {"cores": os.cpu_count()}
     if args.only_cold:
         figures = json.loads((REPO / "bench" / "results.json").read_text())
         figures["cold_full_s"] = cold_run(work, harness_args)
+        figures["cpu_s"] = {**figures.get("cpu_s", {}), **CPU}
         return write(figures)
 
     full = work / "full"
     harness_run(full, *harness_args)  # make sure everything is warm
     figures["no_change_rerun_s"] = harness_run(full, *harness_args)
-    figures["warm_full_s"] = harness_run(full, "--rerun", *harness_args)
+    figures["warm_full_s"] = harness_run(full, "--rerun", *harness_args, measure="warm_full")
     records = [r for r in cells(full)
                if r.status not in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON)]
     ran = [r for r in records if r.image_id]
     figures["cells_available"] = len(records)
     figures["cells_run"] = len(ran)
-    repro = REPO / "cases" / "flask-2926" / "repro.py"
-    matrix_repros = {p.parent.name for p in full.glob("*/cells.json")}
-    if len(matrix_repros) == 1:
-        from repro_matrix import config
+    from repro_matrix import config
 
-        repro = config.load(REPO / "matrix.yaml").cases[0].repro
+    case_id = harness_args[harness_args.index("--case") + 1] if "--case" in harness_args \
+        else next(a.split("=", 1)[1] for a in harness_args if a.startswith("--case="))
+    repro = next(c.repro for c in config.load(REPO / "matrix.yaml").cases if c.id == case_id)
     if not args.skip_floor:
         run_sum, start_sum, measured = floor(ran, repro)
         figures.update(floor_repro_sum_s=run_sum, floor_bare_start_sum_s=start_sum,
@@ -156,18 +189,20 @@ def main() -> int:
     base_s, base_cells = baseline(ran, repro, pythons)
     figures.update(baseline_s=base_s, baseline_cells=base_cells,
                    baseline_pythons=sorted(pythons, key=lambda p: tuple(map(int, p.split(".")))))
-    subset = [r for r in ran if r.cell.python in pythons]
-    figures["harness_warm_subset_estimate_s"] = (
-        figures["warm_full_s"] * len(subset) / max(len(ran), 1))
+    # The harness on exactly the baseline's cells (its Pythons), in this same bench run.
+    figures["harness_same_cells_s"] = harness_run(
+        work / "same-cells", "--rerun", "--replace", "--python", ",".join(sorted(pythons)),
+        *harness_args)
 
     bisect_dir = work / "bisect"
     # --replace: each bench run starts over (a run merges into what the folder holds).
     figures["bisect_s"] = harness_run(bisect_dir, "--bisect", "--rerun", "--replace",
-                                      *harness_args)
+                                      *harness_args, measure="bisect")
     figures["bisect"] = _bisect_summary(bisect_dir, full)
 
     if args.cold:
         figures["cold_full_s"] = cold_run(work, harness_args)
+    figures["cpu_s"] = {**figures.get("cpu_s", {}), **CPU}
     return write(figures)
 
 
@@ -176,7 +211,7 @@ def cold_run(work: Path, harness_args: list[str]) -> float:
     _drop_cell_images()
     with tempfile.TemporaryDirectory() as cache:
         return harness_run(work / "cold", "--rerun", "--replace", *harness_args,
-                           env={"REPRO_MATRIX_CACHE": cache})
+                           env={"REPRO_MATRIX_CACHE": cache}, measure="cold_full")
 
 
 def write(figures: dict[str, Any]) -> int:
@@ -230,9 +265,10 @@ def render(f: dict[str, Any]) -> str:
              ("harness no-change rerun", f"{f['no_change_rerun_s']:.1f}",
               ratio(f["no_change_rerun_s"])),
              (f"nox+uv baseline ({f['baseline_cells']} cells, Pythons "
-              f"{', '.join(f['baseline_pythons'])})", f"{f['baseline_s']:.1f}",
-              f"harness warm on those cells ≈ {f['harness_warm_subset_estimate_s']:.1f} s: "
-              f"{f['harness_warm_subset_estimate_s'] / f['baseline_s']:.2f}× baseline"),
+              f"{', '.join(f['baseline_pythons'])})", f"{f['baseline_s']:.1f}", "1.00× baseline"),
+             ("harness warm on exactly those cells (same run)",
+              f"{f['harness_same_cells_s']:.1f}",
+              f"{f['harness_same_cells_s'] / f['baseline_s']:.2f}× baseline"),
              ("harness bisect mode", f"{f['bisect_s']:.1f}", ratio(f["bisect_s"]))]
     if "cold_full_s" in f:
         rows.append(("harness cold full matrix (bases kept)", f"{f['cold_full_s']:.1f}",
@@ -240,7 +276,18 @@ def render(f: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|---|---:|---|")
     lines += ["", f"Peak RSS of a harness process: {f['peak_rss_mib']:.0f} MiB; "
-              f"{f['cores']} cores.", "", "Bisect (cells run vs. budget 2·(⌈log2 n⌉+3)):"]
+              f"{f['cores']} cores."]
+    wall = {"warm_full": f.get("warm_full_s"), "bisect": f.get("bisect_s"),
+            "cold_full": f.get("cold_full_s")}
+    cpu = f.get("cpu_s", {})
+    for measure, seconds in wall.items():
+        if seconds and f"{measure}_harness" in cpu:
+            used = cpu[f"{measure}_harness"] + cpu[f"{measure}_daemons"]
+            lines.append(f"CPU use, {measure.replace('_', ' ')}: harness "
+                         f"{cpu[f'{measure}_harness']:.1f} s, dockerd+containerd "
+                         f"{cpu[f'{measure}_daemons']:.1f} s: {used / seconds / f['cores']:.0%} "
+                         "of the cores over the wall time (the repros' own CPU is not counted)")
+    lines += ["", "Bisect (cells run vs. budget 2·(⌈log2 n⌉+3)):"]
     for key, b in f.get("bisect", {}).items():
         lines.append(f"- {key}: {b['cells_run']} of {b['versions']} versions, budget "
                      f"{b['budget']}, agrees with the full matrix: {b['agrees']}"
