@@ -10,17 +10,8 @@ from collections import Counter
 from typing import TextIO
 
 from repro_matrix.model import CellRecord, Status
+from repro_matrix.words import look
 
-_SHORT = {
-    Status.REPRODUCED: "reproduced",
-    Status.NOT_REPRODUCED: "not reproduced",
-    Status.OTHER_FAILURE: "other failure",
-    Status.CANNOT_TEST: "cannot test",
-    Status.CANNOT_INSTALL: "cannot install",
-    Status.TIMEOUT: "timeout",
-    Status.UNAVAILABLE: "unavailable",
-    Status.NOT_FOR_PYTHON: "not for this Python",
-}
 # On a live terminal these are worth a line of their own; the rest only update the status line.
 _NOTABLE = {Status.REPRODUCED, Status.OTHER_FAILURE, Status.CANNOT_TEST, Status.TIMEOUT}
 
@@ -69,7 +60,7 @@ class Progress:
             self.counts[record.status] += 1
             took = f" ({record.duration_s:.1f} s)" if record.duration_s is not None else ""
             line = (f"[{self.done:>4}{f'/{self.total}' if self.total else ''}] "
-                    f"{record.cell.id}: {_SHORT[record.status]}{note or took}")
+                    f"{record.cell.id}: {look(record.status).words}{note or took}")
             if self.mode == "lines" or (self.mode == "live" and record.status in _NOTABLE):
                 self._clear_status()
                 print(line, file=self.out, flush=True)
@@ -82,7 +73,7 @@ class Progress:
     def status_line(self) -> str:
         elapsed = time.monotonic() - self.started
         parts = [f"{self.done}/{self.total or '?'} cells"]
-        parts += [f"{_SHORT[status]} {count}" for status, count in
+        parts += [f"{look(status).words} {count}" for status, count in
                   sorted(self.counts.items(), key=lambda item: item[0].value)]
         parts.append(f"{_clock(elapsed)} elapsed")
         if self.total and self.done:
