@@ -5,8 +5,12 @@ Measures, side by side on the same cells:
              bare container start (`python -c pass`) for the same images;
   baseline   a nox session per (Python, version) with a uv venv each, no containers, on the
              Pythons this host has, installing the same locks;
-  harness    warm full matrix (--rerun, images and locks cached), no-change rerun, bisect mode,
-             and with --cold a cold full matrix (empty cache and no cell images; bases kept).
+  harness    warm full matrix (a fresh results folder: every cell runs; images, locks and
+             remembered build failures cached), no-change rerun, bisect mode, and with --cold
+             a cold full matrix from nothing but the OS package cache (every harness image
+             removed, an empty harness cache), whose statuses must equal the warm run's.
+Each harness run also reports its stages (busy seconds per stage, from cells.json), its own
+peak RSS, and the CPU of the harness, the engine's daemons and the whole machine.
 Writes bench/results.json and bench/results.md.
 """
 
@@ -15,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -30,12 +33,8 @@ sys.path.insert(0, str(REPO))
 from repro_matrix import engine, sandbox, store  # noqa: E402
 from repro_matrix.model import Status  # noqa: E402
 
-CPU: dict[str, float] = {}  # per measure: CPU seconds of the harness and of the engine's daemons
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+CPU: dict[str, float] = {}  # per measure: CPU seconds of the harness, the daemons, the machine
+RSS: dict[str, float] = {}  # per measure: peak RSS (MiB) of the harness process (its uv runs too)
 
 
 def _daemons_cpu() -> float:
@@ -54,18 +53,40 @@ def _daemons_cpu() -> float:
     return total
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent busy so far (every process, every core)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def harness_run(results: Path, *extra: str, env: dict[str, str] | None = None,
                 measure: str = "") -> float:
     """Wall seconds of one `python -m repro_matrix run` (quiet), end to end; with ``measure``,
-    its CPU seconds (harness and engine daemons) go into CPU."""
-    started, harness_cpu, daemons_cpu = time.monotonic(), _children_cpu(), _daemons_cpu()
-    subprocess.run([sys.executable, "-m", "repro_matrix", "run", "--quiet", "--results",
-                    str(results), *extra], cwd=REPO, check=True,
-                   env={**os.environ, **(env or {})})
+    its CPU seconds (harness, engine daemons, whole machine) go into CPU and the harness
+    process's own peak RSS into RSS."""
+    started, daemons_cpu, busy = time.monotonic(), _daemons_cpu(), _machine_busy()
+    child = subprocess.Popen([sys.executable, "-m", "repro_matrix", "run", "--quiet",
+                              "--results", str(results), *extra], cwd=REPO,
+                             env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"bench: the harness failed ({' '.join(extra)})")
     if measure:
-        CPU[f"{measure}_harness"] = _children_cpu() - harness_cpu
+        CPU[f"{measure}_harness"] = usage.ru_utime + usage.ru_stime
         CPU[f"{measure}_daemons"] = _daemons_cpu() - daemons_cpu
-    return time.monotonic() - started
+        CPU[f"{measure}_machine"] = _machine_busy() - busy
+        RSS[measure] = usage.ru_maxrss / 1024
+    return wall
+
+
+def stages_of(results: Path) -> dict[str, Any]:
+    """The stage breakdown the last run stored (every case folder holds the same one)."""
+    for path in sorted(results.glob("*/cells.json")):
+        meta, _ = store.read_cells(path)
+        return dict(meta.get("stages") or {})
+    return {}
 
 
 def cells(results: Path) -> list[Any]:
@@ -163,14 +184,16 @@ def main() -> int:
     figures: dict[str, Any] = {"cores": os.cpu_count()}
     if args.only_cold:
         figures = json.loads((REPO / "bench" / "results.json").read_text())
-        figures["cold_full_s"] = cold_run(work, harness_args)
-        figures["cpu_s"] = {**figures.get("cpu_s", {}), **CPU}
+        _add_cold(figures, cold_run(work, harness_args))
         return write(figures)
 
     full = work / "full"
     harness_run(full, *harness_args)  # make sure everything is warm
-    figures["no_change_rerun_s"] = harness_run(full, *harness_args)
-    figures["warm_full_s"] = harness_run(full, "--rerun", *harness_args, measure="warm_full")
+    # Warm: images, locks and remembered build failures cached; no stored record, so every
+    # cell runs (--replace starts the folder over).
+    figures["warm_full_s"] = harness_run(full, "--replace", *harness_args, measure="warm_full")
+    figures["stages"] = {"warm_full": stages_of(full)}
+    figures["no_change_rerun_s"] = harness_run(full, *harness_args, measure="no_change")
     records = [r for r in cells(full)
                if r.status not in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON)]
     ran = [r for r in records if r.image_id]
@@ -191,32 +214,45 @@ def main() -> int:
                    baseline_pythons=sorted(pythons, key=lambda p: tuple(map(int, p.split(".")))))
     # The harness on exactly the baseline's cells (its Pythons), in this same bench run.
     figures["harness_same_cells_s"] = harness_run(
-        work / "same-cells", "--rerun", "--replace", "--python", ",".join(sorted(pythons)),
+        work / "same-cells", "--replace", "--python", ",".join(sorted(pythons)),
         *harness_args)
 
     bisect_dir = work / "bisect"
     # --replace: each bench run starts over (a run merges into what the folder holds).
-    figures["bisect_s"] = harness_run(bisect_dir, "--bisect", "--rerun", "--replace",
+    figures["bisect_s"] = harness_run(bisect_dir, "--bisect", "--replace",
                                       *harness_args, measure="bisect")
     figures["bisect"] = _bisect_summary(bisect_dir, full)
 
     if args.cold:
-        figures["cold_full_s"] = cold_run(work, harness_args)
-    figures["cpu_s"] = {**figures.get("cpu_s", {}), **CPU}
+        _add_cold(figures, cold_run(work, harness_args))
     return write(figures)
 
 
-def cold_run(work: Path, harness_args: list[str]) -> float:
-    """A full matrix with no cell images and an empty cache (base images kept)."""
-    _drop_cell_images()
+def _add_cold(figures: dict[str, Any], cold: dict[str, Any]) -> None:
+    figures["stages"] = {**figures.get("stages", {}), **cold.pop("stages")}
+    figures.update(cold)
+
+
+def cold_run(work: Path, harness_args: list[str]) -> dict[str, Any]:
+    """A full matrix from nothing but the OS package cache: every harness image (cells, bases,
+    Debian roots) removed and an empty harness cache (index, locks, wheelhouse, bootstraps).
+    Its statuses are compared with the warm run's."""
+    _drop_harness_images()
     with tempfile.TemporaryDirectory() as cache:
-        return harness_run(work / "cold", "--rerun", "--replace", *harness_args,
-                           env={"REPRO_MATRIX_CACHE": cache}, measure="cold_full")
+        seconds = harness_run(work / "cold", "--replace", *harness_args,
+                              env={"REPRO_MATRIX_CACHE": cache}, measure="cold_full")
+    warm = {r.cell.id: r.status for r in cells(work / "full")}
+    cold = {r.cell.id: r.status for r in cells(work / "cold")}
+    differ = sorted(cell for cell in warm.keys() | cold.keys() if warm.get(cell) != cold.get(cell))
+    stages = {"cold_full": stages_of(work / "cold")}
+    return {"cold_full_s": seconds, "cold_cells": len(cold), "cold_differs_from_warm": differ,
+            "stages": stages}
 
 
 def write(figures: dict[str, Any]) -> int:
-    figures["peak_rss_mib"] = max(figures.get("peak_rss_mib", 0), resource.getrusage(
-        resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    figures["cpu_s"] = {**figures.get("cpu_s", {}), **CPU}
+    figures["rss_mib"] = {**figures.get("rss_mib", {}), **RSS}
+    figures.pop("peak_rss_mib", None)  # an older form: every child of the bench, nox included
     (REPO / "bench" / "results.json").write_text(json.dumps(figures, indent=2) + "\n")
     table = render(figures)
     (REPO / "bench" / "results.md").write_text(table)
@@ -241,8 +277,8 @@ def _bisect_summary(bisect_dir: Path, full: Path) -> dict[str, Any]:
     return summary
 
 
-def _drop_cell_images() -> None:
-    ids = subprocess.run(["docker", "images", "-q", "--filter", f"label={engine.LABEL}.kind=cell"],
+def _drop_harness_images() -> None:
+    ids = subprocess.run(["docker", "images", "-q", "--filter", f"label={engine.LABEL}.managed=1"],
                          capture_output=True, text=True, check=True).stdout.split()
     if ids:
         subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], check=False,
@@ -271,22 +307,39 @@ def render(f: dict[str, Any]) -> str:
               f"{f['harness_same_cells_s'] / f['baseline_s']:.2f}× baseline"),
              ("harness bisect mode", f"{f['bisect_s']:.1f}", ratio(f["bisect_s"]))]
     if "cold_full_s" in f:
-        rows.append(("harness cold full matrix (bases kept)", f"{f['cold_full_s']:.1f}",
+        rows.append((f"harness cold full matrix ({f.get('cold_cells', '?')} cells; bases, "
+                     "locks, downloads, builds and runs)", f"{f['cold_full_s']:.1f}",
                      ratio(f["cold_full_s"])))
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|---|---:|---|")
-    lines += ["", f"Peak RSS of a harness process: {f['peak_rss_mib']:.0f} MiB; "
-              f"{f['cores']} cores."]
-    wall = {"warm_full": f.get("warm_full_s"), "bisect": f.get("bisect_s"),
-            "cold_full": f.get("cold_full_s")}
+    rss = f.get("rss_mib", {})
+    lines += ["", f"{f['cores']} cores. Peak RSS of the harness process: "
+              + ", ".join(f"{m.replace('_', ' ')} {v:.0f} MiB" for m, v in rss.items()) + "."]
+    if "cold_differs_from_warm" in f:
+        differ = f["cold_differs_from_warm"]
+        lines.append("Cold run's statuses against the warm run's: "
+                     + ("identical." if not differ else
+                        f"{len(differ)} cells differ: {', '.join(differ[:10])}"))
+    wall = {"warm_full": f.get("warm_full_s"), "no_change": f.get("no_change_rerun_s"),
+            "bisect": f.get("bisect_s"), "cold_full": f.get("cold_full_s")}
     cpu = f.get("cpu_s", {})
+    lines += ["", "CPU use (seconds of CPU; share of all cores over the wall time):", ""]
     for measure, seconds in wall.items():
         if seconds and f"{measure}_harness" in cpu:
-            used = cpu[f"{measure}_harness"] + cpu[f"{measure}_daemons"]
-            lines.append(f"CPU use, {measure.replace('_', ' ')}: harness "
+            machine = cpu.get(f"{measure}_machine")
+            lines.append(f"- {measure.replace('_', ' ')}: harness "
                          f"{cpu[f'{measure}_harness']:.1f} s, dockerd+containerd "
-                         f"{cpu[f'{measure}_daemons']:.1f} s: {used / seconds / f['cores']:.0%} "
-                         "of the cores over the wall time (the repros' own CPU is not counted)")
+                         f"{cpu[f'{measure}_daemons']:.1f} s"
+                         + (f", whole machine {machine:.0f} s = "
+                            f"{machine / seconds / f['cores']:.0%} of the cores"
+                            if machine is not None else ""))
+    for measure, breakdown in f.get("stages", {}).items():
+        if breakdown:
+            lines += ["", f"Stages, {measure.replace('_', ' ')} (busy seconds summed over the "
+                      "threads that spent them, and how many times each ran):", "",
+                      "| stage | busy s | count |", "|---|---:|---:|"]
+            lines += [f"| {name} | {entry['s']:.1f} | {entry['n']} |"
+                      for name, entry in breakdown.items()]
     lines += ["", "Bisect (cells run vs. budget 2·(⌈log2 n⌉+3)):"]
     for key, b in f.get("bisect", {}).items():
         lines.append(f"- {key}: {b['cells_run']} of {b['versions']} versions, budget "

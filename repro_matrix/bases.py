@@ -7,6 +7,7 @@ A Python version no provider can supply becomes an unavailable BaseImage carryin
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import jinja2
 
-from repro_matrix import interpreters, pythons, sandbox
+from repro_matrix import interpreters, pythons, sandbox, store
 from repro_matrix.config import registry_image_problem
 from repro_matrix.engine import LABEL, Engine
 from repro_matrix.errors import UsageError
@@ -163,12 +164,31 @@ def _bootstrap_problem() -> str:
     return ""
 
 
+DEB_CACHE_ENV = "REPRO_MATRIX_DEB_CACHE"
+_APT_ARCHIVES = Path("/var/cache/apt/archives")
+
+
+def deb_cache_dir(environ: Mapping[str, str]) -> Path | None:
+    """Where debootstrap keeps the packages it fetches: $REPRO_MATRIX_DEB_CACHE ("off": none),
+    else the OS's own package cache when writable. debootstrap checks every package against the
+    suite's signed index either way; the cache only spares the downloads."""
+    configured = environ.get(DEB_CACHE_ENV, "")
+    if configured.lower() in ("off", "0", "no"):
+        return None
+    if configured:
+        folder = Path(configured).resolve()  # debootstrap wants it absolute
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return _APT_ARCHIVES if os.access(_APT_ARCHIVES, os.W_OK) else None
+
+
 def _debootstrap(suite: str, packages: Sequence[str], root: Path) -> str:
     """debootstrap a minbase root of ``suite`` with ``packages``; '' or why it failed."""
     # Suites newer than the host's debootstrap knows are bootstrapped with the sid script.
     script = [] if (_DEBOOTSTRAP_SCRIPTS / suite).exists() else [str(_DEBOOTSTRAP_SCRIPTS / "sid")]
-    command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite,
-               str(root), *script]
+    cache = deb_cache_dir(os.environ)
+    command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
+               *([f"--cache-dir={cache}"] if cache else []), suite, str(root), *script]
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
     if proc.returncode != 0:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
@@ -341,7 +361,7 @@ def _local(engine: Engine, python: str, settings: ProviderSettings, work_dir: Pa
                                          work_dir)
         if image_id is None:
             return _unavailable(python, "local", failure)
-    verdict = _check(engine, image_id, python)
+    verdict = _checked(engine, image_id, python, work_dir.parent / "base-checks")
     if verdict.problem:
         return replace(_unavailable(python, "local", verdict.problem), suite=suite)
     relocated = install_path(found) != found.prefix
@@ -372,6 +392,22 @@ def _build_local(engine: Engine, interpreter: Interpreter, target: Path, dockerf
 
 
 _PROBE = "interpreter-probe.py"
+
+
+def _checked(engine: Engine, image_id: str, python: str,
+             remembered: Path) -> interpreters.ProbeVerdict:
+    """``_check``'s verdict, remembered per image and probe once it passed: an image never
+    changes, and the check costs a container per Python on every run."""
+    probe = hashlib.sha256(_image_file(_PROBE).encode()).hexdigest()[:12]
+    entry = remembered / f"{image_id.removeprefix('sha256:')}-{probe}.json"
+    try:
+        return interpreters.ProbeVerdict("", tuple(json.loads(entry.read_text())["notes"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not checked yet (or an unreadable entry): check now
+    verdict = _check(engine, image_id, python)
+    if not verdict.problem:
+        store.write_atomic(entry, json.dumps({"notes": list(verdict.notes)}), results=False)
+    return verdict
 
 
 def _check(engine: Engine, image_id: str, python: str) -> interpreters.ProbeVerdict:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -16,9 +18,11 @@ from packaging.version import Version
 
 from repro_matrix import sandbox, store
 from repro_matrix.engine import LABEL, Engine
+from repro_matrix.errors import EngineError
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
 TEMPLATE = "cell.Dockerfile.j2"
+REPOSITORY = "repro-matrix/cell"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FAILED_STEP = re.compile(r"The command '/bin/sh -c (.*?)' returned a non-zero code", re.S)
 
@@ -34,11 +38,17 @@ def template_source() -> str:
     return image_file(TEMPLATE)
 
 
+@functools.cache
+def _template() -> jinja2.Template:
+    """The cell template, compiled once per process (a rerun renders it for every cell)."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(template_source())
+
+
 def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label: str) -> str:
     """The Dockerfile for one cell: pure, so golden tests can pin it."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     pip = next(p for p in lock.build if p.name == "pip")
-    return env.from_string(template_source()).render(
+    return _template().render(
         base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
         import_name=import_name, cell_label=cell_label, venv=sandbox.VENV,
         venv_python=sandbox.VENV_PYTHON, no_cache_dir=no_cache_dir(pip.version),
@@ -60,7 +70,7 @@ def image_tag(dockerfile: str, lock: Lock, base: BaseImage) -> str:
                  lock.requirement_lines(lock.runtime)):
         digest.update(part.encode())
         digest.update(b"\0")
-    return f"repro-matrix/cell:{digest.hexdigest()[:20]}"
+    return f"{REPOSITORY}:{digest.hexdigest()[:20]}"
 
 
 def failed_step(log: str) -> str:
@@ -91,6 +101,25 @@ class Builder:
         self.failures_dir = cache_dir / "build-failures"
         self.work_dir = cache_dir / "contexts"
         self.retry_failures = retry_failures
+        self._listed: Future[dict[str, str]] | None = None
+
+    def list_present(self) -> None:
+        """Ask the engine for every cell image now, in the background: one listing instead of
+        one lookup per cell (a rerun with nothing to build is mostly lookups)."""
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-images")
+        self._listed = pool.submit(self.engine.tagged, REPOSITORY)
+        pool.shutdown(wait=False)  # the listing goes on; nothing else is submitted
+
+    def _present(self, tag: str) -> str | None:
+        """The image ``tag`` names, if the engine has it (listed at the start, else asked)."""
+        if self._listed is not None:
+            try:
+                found = self._listed.result().get(tag)
+            except EngineError:
+                found = None  # asked one by one instead
+            if found:
+                return found
+        return self.engine.image_id(tag)  # built since the listing, or never listed
 
     def remembered_failures(self) -> int:
         """How many build failures this cache remembers."""
@@ -100,7 +129,7 @@ class Builder:
               cell_label: str) -> BuildOutcome:
         dockerfile = render_dockerfile(base, lock, import_name, cell_label)
         tag = image_tag(dockerfile, lock, base)
-        existing = self.engine.image_id(tag)
+        existing = self._present(tag)
         if existing:
             return BuildOutcome(ok=True, image_ref=tag, image_id=existing, log_excerpt="")
         failure = self.failures_dir / f"{tag.split(':')[1]}.json"

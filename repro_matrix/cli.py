@@ -49,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the matrix and write results and the report")
     _common(run)
-    run.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
-                     help="cells built and run in parallel (default: cores)")
+    # Twice the cores: a cell's container spends part of its life waiting on the engine
+    # (create, start, exit, remove), and another cell's repro can use the core meanwhile.
+    run.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
+                     help="cells built and run in parallel (default: twice the cores)")
     run.add_argument("--provider", choices=config.PROVIDERS,
                      help="base image provider (default: the matrix file's, else auto)")
     run.add_argument("-q", "--quiet", action="store_true", help="print only errors")

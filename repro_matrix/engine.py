@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -141,6 +142,8 @@ class Engine:
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self._volumes: dict[str, str] = {}  # digest of a cell's files → the volume holding them
+        self._volumes_mutex = threading.Lock()
 
     def image_id(self, reference: str) -> str | None:
         with _engine_call(f"looking up {reference}"):
@@ -148,6 +151,12 @@ class Engine:
                 return str(self.client.images.get(reference).id)
             except docker.errors.ImageNotFound:
                 return None
+
+    def tagged(self, repository: str) -> dict[str, str]:
+        """Every tag of ``repository`` the engine has, with its image id, in one call."""
+        with _engine_call(f"listing {repository} images"):
+            found = self.client.api.images(name=repository)
+        return {tag: str(image["Id"]) for image in found for tag in image.get("RepoTags") or ()}
 
     def image_env(self, reference: str) -> dict[str, str]:
         with _engine_call(f"inspecting {reference}"):
@@ -226,12 +235,13 @@ class Engine:
         A lost engine or a stopping harness raises EngineError instead: the cell then has no
         outcome, and is never recorded as one. With ``on_output``, the container's output is
         also passed to it live, as it comes (same sandbox, same limit)."""
-        container = self._create(image, command, labels, memory, pids, tmpfs, workdir, env)
+        volume = self._repro_volume(image, files)
+        container = self._create(image, command, labels, memory, pids, tmpfs, workdir, env,
+                                 volume=volume)
         name = image.removeprefix("sha256:")[:12]
         follower: threading.Thread | None = None
         try:
             with _engine_call(f"running image {name}"):
-                container.put_archive(REPRO_DIR, _tar(files))
                 started = time.monotonic()
                 container.start()
                 if on_output is not None:
@@ -276,16 +286,21 @@ class Engine:
 
     def _create(self, image: str, command: list[str], labels: Mapping[str, str],
                 memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS,
-                workdir: str = _sandbox.WORKDIR, env: Mapping[str, str] | None = None) -> Any:
+                workdir: str = _sandbox.WORKDIR, env: Mapping[str, str] | None = None,
+                volume: str | None = None) -> Any:
         _LIVE.check()
+        # The repro's files: the run's shared volume, read-only, or else (``volume`` None) an
+        # anonymous volume of its own that the caller fills with put_archive before the start.
+        # The rest of the sandbox is sandbox.py's table.
+        mount = (docker.types.Mount(target=REPRO_DIR, source=volume, type="volume",
+                                    read_only=True) if volume
+                 else docker.types.Mount(target=REPRO_DIR, source=None, type="volume"))
         try:
             container = self.client.containers.create(
                 image, command=command, detach=True,
                 labels={**MANAGED, **owner_label(), **labels},
                 environment=dict(env) if env else None,
-                # The repro arrives in its own anonymous volume (writable before start, so
-                # put_archive works); the rest of the sandbox is sandbox.py's table.
-                mounts=[docker.types.Mount(target=REPRO_DIR, source=None, type="volume")],
+                mounts=[mount],
                 # The harness only ever kills; a stopping daemon need not wait 10 s per cell.
                 stop_signal="SIGKILL",
                 **_sandbox.create_options(memory, pids, tmpfs, workdir),
@@ -302,6 +317,43 @@ class Engine:
             self._remove(container)
             raise
         return container
+
+    def _repro_volume(self, image: str, files: Mapping[str, bytes]) -> str:
+        """A volume holding ``files``, filled once per process and content, that every cell
+        running them mounts read-only: a copy into each cell's container costs the engine a
+        helper process and a mount per cell."""
+        digest = hashlib.sha256()
+        for name in sorted(files):
+            digest.update(f"{name}\0{len(files[name])}\0".encode())
+            digest.update(files[name])
+        key = digest.hexdigest()
+        _LIVE.check()
+        with self._volumes_mutex:
+            if key in self._volumes:
+                return self._volumes[key]
+            volume = f"repro-matrix-files-{key[:12]}-{os.getpid()}"
+            with _engine_call("filling the volume with the repro's files"):
+                self.client.volumes.create(volume, labels={**MANAGED, **owner_label()})
+                # Filled through a container that never starts: put_archive needs one.
+                filler = self.client.containers.create(
+                    image, command=["true"], network_disabled=True,
+                    labels={**MANAGED, **owner_label()},
+                    mounts=[docker.types.Mount(target=REPRO_DIR, source=volume, type="volume")])
+                try:
+                    filler.put_archive(REPRO_DIR, _tar(files))
+                finally:
+                    self._remove(filler)
+            self._volumes[key] = volume
+            return volume
+
+    def close(self) -> None:
+        """Remove the volumes this process filled (its containers are gone by now)."""
+        with self._volumes_mutex:
+            volumes, self._volumes = list(self._volumes.values()), {}
+        for volume in volumes:
+            with contextlib.suppress(docker.errors.DockerException,
+                                     requests.exceptions.RequestException):
+                self.client.volumes.get(volume).remove(force=True)
 
     def _killed_through_engine(self, container: Any, state: Mapping[str, Any]) -> bool:
         """Whether the engine sent ``container`` a signal while it ran (the harness itself only
@@ -387,6 +439,13 @@ class Engine:
             if _owner_gone(container.labels.get(f"{LABEL}.owner", "")):
                 self._remove(container)
                 removed += 1
+        with _engine_call("listing leftover volumes"):
+            volumes = self.client.volumes.list(filters={"label": f"{LABEL}.owner"})
+        for volume in volumes:
+            if _owner_gone((volume.attrs.get("Labels") or {}).get(f"{LABEL}.owner", "")):
+                with contextlib.suppress(docker.errors.DockerException,
+                                         requests.exceptions.RequestException):
+                    volume.remove(force=True)
         return removed
 
 

@@ -187,7 +187,8 @@ class CaseMeta:
 
     ``to_json`` writes what a run writes (the optional keys only when set); ``from_json`` reads
     any stored form, a missing or mistyped key as its default, unknown keys kept in ``extra``.
-    The run fills ``finished_at``, ``wall_time_s`` and ``bisect`` in the stored form as it goes.
+    The run fills ``finished_at``, ``wall_time_s``, ``stages`` and ``bisect`` in the stored
+    form as it goes.
     """
 
     case: str = ""
@@ -211,6 +212,8 @@ class CaseMeta:
     folder: bool = False
     finished_at: str = ""
     wall_time_s: float = 0.0
+    # Busy seconds and counts per stage of the run that finished (repro_matrix.stages).
+    stages: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     bisect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -233,6 +236,8 @@ class CaseMeta:
             data["folder"] = True
         if self.finished_at:
             data.update(finished_at=self.finished_at, wall_time_s=self.wall_time_s)
+        if self.stages:
+            data["stages"] = {name: dict(entry) for name, entry in self.stages.items()}
         if self.bisect:
             data["bisect"] = {python: dict(summary) for python, summary in self.bisect.items()}
         return {**data, **self.extra}
@@ -266,7 +271,7 @@ class CaseMeta:
             command=texts("command"), env=mapping("env"), folder=data.get("folder") is True,
             finished_at=text("finished_at"),
             wall_time_s=float(wall) if isinstance(wall, (int, float)) else 0.0,
-            bisect=mapping("bisect"),
+            stages=mapping("stages"), bisect=mapping("bisect"),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

@@ -8,8 +8,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
@@ -30,6 +30,7 @@ from repro_matrix import (
     report,
     repro_files,
     sandbox,
+    stages,
     store,
     svg,
 )
@@ -149,6 +150,12 @@ class CaseRecorder:
         self.kept: dict[Status, int] = {}  # outcomes of this run that could not replace a record
         self._flushed_at = 0.0
 
+    def set_base(self, image: BaseImage) -> None:
+        """Record where a column's interpreter came from, once its base is ready."""
+        with self.mutex:
+            found = {**self.meta.get("bases", {}), image.python: base_meta(image)}
+            self.meta["bases"] = {p: found[p] for p in sorted(found, key=pythons.sort_key)}
+
     def add(self, record: CellRecord) -> None:
         with self.mutex:
             stored = self.records.get(record.cell.id)
@@ -252,13 +259,39 @@ def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
     return found
 
 
+class _Bases(Mapping[str, BaseImage]):
+    """Each Python's base image as it becomes ready; looking one up waits for it."""
+
+    AT_ONCE = 3  # bases prepared at once: bootstraps mostly wait on the network
+
+    def __init__(self, futures: Mapping[str, Future[BaseImage]]) -> None:
+        self._futures = dict(futures)
+
+    def __getitem__(self, python: str) -> BaseImage:
+        return self._futures[python].result()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._futures)
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def when_ready(self, python: str, callback: Callable[[BaseImage], None]) -> None:
+        """Call ``callback`` with ``python``'s base once it is prepared (now, if it is)."""
+        def done(future: Future[BaseImage]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                callback(future.result())
+
+        self._futures[python].add_done_callback(done)
+
+
 @dataclass(frozen=True)
 class _Stage:
     """What every cell of a run shares: the engine, the builder, the base image per Python."""
 
     engine: engine.Engine
     builder: Builder
-    bases: dict[str, BaseImage]
+    bases: Mapping[str, BaseImage]
 
 
 @dataclass(frozen=True)
@@ -272,6 +305,66 @@ class _EraBuild:
     image: BuildOutcome | None = None
     failure: Classification | None = None
     failure_log: str = ""
+
+
+_LockKey = tuple[str, str, str, str, tuple[str, ...]]
+
+
+def _lock_key(case: Case, cell: Cell, cutoff: str, tools_floor: str) -> _LockKey:
+    """What a cell's lock for one era cutoff depends on: requirement, Python, both cutoffs and
+    the repro's own requirements."""
+    return (f"{case.package}=={cell.version}", cell.python, cutoff, max(cutoff, tools_floor),
+            tuple(case.requirements))
+
+
+class _Ahead:
+    """Locks resolved, and their files fetched, before their cells ask for them.
+
+    Resolution and downloads wait on the network and builds on the CPU: run ahead in their own
+    threads, they overlap. A lock asked for that was not started ahead is made on the spot."""
+
+    WORKERS = 3
+
+    def __init__(self, resolver: Resolver, clock: stages.StageClock) -> None:
+        self.resolver = resolver
+        self.clock = clock
+        self._mutex = threading.Lock()
+        self._futures: dict[_LockKey, Future[Lock | ResolveFailure]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def start(self, keys: Sequence[_LockKey]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.WORKERS,
+                                        thread_name_prefix="resolve-ahead")
+        with self._mutex:
+            for key in keys:
+                if key not in self._futures:
+                    self._futures[key] = self._pool.submit(self._fetch, key)
+
+    def get(self, key: _LockKey) -> Lock | ResolveFailure:
+        with self._mutex:
+            future = self._futures.pop(key, None)
+        if future is None:
+            return self._fetch(key)
+        if future.done():
+            return future.result()
+        with self.clock.stage("wait"):
+            return future.result()
+
+    def stop(self) -> None:
+        """Drop what no cell asked for; wait for the resolutions already running."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._mutex:
+            self._futures.clear()
+
+    def _fetch(self, key: _LockKey) -> Lock | ResolveFailure:
+        requirement, python, cutoff, tools_cutoff, extra = key
+        with self.clock.stage("resolve"):
+            lock = self.resolver.lock(requirement, python, cutoff, tools_cutoff, extra=extra)
+        if not isinstance(lock, ResolveFailure):
+            with self.clock.stage("download"):
+                self.resolver.ensure_files(lock)
+        return lock
 
 
 _STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
@@ -325,6 +418,8 @@ class MatrixRun:
         self._reused_mutex = threading.Lock()
         self._reused: set[str] = set()
         self._full_plans: dict[str, plan.CasePlan] = {}
+        self.clock = stages.StageClock()
+        self._ahead = _Ahead(self.resolver, self.clock)
 
     def run(self, selection: plan.Selection, bisect: bool = False,
             shard: ShardSpec | None = None) -> list[tuple[str, Verdict]]:
@@ -343,6 +438,19 @@ class MatrixRun:
         eng.remove_leftovers()
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir,
                           retry_failures=self.options.rerun)
+        builder.list_present()
+        if not bisect:  # a bisection needs a few cells, not every lock
+            self._resolve_ahead(case_plans, releases)
+        try:
+            return self._run_cells(eng, builder, case_plans, releases, repros, bisect, started)
+        finally:
+            self._ahead.stop()
+            eng.close()
+
+    def _run_cells(self, eng: engine.Engine, builder: Builder,
+                   case_plans: Sequence[plan.CasePlan], releases: Mapping[str, list[Release]],
+                   repros: Mapping[str, Mapping[str, bytes]], bisect: bool,
+                   started: float) -> list[tuple[str, Verdict]]:
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
         recorders = [self._recorder(cp, releases[cp.case.package], base_images,
@@ -370,16 +478,20 @@ class MatrixRun:
         try:
             for future in as_completed([pool.submit(task) for task in tasks]):
                 future.result()
-        finally:
+        except BaseException:
             # On Ctrl-C or an engine failure, queued cells must not keep the process alive;
             # whatever finished is written before the exception goes on.
             pool.shutdown(wait=True, cancel_futures=True)
             self.progress.close()
             for recorder in recorders:
                 recorder.flush()
+            raise
+        pool.shutdown(wait=True)
+        self.progress.close()
         wall = time.monotonic() - started
         for recorder in recorders:
-            recorder.meta.update(finished_at=_now(), wall_time_s=round(wall, 1))
+            recorder.meta.update(finished_at=_now(), wall_time_s=round(wall, 1),
+                                 stages=self.clock.totals())
             recorder.flush()
             planned = {cell.id for cell in recorder.plan.cells}
             for line in column_failures(recorder.plan.case,
@@ -389,8 +501,11 @@ class MatrixRun:
             kept = recorder.kept_line()
             if kept:
                 self._say(kept)
-        verdicts = render_results(self.options.results, [c.plan.case.id for c in recorders],
-                                  find=dist_finder(self.options.cache_dir, index=self.index))
+        with self.clock.stage("report"):
+            verdicts = render_results(self.options.results,
+                                      [c.plan.case.id for c in recorders],
+                                      find=dist_finder(self.options.cache_dir, index=self.index))
+        self._say(stages.describe(self.clock.totals(), self.options.jobs))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
@@ -420,22 +535,26 @@ class MatrixRun:
                   "running; the repro's output follows")
         return self._cell(stage, recorder, cells[0])
 
-    def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> dict[str, BaseImage]:
+    def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> _Bases:
+        """Each Python's base, prepared in the background (a few at once: bootstraps wait on
+        the network); a cell waits only for its own Python's."""
         work_dir = self.options.cache_dir / "rootfs"
 
         def one(python: str) -> BaseImage:
             self._say(f"base image for Python {python}: preparing")
-            image = bases.prepare(eng, python, self.config.providers, work_dir,
-                                  self.options.provider)
+            with self.clock.stage("bases"):
+                image = bases.prepare(eng, python, self.config.providers, work_dir,
+                                      self.options.provider)
             self._say(f"base image for Python {python}: {describe_base(image)}")
             return image
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return dict(zip(pythons, pool.map(one, pythons)))
+        pool = ThreadPoolExecutor(max_workers=_Bases.AT_ONCE, thread_name_prefix="bases")
+        futures = {python: pool.submit(one, python) for python in pythons}
+        pool.shutdown(wait=False)  # every base is submitted; the pool ends with the last one
+        return _Bases(futures)
 
     def _recorder(self, case_plan: plan.CasePlan, releases: Sequence[Release],
-                  base_images: dict[str, BaseImage],
-                  files: Mapping[str, bytes]) -> CaseRecorder:
+                  base_images: _Bases, files: Mapping[str, bytes]) -> CaseRecorder:
         case = case_plan.case
         dates = {r.version: r.upload_time.date().isoformat() for r in releases
                  if r.upload_time and r.version in case_plan.versions}
@@ -448,12 +567,14 @@ class MatrixRun:
             pythons=case_plan.pythons,
             plan_cells=tuple(c.id for c in self._full_plans[case.id].cells),
             engine=os.environ.get("DOCKER_HOST", "default"), release_dates=dates,
-            bases={p: base_meta(base_images[p]) for p in case_plan.pythons},
             command=case.command, env=dict(case.env), folder=case.folder,
         ).to_json()
-        return CaseRecorder(case_plan, self.options.results, meta, files,
-                            self.options.start_over,
-                            uploads={r.version: r.upload_time for r in releases})
+        recorder = CaseRecorder(case_plan, self.options.results, meta, files,
+                                self.options.start_over,
+                                uploads={r.version: r.upload_time for r in releases})
+        for python in case_plan.pythons:
+            base_images.when_ready(python, recorder.set_base)
+        return recorder
 
     def _finish(self, recorder: CaseRecorder, record: CellRecord) -> None:
         recorder.add(record)
@@ -528,11 +649,12 @@ class MatrixRun:
         # An engine lost mid-run raises EngineError here: the cell gets no record at all.
         command, workdir = repro_command(case)
         rule = case.outcome
-        raw = stage.engine.run(era.image.image_id, command, recorder.files,
-                               rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
-                               memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
-                               workdir=workdir, env=dict(case.env),
-                               on_output=self.options.on_output)
+        with self.clock.stage("run"):
+            raw = stage.engine.run(era.image.image_id, command, recorder.files,
+                                   rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
+                                   memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
+                                   workdir=workdir, env=dict(case.env),
+                                   on_output=self.options.on_output)
         lock = era.lock
         return replace(
             _record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
@@ -543,24 +665,42 @@ class MatrixRun:
             image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
             input_key=key)
 
+    def _cutoffs(self, cell: Cell, uploaded: datetime | None) -> tuple[tuple[str, ...], str]:
+        """The era cutoffs to try for ``cell``, in order, and the floor of its tools' cutoff."""
+        release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
+        cutoffs = era_cutoffs(uploaded, release_day, self.today, self.config.era)
+        return cutoffs, f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
+
+    def _resolve_ahead(self, case_plans: Sequence[plan.CasePlan],
+                       releases: Mapping[str, Sequence[Release]]) -> None:
+        """Start resolving every cell's first era cutoff (and fetching its files) now, so that
+        resolution and downloads overlap base preparation and the builds of earlier cells."""
+        keys = []
+        for case_plan in case_plans:
+            case = case_plan.case
+            uploads = {r.version: r.upload_time for r in releases[case.package]}
+            excluded = dict(case_plan.not_for_python)
+            for cell in case_plan.cells:
+                if cell.id not in excluded:
+                    cutoffs, tools_floor = self._cutoffs(cell, uploads.get(cell.version))
+                    keys.append(_lock_key(case, cell, cutoffs[0], tools_floor))
+        self._ahead.start(keys)
+
     def _build_in_era(self, builder: Builder, base: BaseImage, case: Case, cell: Cell,
                       uploaded: datetime | None) -> _EraBuild:
         """Find a working era cutoff and build: the first cutoff (in ``era_cutoffs``' order)
         whose lock resolves and whose image builds, else why none did, classified."""
-        release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
-        cutoffs = era_cutoffs(uploaded, release_day, self.today, self.config.era)
-        tools_floor = f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
+        cutoffs, tools_floor = self._cutoffs(cell, uploaded)
         attempts: list[Attempt] = []
         last_log, last_step = "", "install"
         for cutoff in cutoffs:
-            lock = self.resolver.lock(f"{case.package}=={cell.version}", cell.python, cutoff,
-                                      max(cutoff, tools_floor), extra=case.requirements)
+            lock = self._ahead.get(_lock_key(case, cell, cutoff, tools_floor))
             if isinstance(lock, ResolveFailure):
                 attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
                 last_log = lock.detail
                 continue
-            self.resolver.ensure_files(lock)
-            built = builder.build(base, lock, case.import_name, cell.id)
+            with self.clock.stage("build"):
+                built = builder.build(base, lock, case.import_name, cell.id)
             if not built.ok:
                 attempts.append(Attempt(cutoff, f"{built.failed_step} failed",
                                         built.log_excerpt[-500:]))

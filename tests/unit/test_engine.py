@@ -134,9 +134,30 @@ class FakeContainers:
         return container
 
 
+class FakeVolume:
+    def __init__(self, volumes: FakeVolumes, name: str, labels: dict[str, str]) -> None:
+        self.volumes, self.name, self.attrs = volumes, name, {"Labels": labels}
+
+    def remove(self, force: bool) -> None:
+        self.volumes.made.pop(self.name)
+
+
+class FakeVolumes:
+    def __init__(self) -> None:
+        self.made: dict[str, FakeVolume] = {}
+
+    def create(self, name: str, labels: dict[str, str]) -> FakeVolume:
+        self.made[name] = FakeVolume(self, name, labels)
+        return self.made[name]
+
+    def get(self, name: str) -> FakeVolume:
+        return self.made[name]
+
+
 class FakeClient:
     def __init__(self, wait: Any, state: dict[str, Any] | None = None,
                  kill_events: int = 0) -> None:
+        self.volumes = FakeVolumes()
         self.wait = wait
         self.state = state or {"OOMKilled": False, "StartedAt": "2024-01-02T03:04:05.5Z"}
         self.kill_events = kill_events
@@ -174,14 +195,14 @@ def test_default_sandbox_name_is_unchanged_so_stored_cells_stay_valid() -> None:
 def test_case_limits_reach_the_container_and_the_sandbox_stays_locked_down() -> None:
     client = FakeClient(exits(0))
     raw = run(client, memory="64m", pids=32, tmpfs="8m")
-    (kwargs,) = client.containers.created
+    kwargs = client.containers.created[-1]  # the first only filled the repro's volume
     assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["pids_limit"]) == ("64m", "64m",
                                                                                     32)
     assert kwargs["tmpfs"] == {"/tmp": "rw,size=8m"}
     assert kwargs["network_disabled"] and kwargs["read_only"]
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["user"] == "65534:65534"
     assert (raw.exit_code, raw.timed_out, raw.oom_killed) == (0, False, False)
-    assert client.containers.made[0].removed
+    assert client.containers.made[-1].removed
 
 
 def test_streamed_run_passes_output_live_in_the_same_sandbox() -> None:
@@ -189,10 +210,29 @@ def test_streamed_run_passes_output_live_in_the_same_sandbox() -> None:
     client = FakeClient(exits(1))
     raw = run(client, on_output=seen.append)
     assert "".join(seen) == "café first\nsecond\n"
-    (kwargs,) = client.containers.created
+    kwargs = client.containers.created[-1]
     assert kwargs["network_disabled"] and kwargs["read_only"] and kwargs["cap_drop"] == ["ALL"]
     assert (raw.exit_code, raw.output) == (1, "output\n")  # stored output read after the exit
-    assert client.containers.made[0].removed
+    assert client.containers.made[-1].removed
+
+
+def test_cells_share_one_read_only_volume_of_the_repro_filled_once() -> None:
+    client = FakeClient(exits(0))
+    eng = engine.Engine(client)
+    for _ in range(3):
+        eng.run("sha256:" + "a" * 64, ["python", "/repro/r.py"], {"r.py": b"pass"}, 5, {})
+    eng.run("sha256:" + "a" * 64, ["python", "/repro/r.py"], {"r.py": b"other"}, 5, {})
+    assert len(client.volumes.made) == 2  # one per content, not per cell
+    filler = client.containers.created[0]
+    assert filler["mounts"][0]["ReadOnly"] is False  # filled before any cell mounts it
+    cell_mounts = [kwargs["mounts"][0] for kwargs in client.containers.created
+                   if kwargs.get("user")]
+    assert len(cell_mounts) == 4
+    assert all(m["Target"] == "/repro" and m["ReadOnly"] and m["Source"] in client.volumes.made
+               for m in cell_mounts)
+    assert all(c.removed for c in client.containers.made)
+    eng.close()
+    assert client.volumes.made == {}
 
 
 def test_oom_killed_state_is_reported() -> None:
@@ -211,7 +251,7 @@ def test_connection_lost_before_the_limit_is_an_engine_error_not_a_timeout() -> 
     with pytest.raises(EngineError, match="lost the engine while a cell ran") as info:
         run(client, timeout_s=60)
     assert "run the same command again" in info.value.hint
-    assert client.containers.made[0].removed and not client.containers.made[0].killed
+    assert client.containers.made[-1].removed and not client.containers.made[0].killed
 
 
 @pytest.mark.parametrize("error", [requests.exceptions.ReadTimeout("Read timed out."),
@@ -224,7 +264,7 @@ def test_read_timeout_at_the_limit_kills_and_reports_a_timeout(error: Exception)
     client = FakeClient(slow)
     raw = run(client, timeout_s=0.05)
     assert raw.timed_out and raw.exit_code is None
-    assert client.containers.made[0].killed and client.containers.made[0].removed
+    assert client.containers.made[-1].killed and client.containers.made[-1].removed
 
 
 def test_a_signal_sent_through_the_engine_is_an_engine_error() -> None:
@@ -262,7 +302,7 @@ def test_a_cell_stopped_by_stop_all_is_not_an_outcome() -> None:
     client = FakeClient(stopped_meanwhile)
     with pytest.raises(EngineError, match="shutting down"):
         run(client)
-    assert client.containers.made[0].removed
+    assert client.containers.made[-1].removed
 
 
 def test_unreachable_engine_names_docker_host_and_what_to_do(

@@ -73,6 +73,13 @@ class FakeEngine:
     def remove_leftovers(self) -> int:
         return 0
 
+    def close(self) -> None:
+        pass
+
+    def tagged(self, repository: str) -> dict[str, str]:
+        return {tag: image for tag, image in self.images.items()
+                if tag.startswith(repository + ":")}
+
     def image_id(self, tag: str) -> str | None:
         return self.images.get(tag)
 
