@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
@@ -262,7 +263,9 @@ def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
 class _Bases(Mapping[str, BaseImage]):
     """Each Python's base image as it becomes ready; looking one up waits for it."""
 
-    AT_ONCE = 3  # bases prepared at once: bootstraps mostly wait on the network
+    # Bases prepared at once: bootstraps mostly wait on the network, and the local interpreters
+    # wait for their shared Debian root; one at a time, the last column would start late.
+    AT_ONCE = 9
 
     def __init__(self, futures: Mapping[str, Future[BaseImage]]) -> None:
         self._futures = dict(futures)
@@ -275,6 +278,10 @@ class _Bases(Mapping[str, BaseImage]):
 
     def __len__(self) -> int:
         return len(self._futures)
+
+    def when_done(self, python: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback`` with ``python`` once preparing its base has ended, however."""
+        self._futures[python].add_done_callback(lambda _: callback(python))
 
     def when_ready(self, python: str, callback: Callable[[BaseImage], None]) -> None:
         """Call ``callback`` with ``python``'s base once it is prepared (now, if it is)."""
@@ -463,30 +470,25 @@ class MatrixRun:
             self._say(f"--rerun: cells whose build failed before are built again (the cache "
                       f"remembers {builder.remembered_failures()} build failure(s))")
         stage = _Stage(eng, builder, base_images)
-        tasks: list[Callable[[], None]]
+        tasks: list[tuple[str, Callable[[], None]]]  # (its Python, the task)
         if bisect:
-            tasks = [partial(self._bisect_task, stage, recorder, python)
+            tasks = [(python, partial(self._bisect_task, stage, recorder, python))
                      for recorder in recorders for python in recorder.plan.pythons]
             self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
                       "job(s)")
         else:
-            tasks = [partial(self._cell_task, stage, recorder, cell)
+            tasks = [(cell.python, partial(self._cell_task, stage, recorder, cell))
                      for recorder in recorders for cell in recorder.plan.cells]
             self.progress.total = len(tasks)
             self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
-        pool = ThreadPoolExecutor(max_workers=self.options.jobs)
         try:
-            for future in as_completed([pool.submit(task) for task in tasks]):
-                future.result()
+            self._run_as_bases_ready(tasks, base_images)
         except BaseException:
-            # On Ctrl-C or an engine failure, queued cells must not keep the process alive;
-            # whatever finished is written before the exception goes on.
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Whatever finished is written before the exception goes on.
             self.progress.close()
             for recorder in recorders:
                 recorder.flush()
             raise
-        pool.shutdown(wait=True)
         self.progress.close()
         wall = time.monotonic() - started
         for recorder in recorders:
@@ -510,6 +512,41 @@ class MatrixRun:
                   f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
         return verdicts
+
+    def _run_as_bases_ready(self, tasks: Sequence[tuple[str, Callable[[], None]]],
+                            base_images: _Bases) -> None:
+        """Run the tasks ``jobs`` at a time, each once its Python's base is prepared: no job is
+        held by a cell waiting for a base, so the columns whose base is ready go first."""
+        by_python: dict[str, list[Callable[[], None]]] = {}
+        for python, task in tasks:
+            by_python.setdefault(python, []).append(task)
+        finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+        pool = ThreadPoolExecutor(max_workers=self.options.jobs)
+
+        def release(python: str) -> None:
+            for task in by_python[python]:
+                try:
+                    pool.submit(task).add_done_callback(finished.put)
+                except RuntimeError:
+                    return  # the run is stopping: the pool takes nothing more
+
+        try:
+            for python in by_python:
+                # Also when preparing the base failed: its tasks then raise that failure.
+                base_images.when_done(python, release)
+            for _ in range(len(tasks)):
+                while True:
+                    try:
+                        done = finished.get(timeout=0.5)  # a timeout keeps Ctrl-C prompt
+                        break
+                    except queue.Empty:
+                        continue
+                done.result()
+        except BaseException:
+            # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def try_cell(self, selection: plan.Selection) -> CellRecord:
         """Build and run the one cell ``selection`` names, as a run would (same lock, image,

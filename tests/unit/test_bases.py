@@ -140,3 +140,34 @@ def test_each_column_says_where_its_interpreter_came_from() -> None:
         "passed over registry: cannot pull python:3.6-slim (no connection); debian: no Debian "
         "suite ships 3.6", ""]
     assert base_images_section(CaseMeta.from_json({})) == []
+
+
+def test_debootstrap_keeps_its_packages_in_the_os_cache_unless_told_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bases, "_APT_ARCHIVES", tmp_path / "archives")
+    assert bases.deb_cache_dir({}) is None  # no such folder: debootstrap downloads as always
+    (tmp_path / "archives").mkdir()
+    assert bases.deb_cache_dir({}) == tmp_path / "archives"
+    assert bases.deb_cache_dir({bases.DEB_CACHE_ENV: "off"}) is None
+    own = tmp_path / "debs"
+    assert bases.deb_cache_dir({bases.DEB_CACHE_ENV: str(own)}) == own and own.is_dir()
+
+
+def test_a_passed_base_check_is_remembered_per_image_and_a_failed_one_is_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro_matrix.interpreters import ProbeVerdict
+
+    checks: list[str] = []
+    verdicts = {"sha256:good": ProbeVerdict("", ("built without _hashlib",)),
+                "sha256:bad": ProbeVerdict("libfoo.so not found")}
+
+    def check(engine: object, image_id: str, python: str) -> ProbeVerdict:
+        checks.append(image_id)
+        return verdicts[image_id]
+
+    monkeypatch.setattr(bases, "_check", check)
+    for _ in range(2):
+        good = bases._checked(object(), "sha256:good", "3.6", tmp_path)  # type: ignore[arg-type]
+        bad = bases._checked(object(), "sha256:bad", "3.6", tmp_path)  # type: ignore[arg-type]
+    assert good == verdicts["sha256:good"] and bad == verdicts["sha256:bad"]
+    assert checks == ["sha256:good", "sha256:bad", "sha256:bad"]

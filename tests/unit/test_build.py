@@ -177,3 +177,36 @@ def test_template_ships_as_package_data_mapped_from_the_top_level_images_folder(
     assert "repro_matrix.images" in setuptools["packages"]
     assert "*.j2" in setuptools["package-data"]["repro_matrix.images"]
     assert (repo / "images" / TEMPLATE).read_text() == template_source()
+
+
+class ListingEngine(FakeEngine):
+    """Has images: ``listed`` answers the one listing, ``later`` only a lookup by tag."""
+
+    def __init__(self, listed: dict[str, str], later: dict[str, str]) -> None:
+        super().__init__()
+        self.listed, self.later = listed, later
+        self.lookups: list[str] = []
+
+    def tagged(self, repository: str) -> dict[str, str]:
+        return dict(self.listed)
+
+    def image_id(self, tag: str) -> str | None:
+        self.lookups.append(tag)
+        return self.later.get(tag)
+
+
+def test_present_images_come_from_one_listing_and_new_ones_from_a_lookup(
+        tmp_path: Path) -> None:
+    dockerfile = render_dockerfile(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+    tag = image_tag(dockerfile, LOCK, BASE)
+    engine = ListingEngine({tag: "sha256:listed"}, {})
+    builder = _builder(tmp_path, engine, retry=False)  # type: ignore[arg-type]
+    builder.list_present()
+    assert builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").image_id == "sha256:listed"
+    assert engine.lookups == [] and engine.builds == []
+    # Built by another run after the listing: a lookup finds it, nothing is built.
+    engine = ListingEngine({}, {tag: "sha256:since"})
+    builder = _builder(tmp_path, engine, retry=False)  # type: ignore[arg-type]
+    builder.list_present()
+    assert builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").image_id == "sha256:since"
+    assert engine.lookups == [tag] and engine.builds == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -192,3 +193,34 @@ def test_a_version_no_cutoff_resolves_is_recorded_without_a_build_or_a_run(
         assert not record.image_id
         assert f"demo/py{python}/2.0" not in world["engine"].runs
     assert len(world["engine"].runs) == 4
+
+
+def test_each_lock_is_resolved_once_and_the_stages_are_timed_in_cells_json(
+        world: dict[str, Any]) -> None:
+    _run(world)
+    calls = world["resolver"].calls
+    assert len(calls) == len(set(calls)) == 6  # resolved ahead; no cell resolved it again
+    meta, _ = store.read_cells(world["tmp"] / "results" / "demo" / "cells.json")
+    stages = meta["stages"]
+    assert stages["run"]["n"] == len(world["engine"].runs) == 6
+    assert stages["build"]["n"] == 6 and stages["bases"]["n"] == 2
+    assert stages["resolve"]["n"] == 6 and all(entry["s"] >= 0 for entry in stages.values())
+    assert sorted(meta["bases"]) == ["3.11", "3.9"]
+
+
+def test_a_cell_waits_only_for_its_own_pythons_base(world: dict[str, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def late_311(engine: object, python: str, *args: object, **kwargs: object) -> BaseImage:
+        if python == "3.11":  # ready only once every 3.9 cell has run
+            deadline = time.monotonic() + 10
+            while sum("py3.9" in cell for cell in world["engine"].runs) < 3:
+                if time.monotonic() > deadline:
+                    raise AssertionError("the 3.9 cells waited for the 3.11 base")
+                time.sleep(0.01)
+        return _base(engine, python)
+
+    monkeypatch.setattr(bases, "prepare", late_311)
+    _run(world)
+    assert [cell.split("/")[1] for cell in world["engine"].runs][:3] == ["py3.9"] * 3
+    meta, _ = store.read_cells(world["tmp"] / "results" / "demo" / "cells.json")
+    assert list(meta["bases"]) == ["3.9", "3.11"]  # in column order, whatever came first
