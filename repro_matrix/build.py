@@ -23,6 +23,8 @@ from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
 TEMPLATE = "cell.Dockerfile.j2"
 REPOSITORY = "repro-matrix/cell"
+# What the install step prints when the installed package does not import (images/ template).
+IMPORT_FAILED = "repro-matrix: the installed package does not import"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FAILED_STEP = re.compile(r"The command '/bin/sh -c (.*?)' returned a non-zero code", re.S)
 
@@ -50,7 +52,8 @@ def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label:
     pip = next(p for p in lock.build if p.name == "pip")
     return _template().render(
         base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
-        import_name=import_name, cell_label=cell_label, venv=sandbox.VENV,
+        import_name=import_name, import_failed=IMPORT_FAILED, cell_label=cell_label,
+        venv=sandbox.VENV,
         venv_python=sandbox.VENV_PYTHON, no_cache_dir=no_cache_dir(pip.version),
         # pip before 10 has no build isolation, and no option to turn it off.
         no_build_isolation="--no-build-isolation " if Version(pip.version) >= Version("10")
@@ -75,8 +78,13 @@ def image_tag(dockerfile: str, lock: Lock, base: BaseImage) -> str:
 
 def failed_step(log: str) -> str:
     """Which Dockerfile step broke: 'import' when the package did not import, else 'install'."""
+    if any(line.strip() == IMPORT_FAILED for line in _ANSI.sub("", log).splitlines()):
+        return "import"  # printed on a line of its own (the command only quotes it)
     match = _FAILED_STEP.search(log)
     command = match.group(1) if match else ""
+    if IMPORT_FAILED in command:
+        return "install"  # the install step failed before its import check
+    # The template's earlier form: the import check a step of its own.
     return "import" if "-c \"import " in command or "-c 'import " in command else "install"
 
 

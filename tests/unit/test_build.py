@@ -16,6 +16,7 @@ else:  # pragma: no cover
     from tomli import loads as tomli_loads
 
 from repro_matrix.build import (
+    IMPORT_FAILED,
     TEMPLATE,
     Builder,
     failed_step,
@@ -94,10 +95,14 @@ def test_failed_step_tells_import_from_install(log: str, step: str) -> None:
 
 
 def test_failed_step_recognises_both_steps_of_the_real_template() -> None:
-    tools, install, import_ = run_commands(render())
+    tools, install = run_commands(render())
     assert failed_step(classic_failure(tools)) == "install"
-    assert failed_step(classic_failure(install)) == "install"
-    assert failed_step(classic_failure(import_)) == "import"
+    pip_failed = "ERROR: Could not install packages due to an OSError\n"
+    assert failed_step(classic_failure(install, pip_failed)) == "install"
+    no_import = ("Successfully installed pkg-1.0\nTraceback (most recent call last):\n"
+                 "ModuleNotFoundError: No module named 'pkg'\n" + IMPORT_FAILED + "\n")
+    assert failed_step(classic_failure(install, no_import)) == "import"
+    assert failed_step("\x1b[31m" + classic_failure(install, no_import) + "\x1b[0m") == "import"
 
 
 def test_a_step_killed_by_a_signal_is_not_a_verdict_on_the_lock() -> None:
