@@ -6,6 +6,8 @@ A Python version no provider can supply becomes an unavailable BaseImage carryin
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -14,7 +16,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
@@ -186,14 +188,41 @@ def _debootstrap(suite: str, packages: Sequence[str], root: Path) -> str:
     """debootstrap a minbase root of ``suite`` with ``packages``; '' or why it failed."""
     # Suites newer than the host's debootstrap knows are bootstrapped with the sid script.
     script = [] if (_DEBOOTSTRAP_SCRIPTS / suite).exists() else [str(_DEBOOTSTRAP_SCRIPTS / "sid")]
+    command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}"]
     cache = deb_cache_dir(os.environ)
-    command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
-               *([f"--cache-dir={cache}"] if cache else []), suite, str(root), *script]
+    if cache is not None:
+        # Two bootstraps fetching one package into a shared folder at once corrupt it: fetch
+        # one bootstrap at a time (the network is shared anyway), then install in parallel
+        # from the folder, where every package is now present and only checked.
+        fetched = root.with_name(f"{root.name}-fetch")
+        with _locked(cache):
+            failure = _run_debootstrap([*command, "--download-only", f"--cache-dir={cache}",
+                                        suite, str(fetched), *script], suite)
+        shutil.rmtree(fetched, ignore_errors=True)
+        if failure:
+            return failure
+        command.append(f"--cache-dir={cache}")
+    return _run_debootstrap([*command, suite, str(root), *script], suite)
+
+
+def _run_debootstrap(command: Sequence[str], suite: str) -> str:
     proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
     if proc.returncode != 0:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
         return f"debootstrap {suite} failed: {tail}"
     return ""
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (flock on the folder itself: other threads and
+    other harness processes wait, nothing is written into it)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _bootstrap(engine: Engine, python: str, suite: str, reference: str,

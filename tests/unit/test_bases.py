@@ -171,3 +171,27 @@ def test_a_passed_base_check_is_remembered_per_image_and_a_failed_one_is_not(
         bad = bases._checked(object(), "sha256:bad", "3.6", tmp_path)  # type: ignore[arg-type]
     assert good == verdicts["sha256:good"] and bad == verdicts["sha256:bad"]
     assert checks == ["sha256:good", "sha256:bad", "sha256:bad"]
+
+
+def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_from_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    calls: list[list[str]] = []
+
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(bases.subprocess, "run", fake_run)
+    monkeypatch.setenv(bases.DEB_CACHE_ENV, str(tmp_path / "debs"))
+    assert bases._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
+    fetch, install = calls
+    assert "--download-only" in fetch and fetch[-2:] == ["bookworm", str(tmp_path / "root-fetch")]
+    assert "--download-only" not in install and install[-2:] == ["bookworm", str(tmp_path / "root")]
+    assert all(f"--cache-dir={tmp_path / 'debs'}" in c for c in calls)
+    calls.clear()
+    monkeypatch.setenv(bases.DEB_CACHE_ENV, "off")
+    assert bases._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
+    (only,) = calls
+    assert not any(part.startswith("--cache-dir") for part in only)
