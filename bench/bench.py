@@ -278,11 +278,17 @@ def _bisect_summary(bisect_dir: Path, full: Path) -> dict[str, Any]:
 
 
 def _drop_harness_images() -> None:
-    ids = subprocess.run(["docker", "images", "-q", "--filter", f"label={engine.LABEL}.managed=1"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    if ids:
+    """Remove every image carrying the harness's label: children before their parents, so
+    rounds repeat until none is left (the engine refuses a parent while a child exists)."""
+    for _ in range(10):
+        ids = subprocess.run(["docker", "images", "-q", "--filter",
+                              f"label={engine.LABEL}.managed=1"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        if not ids:
+            return
         subprocess.run(["docker", "rmi", "-f", *sorted(set(ids))], check=False,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    raise SystemExit("bench: harness images are left after ten rounds of removal")
 
 
 def render(f: dict[str, Any]) -> str:
