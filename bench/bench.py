@@ -235,12 +235,16 @@ def _add_cold(figures: dict[str, Any], cold: dict[str, Any]) -> None:
 
 def cold_run(work: Path, harness_args: list[str]) -> dict[str, Any]:
     """A full matrix from nothing but the OS package cache: every harness image (cells, bases,
-    Debian roots) removed and an empty harness cache (index, locks, wheelhouse, bootstraps).
+    Debian roots) removed, an empty harness cache (index, locks, wheelhouse, bootstraps) and an
+    empty uv cache.
     Its statuses are compared with the warm run's."""
     _drop_harness_images()
     with tempfile.TemporaryDirectory() as cache:
+        # uv's own cache too: index pages, metadata and sdist builds are fetched again.
         seconds = harness_run(work / "cold", "--replace", *harness_args,
-                              env={"REPRO_MATRIX_CACHE": cache}, measure="cold_full")
+                              env={"REPRO_MATRIX_CACHE": cache,
+                                   "UV_CACHE_DIR": str(Path(cache) / "uv")},
+                              measure="cold_full")
     warm = {r.cell.id: r.status for r in cells(work / "full")}
     cold = {r.cell.id: r.status for r in cells(work / "cold")}
     differ = sorted(cell for cell in warm.keys() | cold.keys() if warm.get(cell) != cold.get(cell))

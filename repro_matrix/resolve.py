@@ -120,7 +120,7 @@ class Resolver:
         self.index = index
         self.locks_dir = cache_dir / "locks"
         self.wheelhouse = cache_dir / "wheelhouse"
-        self.uv = _find_uv()
+        self.uv = find_uv()
         self._guard = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
         self._verified: set[str] = set()
@@ -234,7 +234,8 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _find_uv() -> str:
+def find_uv() -> str:
+    """The uv binary: the uv package's, else on PATH, else beside this interpreter."""
     candidates = [shutil.which("uv"), str(Path(sysconfig.get_path("scripts")) / "uv")]
     try:
         from uv import find_uv_bin

@@ -18,6 +18,7 @@ else:  # pragma: no cover
 from repro_matrix.build import (
     IMPORT_FAILED,
     TEMPLATE,
+    UV_IN_IMAGE,
     Builder,
     failed_step,
     image_tag,
@@ -25,6 +26,7 @@ from repro_matrix.build import (
     no_cache_dir,
     render_dockerfile,
     template_source,
+    uv_can_install,
 )
 from repro_matrix.model import BaseImage, Lock, Pin
 
@@ -139,12 +141,13 @@ class FakeEngine:
         return ("sha256:" + "e" * 64, "") if self.fixed else (None, IMPORT_LOG)
 
 
-def _builder(tmp_path: Path, engine: FakeEngine, retry: bool) -> Builder:
+def _builder(tmp_path: Path, engine: FakeEngine, retry: bool, uv: bool = False) -> Builder:
     wheelhouse = tmp_path / "wheelhouse"
     wheelhouse.mkdir(exist_ok=True)
     for pin in (*LOCK.runtime, *LOCK.build):
         (wheelhouse / pin.filename).write_bytes(b"x")
-    return Builder(engine, wheelhouse, tmp_path / "cache", retry_failures=retry)  # type: ignore[arg-type]
+    return Builder(engine, wheelhouse, tmp_path / "cache", retry_failures=retry,  # type: ignore[arg-type]
+                   use_uv=uv)
 
 
 def test_a_remembered_build_failure_is_retried_with_rerun_and_forgotten_once_built(
@@ -215,3 +218,35 @@ def test_present_images_come_from_one_listing_and_new_ones_from_a_lookup(
     builder.list_present()
     assert builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").image_id == "sha256:since"
     assert engine.lookups == [tag] and engine.builds == []
+
+
+WHEELS = replace(LOCK, runtime=(Pin("dep", "2.0", "dep-2.0-py3-none-any.whl", "b" * 64),
+                                 Pin("pkg", "1.0", "pkg-1.0-py3-none-any.whl", "a" * 64)))
+
+
+def test_uv_installs_wheel_locks_from_python_3_8_and_pip_the_rest() -> None:
+    assert uv_can_install("3.9", WHEELS) and uv_can_install("3.8", WHEELS)
+    assert not uv_can_install("3.7", WHEELS)
+    assert not uv_can_install("3.12", LOCK)  # an sdist: built by the era's pip and setuptools
+
+
+def test_rendered_dockerfile_with_uv_matches_golden(golden: Callable[[str, str], None]) -> None:
+    dockerfile = render_dockerfile(BASE, WHEELS, "pkg", "demo/py3.9/1.0", uv=UV_IN_IMAGE)
+    golden("cell-uv.Dockerfile", dockerfile)
+    tools, install = run_commands(dockerfile)
+    assert tools.count(UV_IN_IMAGE) == install.count(UV_IN_IMAGE) == 1
+    assert "--require-hashes --no-deps" in install and "--offline" in install
+
+
+def test_a_wheel_lock_builds_on_the_base_with_uv_added_once(tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.fixed = True
+    builder = _builder(tmp_path, engine, retry=False, uv=True)
+    if builder.uv is None:
+        pytest.skip("no uv binary here")
+    for pin in WHEELS.runtime:
+        (tmp_path / "wheelhouse" / pin.filename).write_bytes(b"x")
+    for version in ("1.0", "1.1"):
+        assert builder.build(BASE, WHEELS, "pkg", f"demo/py3.9/{version}").ok
+    kinds = [labels["org.repro-matrix.kind"] for labels in engine.builds]
+    assert kinds.count("installer") == 1 and kinds.count("cell") == 2

@@ -88,7 +88,8 @@ class FakeEngine:
               labels: Mapping[str, str]) -> tuple[str | None, str]:
         image_id = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
         self.images[tag] = image_id
-        self.version_of[image_id] = labels["org.repro-matrix.cell"].rsplit("/", 1)[1]
+        if labels["org.repro-matrix.kind"] == "cell":  # not a base with the installer added
+            self.version_of[image_id] = labels["org.repro-matrix.cell"].rsplit("/", 1)[1]
         return image_id, "built"
 
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
