@@ -186,8 +186,10 @@ def deb_cache_dir(environ: Mapping[str, str]) -> Path | None:
 
 def _debootstrap(suite: str, packages: Sequence[str], root: Path) -> str:
     """debootstrap a minbase root of ``suite`` with ``packages``; '' or why it failed."""
-    # Suites newer than the host's debootstrap knows are bootstrapped with the sid script.
-    script = [] if (_DEBOOTSTRAP_SCRIPTS / suite).exists() else [str(_DEBOOTSTRAP_SCRIPTS / "sid")]
+    # Suites newer than the host's debootstrap knows are bootstrapped with the sid script: the
+    # script is debootstrap's fourth argument, after the mirror ("": its default mirror).
+    script = ([] if (_DEBOOTSTRAP_SCRIPTS / suite).exists()
+              else ["", str(_DEBOOTSTRAP_SCRIPTS / "sid")])
     command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}"]
     cache = deb_cache_dir(os.environ)
     if cache is not None:

@@ -195,3 +195,28 @@ def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_fro
     assert bases._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
     (only,) = calls
     assert not any(part.startswith("--cache-dir") for part in only)
+
+
+def test_a_suite_newer_than_debootstrap_gets_the_sid_script_as_its_fourth_argument(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    calls: list[list[str]] = []
+
+    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(bases.subprocess, "run", fake_run)
+    monkeypatch.setattr(bases, "_DEBOOTSTRAP_SCRIPTS", tmp_path)
+    (tmp_path / "sid").write_text("")
+    (tmp_path / "bookworm").write_text("")
+    monkeypatch.setenv(bases.DEB_CACHE_ENV, "off")
+    bases._debootstrap("some-future-suite", ["libc6"], tmp_path / "root")
+    bases._debootstrap("bookworm", ["libc6"], tmp_path / "root")
+    future, known = calls
+    # debootstrap SUITE TARGET [MIRROR [SCRIPT]]: an empty mirror is its default one.
+    positional = [part for part in future if not part.startswith("--")][1:]
+    assert positional == ["some-future-suite", str(tmp_path / "root"), "", str(tmp_path / "sid")]
+    assert [part for part in known if not part.startswith("--")][1:] == [
+        "bookworm", str(tmp_path / "root")]
