@@ -370,15 +370,15 @@ def _local(engine: Engine, python: str, settings: ProviderSettings, work_dir: Pa
                               interpreters.uv_python_dir(environ))
     if isinstance(found, str):
         return _unavailable(python, "local", found)
-    binaries = [path.read_bytes() for path in interpreters.elf_files(found)]
-    needed = interpreters.glibc_needed(binaries)
+    elf_files = interpreters.elf_files(found)
+    needed = interpreters.glibc_needed_by(elf_files)
     suite = interpreters.oldest_suite(needed)
     if suite is None:
         return _unavailable(python, "local", f"{found.describe()} needs glibc "
                             f"{needed[0]}.{needed[1]}, newer than any known Debian suite")
     target = install_path(found)
     library_path = interpreters.is_shared_build(found) and \
-        not interpreters.keeps_runpath(binaries[0], target)
+        not interpreters.keeps_runpath(elf_files[0].read_bytes(), target)
     dockerfile = render_local_dockerfile(found, suite, target, library_path)
     reference = local_reference(found, suite, _fingerprint(found, dockerfile))
     image_id = engine.image_id(reference)

@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,19 @@ def elf_files(interpreter: Interpreter) -> list[Path]:
     files = [interpreter.executable.resolve(), *sorted(lib.glob("libpython*.so*"))]
     files += sorted(lib.glob(f"python{interpreter.python}/lib-dynload/*.so"))
     return [f for f in files if f.is_file()]
+
+
+def glibc_needed_by(paths: Iterable[Path], chunk: int = 1 << 20) -> tuple[int, int]:
+    """``glibc_needed`` of files, read a chunk at a time: a libpython of tens of MiB per
+    interpreter, for every column at once, would otherwise sit in memory together."""
+    def chunks(path: Path) -> Iterator[bytes]:
+        tail = b""
+        with path.open("rb") as handle:
+            while block := handle.read(chunk):
+                yield tail + block
+                tail = block[-32:]  # a symbol version cut by the chunk's end is whole here
+
+    return glibc_needed(part for path in paths for part in chunks(path))
 
 
 def glibc_needed(binaries: Iterable[bytes]) -> tuple[int, int]:

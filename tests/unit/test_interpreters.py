@@ -72,6 +72,13 @@ def test_nothing_found_says_where_it_looked(tmp_path: Path) -> None:
     assert f"{tmp_path}/versions" in reason and "base_images.interpreters" in reason
 
 
+def test_glibc_needed_by_files_reads_them_a_chunk_at_a_time(tmp_path: Path) -> None:
+    binary = tmp_path / "libpython.so"
+    binary.write_bytes(b"x" * 13 + b"GLIBC_2.35" + b"y" * 20 + b"GLIBC_2.17")
+    # Chunks of 16 bytes cut "GLIBC_2.35" in two: the overlap still finds it.
+    assert interpreters.glibc_needed_by([binary], chunk=16) == (2, 35)
+
+
 def test_glibc_needed_is_the_newest_symbol_version() -> None:
     assert interpreters.glibc_needed([b"GLIBC_2.2.5 GLIBC_2.17", b"GLIBC_2.34 GLIBC_PRIVATE"]) \
         == (2, 34)
