@@ -350,7 +350,9 @@ class _Ahead:
     def get(self, key: _LockKey) -> Lock | ResolveFailure:
         with self._mutex:
             future = self._futures.pop(key, None)
-        if future is None:
+        if future is None or future.cancel():
+            # Never started ahead, or still queued behind others (cells start in the order
+            # their bases become ready, not the queue's): made on the spot, not waited for.
             return self._fetch(key)
         if future.done():
             return future.result()

@@ -225,3 +225,35 @@ def test_a_cell_waits_only_for_its_own_pythons_base(world: dict[str, Any],
     assert [cell.split("/")[1] for cell in world["engine"].runs][:3] == ["py3.9"] * 3
     meta, _ = store.read_cells(world["tmp"] / "results" / "demo" / "cells.json")
     assert list(meta["bases"]) == ["3.9", "3.11"]  # in column order, whatever came first
+
+
+def test_a_lock_still_queued_ahead_is_made_by_the_cell_that_needs_it(
+        world: dict[str, Any]) -> None:
+    import threading
+
+    from repro_matrix import stages
+    from repro_matrix.pipeline import _Ahead, _LockKey
+
+    release = threading.Event()
+    made: list[str] = []
+
+    class SlowResolver:
+        def lock(self, requirement: str, python: str, cutoff: str, tools_cutoff: str,
+                 extra: tuple[str, ...] = ()) -> Lock:
+            if requirement == "pkg==1.0":
+                release.wait(10)  # the one ahead worker is busy with this one
+            made.append(f"{requirement}@{threading.current_thread().name}")
+            return world["resolver"].lock(requirement, python, cutoff, tools_cutoff)
+
+        def ensure_files(self, lock: Lock) -> None:
+            pass
+
+    ahead = _Ahead(SlowResolver(), stages.StageClock())  # type: ignore[arg-type]
+    ahead.WORKERS = 1
+    keys: list[_LockKey] = [("pkg==1.0", "3.9", "c", "c", ()), ("pkg==2.0", "3.9", "c", "c", ())]
+    ahead.start(keys)
+    lock = ahead.get(keys[1])  # queued behind pkg==1.0: made here, at once
+    assert not isinstance(lock, ResolveFailure) and lock.runtime[0].version == "2.0"
+    assert made == [f"pkg==2.0@{threading.current_thread().name}"]
+    release.set()
+    ahead.stop()
