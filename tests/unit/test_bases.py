@@ -173,8 +173,9 @@ def test_a_passed_base_check_is_remembered_per_image_and_a_failed_one_is_not(
     assert checks == ["sha256:good", "sha256:bad", "sha256:bad"]
 
 
-def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_from_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def debootstrap_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The debootstrap commands run, each succeeding at once (no root, no network)."""
     import subprocess
 
     calls: list[list[str]] = []
@@ -184,6 +185,13 @@ def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_fro
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(bases.subprocess, "run", fake_run)
+    return calls
+
+
+def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_from_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        debootstrap_calls: list[list[str]]) -> None:
+    calls = debootstrap_calls
     monkeypatch.setenv(bases.DEB_CACHE_ENV, str(tmp_path / "debs"))
     assert bases._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
     fetch, install = calls
@@ -198,16 +206,9 @@ def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_fro
 
 
 def test_a_suite_newer_than_debootstrap_gets_the_sid_script_as_its_fourth_argument(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-
-    calls: list[list[str]] = []
-
-    def fake_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        calls.append(command)
-        return subprocess.CompletedProcess(command, 0, "", "")
-
-    monkeypatch.setattr(bases.subprocess, "run", fake_run)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        debootstrap_calls: list[list[str]]) -> None:
+    calls = debootstrap_calls
     monkeypatch.setattr(bases, "_DEBOOTSTRAP_SCRIPTS", tmp_path)
     (tmp_path / "sid").write_text("")
     (tmp_path / "bookworm").write_text("")
