@@ -102,6 +102,13 @@ def failed_step(log: str) -> str:
     return "import" if "-c \"import " in command or "-c 'import " in command else "install"
 
 
+def without_commands(log: str) -> str:
+    """``log`` with each failed step's command left out of the builder's last line: the
+    command, tens of flags long, would push the error itself out of a short excerpt (which step
+    failed is ``failed_step``'s to tell, from the whole log)."""
+    return _FAILED_STEP.sub(lambda m: m[0].replace(f"'/bin/sh -c {m[1]}'", "of the step"), log)
+
+
 def killed(log: str) -> bool:
     """A step killed by a signal (exit ≥ 128) says nothing about the lock: do not remember it."""
     codes = re.findall(r"returned a non-zero code: (\d+)", log)

@@ -36,7 +36,7 @@ from repro_matrix import (
     svg,
 )
 from repro_matrix.bisect import bisect_versions
-from repro_matrix.build import Builder
+from repro_matrix.build import Builder, without_commands
 from repro_matrix.classify import (
     Classification,
     classify,
@@ -684,7 +684,9 @@ class MatrixRun:
         if previous and previous.input_key == key and not self.options.rerun:
             with self._reused_mutex:
                 self._reused.add(cell.id)
-            return previous
+            # The outcome is kept; the attempts are this run's account of the same cutoffs
+            # (from the same remembered builds), so a clearer account replaces an older one.
+            return replace(previous, attempts=era.attempts)
         # An engine lost mid-run raises EngineError here: the cell gets no record at all.
         command, workdir = repro_command(case)
         rule = case.outcome
@@ -741,9 +743,9 @@ class MatrixRun:
             with self.clock.stage("build"):
                 built = builder.build(base, lock, case.import_name, cell.id)
             if not built.ok:
-                attempts.append(Attempt(cutoff, f"{built.failed_step} failed",
-                                        built.log_excerpt[-500:]))
-                last_log, last_step = built.log_excerpt, built.failed_step
+                log = without_commands(built.log_excerpt)
+                attempts.append(Attempt(cutoff, f"{built.failed_step} failed", log[-500:]))
+                last_log, last_step = log, built.failed_step
                 continue
             attempts.append(Attempt(cutoff, "ok"))
             return _EraBuild(tuple(attempts), cutoff, lock, built)

@@ -27,6 +27,7 @@ from repro_matrix.build import (
     render_dockerfile,
     template_source,
     uv_can_install,
+    without_commands,
 )
 from repro_matrix.model import BaseImage, Lock, Pin
 
@@ -250,3 +251,14 @@ def test_a_wheel_lock_builds_on_the_base_with_uv_added_once(tmp_path: Path) -> N
         assert builder.build(BASE, WHEELS, "pkg", f"demo/py3.9/{version}").ok
     kinds = [labels["org.repro-matrix.kind"] for labels in engine.builds]
     assert kinds.count("installer") == 1 and kinds.count("cell") == 2
+
+
+def test_an_excerpt_keeps_the_error_not_the_long_command_of_the_failed_step() -> None:
+    _, install = run_commands(render())
+    error = "ImportError: cannot import name 'Markup' from 'jinja2' (/opt/venv/lib/x.py)"
+    log = classic_failure(install, f"Traceback (most recent call last):\n{error}\n"
+                                   f"{IMPORT_FAILED}\n")
+    short = without_commands(log)
+    assert error in short[-500:] and "pip install" not in short.splitlines()[-1]
+    assert short.endswith("The command of the step returned a non-zero code: 1\n")
+    assert failed_step(log) == "import"  # told from the whole log, command and all
