@@ -102,14 +102,17 @@ def floor(records: list[Any], repro: Path) -> tuple[float, float, int]:
     files = {repro.name: repro.read_bytes()}
     run_sum = start_sum = 0.0
     measured = 0
-    for record in records:
-        if not record.image_id:
-            continue
-        run_sum += eng.exec_seconds(record.image_id, [sandbox.VENV_PYTHON,
-                                                      f"{engine.REPRO_DIR}/{repro.name}"], files)
-        bare = eng.run(record.image_id, [sandbox.VENV_PYTHON, "-c", "pass"], {}, 60, {})
-        start_sum += bare.duration_s
-        measured += 1
+    try:
+        for record in records:
+            if not record.image_id:
+                continue
+            run_sum += eng.exec_seconds(record.image_id, [
+                sandbox.VENV_PYTHON, f"{engine.REPRO_DIR}/{repro.name}"], files)
+            bare = eng.run(record.image_id, [sandbox.VENV_PYTHON, "-c", "pass"], {}, 60, {})
+            start_sum += bare.duration_s
+            measured += 1
+    finally:
+        eng.close()  # the repro's volumes
     return run_sum, start_sum, measured
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import hashlib
 import io
 import os
 import re
@@ -26,6 +25,7 @@ from docker.utils import parse_repository_tag
 from repro_matrix import sandbox as _sandbox
 from repro_matrix.errors import EngineError
 from repro_matrix.model import RawRun
+from repro_matrix.repro_files import files_digest
 from repro_matrix.sandbox import MEMORY, PIDS, TMPFS
 
 LABEL = "org.repro-matrix"
@@ -273,10 +273,10 @@ class Engine:
         """Wall time of ``command`` exec'd in an already running sandboxed container: the
         repro's own process time without the container start (a benchmark's floor)."""
         container = self._create(image, [_sandbox.VENV_PYTHON, "-c",
-                                         "import time; time.sleep(600)"], {})
+                                         "import time; time.sleep(600)"], {},
+                                 volume=self._repro_volume(image, files))
         try:
             with _engine_call(f"running {image}"):
-                container.put_archive(REPRO_DIR, _tar(files))
                 container.start()
                 started = time.monotonic()
                 container.exec_run(command, user="65534:65534")
@@ -287,14 +287,12 @@ class Engine:
     def _create(self, image: str, command: list[str], labels: Mapping[str, str],
                 memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS,
                 workdir: str = _sandbox.WORKDIR, env: Mapping[str, str] | None = None,
-                volume: str | None = None) -> Any:
+                *, volume: str) -> Any:
         _LIVE.check()
-        # The repro's files: the run's shared volume, read-only, or else (``volume`` None) an
-        # anonymous volume of its own that the caller fills with put_archive before the start.
-        # The rest of the sandbox is sandbox.py's table.
-        mount = (docker.types.Mount(target=REPRO_DIR, source=volume, type="volume",
-                                    read_only=True) if volume
-                 else docker.types.Mount(target=REPRO_DIR, source=None, type="volume"))
+        # The repro's files come in ``volume`` (``_repro_volume``), read-only; the rest of the
+        # sandbox is sandbox.py's table.
+        mount = docker.types.Mount(target=REPRO_DIR, source=volume, type="volume",
+                                   read_only=True)
         try:
             container = self.client.containers.create(
                 image, command=command, detach=True,
@@ -322,11 +320,7 @@ class Engine:
         """A volume holding ``files``, filled once per process and content, that every cell
         running them mounts read-only: a copy into each cell's container costs the engine a
         helper process and a mount per cell."""
-        digest = hashlib.sha256()
-        for name in sorted(files):
-            digest.update(f"{name}\0{len(files[name])}\0".encode())
-            digest.update(files[name])
-        key = digest.hexdigest()
+        key = files_digest(files)
         _LIVE.check()
         with self._volumes_mutex:
             if key in self._volumes:

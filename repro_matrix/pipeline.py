@@ -536,14 +536,14 @@ class MatrixRun:
             for python in by_python:
                 # Also when preparing the base failed: its tasks then raise that failure.
                 base_images.when_done(python, release)
-            for _ in range(len(tasks)):
-                while True:
-                    try:
-                        done = finished.get(timeout=0.5)  # a timeout keeps Ctrl-C prompt
-                        break
-                    except queue.Empty:
-                        continue
+            remaining = len(tasks)
+            while remaining:
+                try:
+                    done = finished.get(timeout=0.5)  # a timeout keeps Ctrl-C prompt
+                except queue.Empty:
+                    continue
                 done.result()
+                remaining -= 1
         except BaseException:
             # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -572,7 +572,10 @@ class MatrixRun:
         recorder.previous = {}  # always run: the author is watching this run's output
         self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
                   "running; the repro's output follows")
-        return self._cell(stage, recorder, cells[0])
+        try:
+            return self._cell(stage, recorder, cells[0])
+        finally:
+            eng.close()
 
     def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> _Bases:
         """Each Python's base, prepared in the background (a few at once: bootstraps wait on
