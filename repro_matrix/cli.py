@@ -420,6 +420,7 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     from repro_matrix.advisories import read as advisory
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.resolve.index import IndexClient
+    from repro_matrix.spec.scaffold import scaffold_from_osv
 
     if not config.CASE_ID.match(args.id):
         raise UsageError(f"new: '{args.id}' is not a case id",
@@ -428,7 +429,7 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     package = advisory.choose_package(record, args.package, str(args.from_osv))
     releases = [r.version for r in IndexClient(default_cache_dir()).releases(package)
                 if not r.yanked and not Version(r.version).is_prerelease]
-    written = advisory.scaffold(args.from_osv, args.id, args.matrix, releases, package,
+    written = scaffold_from_osv(args.from_osv, args.id, args.matrix, releases, package,
                                 _split(args.python) or ("3.9", "3.11", "3.13"))
     for path in written:
         print(f"wrote {path}", file=sys.stderr)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from repro_matrix.containers.sandbox import DEFAULT_LIMITS, Limits
 
 
 class Status(str, enum.Enum):
@@ -33,6 +32,18 @@ class Status(str, enum.Enum):
 
 
 # ---- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a cell's container may use (a case's `limits:`); docker's size syntax."""
+
+    memory: str = "512m"
+    pids: int = 256
+    tmpfs: str = "64m"
+
+
+DEFAULT_LIMITS = Limits()  # a cell's limits unless its case sets others
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,16 @@ class EraPolicy:
 
     max_attempts: int = 5
     step_days: int = 365
+
+
+def registry_image_problem(text: str) -> str:
+    """Why ``text`` is no image reference with {python} where X.Y goes ('' when it is one)."""
+    if "{python}" not in text:
+        return (f"'{text}' has no {{python}}; write it like "
+                "'mirror.example/library/python:{python}-slim'")
+    if not re.match(r"^[a-z0-9][A-Za-z0-9._/:-]*$", text.replace("{python}", "3.10")):
+        return f"'{text}' is not an image reference with {{python}} in it"
+    return ""
 
 
 @dataclass(frozen=True)

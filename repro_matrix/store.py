@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix import __version__
-from repro_matrix.errors import UsageError
+from repro_matrix import __version__, atomic
+from repro_matrix.errors import UsageError, unwritable_results
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status, claim_to_json
 from repro_matrix.pythons import sort_key
 from repro_matrix.verdict.derive import Verdict
@@ -22,53 +20,10 @@ from repro_matrix.verdict.derive import Verdict
 SCHEMA_VERSION = 1
 
 
-def write_atomic(path: Path, text: str, results: bool = True) -> None:
-    """Readers see the old file or the new one, never a part; a file system that refuses the
-    write (full disk, permissions) is one UsageError naming the file, with no temporary left
-    (a cache file, ``results`` off: the OSError itself, which the CLI reports)."""
-    with atomic_file(path, results) as handle:
-        handle.write(text.encode("utf-8"))
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, results: bool = True) -> Iterator[IO[bytes]]:
-    """A binary handle whose bytes replace ``path`` when the block ends; an exception in the
-    block leaves ``path`` as it was and no temporary behind (the one home of atomic writes:
-    results, and the cache's locks, index pages, downloads and build failures)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        if not results:
-            raise
-        raise _unwritable(path, exc) from None
-    try:
-        # mkstemp creates 0600 whatever the umask; results are meant to be read by others
-        # (a report written under sudo must open for the user), so follow the umask.
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and results:
-            raise _unwritable(path, exc) from None
-        raise
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where /proc tells (threads write results)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def write_atomic(path: Path, text: str) -> None:
+    """A results file replaced at once (``atomic.write_atomic``); a file system that refuses the
+    write (full disk, permissions) is one UsageError naming the file, with no temporary left."""
+    atomic.write_atomic(path, text, on_error=unwritable_results)
 
 
 def check_writable(results: Path) -> None:
@@ -81,12 +36,6 @@ def check_writable(results: Path) -> None:
     except OSError as exc:
         raise UsageError(f"{results}: results folder not writable ({exc.strerror or exc})",
                          "fix its permissions or pass another --results folder") from None
-
-
-def _unwritable(path: Path, exc: OSError) -> UsageError:
-    return UsageError(f"{path}: cannot write results ({exc.strerror or exc})",
-                      "free space or pass another --results folder; finished cells already "
-                      "written are kept")
 
 
 def record_to_json(record: CellRecord) -> dict[str, Any]:

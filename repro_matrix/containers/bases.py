@@ -25,13 +25,12 @@ from pathlib import Path
 
 import jinja2
 
-from repro_matrix import pythons, store
+from repro_matrix import atomic, pythons
 from repro_matrix.containers import interpreters, sandbox
 from repro_matrix.containers.engine import LABEL, Engine
 from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.errors import UsageError
-from repro_matrix.model import BaseImage, ProviderSettings
-from repro_matrix.spec.config import registry_image_problem
+from repro_matrix.model import BaseImage, ProviderSettings, registry_image_problem
 
 _DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 _IMAGES = "repro_matrix.images"  # the top-level images/ folder, shipped as package data
@@ -438,7 +437,7 @@ def _checked(engine: Engine, image_id: str, python: str,
         pass  # not checked yet (or an unreadable entry): check now
     verdict = _check(engine, image_id, python)
     if not verdict.problem:
-        store.write_atomic(entry, json.dumps({"notes": list(verdict.notes)}), results=False)
+        atomic.write_atomic(entry, json.dumps({"notes": list(verdict.notes)}))
     return verdict
 
 

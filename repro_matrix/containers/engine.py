@@ -34,13 +34,6 @@ MANAGED = {f"{LABEL}.managed": "1"}
 _LOST = "check the engine (docker info), then run the same command again: finished cells are kept"
 
 
-def sandbox(memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS) -> str:
-    """Names the sandbox a run gets; part of a cell's input key, so changing it reruns cells."""
-    return (f"ro-root,tmpfs-{tmpfs},no-net,cap-drop-all,no-new-privs,uid-65534,mem-{memory},"
-            f"pids-{pids}")
-
-
-SANDBOX = sandbox()
 
 
 def connect() -> Engine:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from urllib.parse import quote
 
 from repro_matrix.model import CellRecord, Status
 from repro_matrix.report.vocabulary import (
@@ -88,8 +87,3 @@ def matrix_svg(case_id: str, records: Sequence[CellRecord], verdict: Verdict) ->
                    f" ({plural(counts[status], 'cell')})</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-def svg_link(case_id: str) -> str:
-    """Where report.md finds a case's matrix.svg, relative to the results folder."""
-    return f"{quote(case_id)}/matrix.svg"

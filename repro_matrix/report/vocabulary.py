@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from packaging.version import Version
 
 from repro_matrix import pythons as py
-from repro_matrix.model import CaseMeta, CellRecord, Claim, Status
-from repro_matrix.report.claim import ranges_words
+from repro_matrix.model import OSV_ZERO, CaseMeta, CellRecord, Claim, ClaimRange, Status
 from repro_matrix.verdict.derive import HOLDS_WHERE_CHECKED, AffectedRange, Scope, Verdict
 
 
@@ -240,3 +239,18 @@ def per_python_sentences(verdict: Verdict) -> list[str]:
     if undecided:
         lines.append(f"{pythons_words(undecided)}: no release could be tested.")
     return lines
+
+
+def claimed_range_text(rng: ClaimRange) -> str:
+    """A claimed range in interval notation: [0, 2.1.3), [1.1, 1.2], [3.0, …)."""
+    start = "first release" if rng.introduced == OSV_ZERO else rng.introduced
+    if rng.fixed:
+        return f"[{start}, {rng.fixed})"
+    if rng.last_affected:
+        return f"[{start}, {rng.last_affected}]"
+    return f"[{start}, …)"
+
+
+def ranges_words(claim: Claim) -> str:
+    """The claim in words, for the summary sentence."""
+    return "affected " + " ∪ ".join(claimed_range_text(r) for r in claim.ranges)

@@ -24,7 +24,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from repro_matrix import store
+from repro_matrix import atomic
 from repro_matrix.errors import IndexUnavailable, ResolveToolError
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
 from repro_matrix.resolve.index import IndexClient, file_sha256
@@ -280,5 +280,5 @@ def _lock_from_json(data: dict[str, object]) -> Lock | ResolveFailure:
 
 
 def _write_json(path: Path, data: object) -> None:
-    store.write_atomic(path, json.dumps(data, indent=1), results=False)
+    atomic.write_atomic(path, json.dumps(data, indent=1))
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from repro_matrix import __version__
-from repro_matrix.containers import engine, sandbox
+from repro_matrix.containers import sandbox
 from repro_matrix.model import Case
 from repro_matrix.spec import repro_files
 
@@ -16,8 +16,8 @@ def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str
     """A cell's input key: ``run_input_key``, and the case's own limits when it sets any."""
     key = run_input_key(image_id, case, files)
     rule = case.outcome
-    limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
-    if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
+    limits = sandbox.name(rule.memory, rule.pids, rule.tmpfs)
+    if limits != sandbox.NAME:  # a case's own limits are part of what decides it
         key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
     return key
 
@@ -27,7 +27,7 @@ def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
     digest = hashlib.sha256()
     repro_digest = (repro_files.files_digest(files) if case.folder
                     else hashlib.sha256(files[case.repro.name]).hexdigest())
-    parts = [__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
+    parts = [__version__, sandbox.NAME, image_id, repro_digest, case.repro.name,
              json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)]
     if case.folder or case.command or case.env or case.outcome.exit_codes != "default":
         # Only a case that sets these adds them, so a plain script's cells keep their keys.

@@ -19,9 +19,9 @@ from packaging.version import InvalidVersion, Version
 
 from repro_matrix import pythons
 from repro_matrix.advisories import read as advisory
-from repro_matrix.containers.sandbox import DEFAULT_LIMITS
 from repro_matrix.errors import UsageError
 from repro_matrix.model import (
+    DEFAULT_LIMITS,
     OSV_ZERO,
     Case,
     Claim,
@@ -32,6 +32,7 @@ from repro_matrix.model import (
     ProviderSettings,
     Release,
     VersionSelection,
+    registry_image_problem,
 )
 from repro_matrix.spec import plan, repro_files
 
@@ -486,16 +487,6 @@ def registry_image(reader: _Reader, value: Any, key: str) -> str:
     if problem:
         raise reader.fail(key, problem)
     return text
-
-
-def registry_image_problem(text: str) -> str:
-    """Why ``text`` is no image reference with {python} where X.Y goes ('' when it is one)."""
-    if "{python}" not in text:
-        return (f"'{text}' has no {{python}}; write it like "
-                "'mirror.example/library/python:{python}-slim'")
-    if not re.match(r"^[a-z0-9][A-Za-z0-9._/:-]*$", text.replace("{python}", "3.10")):
-        return f"'{text}' is not an image reference with {{python}} in it"
-    return ""
 
 
 def _era(reader: _Reader, value: Any) -> EraPolicy:

@@ -14,7 +14,7 @@ from repro_matrix import cli
 from repro_matrix.advisories import read as advisory
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Claim, ClaimRange, Release
-from repro_matrix.spec import config
+from repro_matrix.spec import config, scaffold
 
 # A synthetic record in the shape the advisory databases publish (package and versions made up).
 RECORD: dict[str, Any] = {
@@ -82,17 +82,17 @@ RELEASES = [f"1.{minor}.{patch}" for minor in range(4) for patch in range(4)] + 
 
 
 def test_window_keeps_a_margin_around_the_bounds() -> None:
-    win = advisory.window([ClaimRange("1.1.0", fixed="1.1.2")], RELEASES, margin=2)
+    win = scaffold.window([ClaimRange("1.1.0", fixed="1.1.2")], RELEASES, margin=2)
     assert win.versions == ("1.0.2", "1.0.3", "1.1.0", "1.1.1", "1.1.2", "1.1.3", "1.2.0")
     assert win.spec == ">=1.0.2,<=1.2.0" and win.outside == ()
 
 
 def test_window_is_bounded_and_keeps_the_newest_bounds() -> None:
-    win = advisory.window([ClaimRange("0", fixed="1.0.1"), ClaimRange("1.3.0", fixed="2.0")],
+    win = scaffold.window([ClaimRange("0", fixed="1.0.1"), ClaimRange("1.3.0", fixed="2.0")],
                           RELEASES, margin=1, most=5)
     assert win.versions == ("1.2.3", "1.3.0", "1.3.1", "1.3.2", "1.3.3", "2.0", "2.1")[-5:]
     assert win.outside == ("0", "1.0.1", "1.3.0")
-    wider = advisory.window([ClaimRange("0", fixed="1.0.1"), ClaimRange("1.3.0", fixed="2.0")],
+    wider = scaffold.window([ClaimRange("0", fixed="1.0.1"), ClaimRange("1.3.0", fixed="2.0")],
                             RELEASES, margin=1, most=7)
     assert wider.versions[0] == "1.2.3" and wider.outside == ("0", "1.0.1")
 
@@ -169,7 +169,7 @@ def test_new_from_osv_scaffolds_a_case_that_loads(tmp_path: Path,
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(MATRIX)
     record = write_record(tmp_path / "..", copy.deepcopy(RECORD), "GHSA-record.json")
-    written = advisory.scaffold(record, "demo-adv", matrix, RELEASES, pythons=("3.11",))
+    written = scaffold.scaffold_from_osv(record, "demo-adv", matrix, RELEASES, pythons=("3.11",))
     text = matrix.read_text()
     assert text.startswith("# a comment\ncases:\n  - id: old")
     assert text.index("id: demo-adv") < text.index("# about the base images")
@@ -180,7 +180,7 @@ def test_new_from_osv_scaffolds_a_case_that_loads(tmp_path: Path,
     assert "(reported as not checked): 0, 3.0" in text
     assert written[0] == tmp_path / "cases" / "demo-adv" / "GHSA-aaaa-bbbb-cccc.json"
     with pytest.raises(UsageError, match="already"):
-        advisory.scaffold(record, "demo-adv", matrix, RELEASES)
+        scaffold.scaffold_from_osv(record, "demo-adv", matrix, RELEASES)
 
 
 def test_new_needs_a_package_when_the_record_names_several() -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from repro_matrix import __version__
-from repro_matrix.containers import engine
+from repro_matrix.containers import engine, sandbox
 from repro_matrix.model import Case, Cell, CellRecord, Claim, OutcomeRule, Status, VersionSelection
 from repro_matrix.run import inputs, loop
 
@@ -25,7 +25,7 @@ FILES = {"test_bug.py": b"def test_bug():\n    assert False, 'BOOM'\n", "data/in
 def test_a_plain_script_keeps_the_input_key_it_always_had() -> None:
     repro = b"raise SystemExit(0)\n"
     before = hashlib.sha256()  # the formula of stored records, before commands existed
-    for part in (__version__, engine.SANDBOX, IMAGE, hashlib.sha256(repro).hexdigest(),
+    for part in (__version__, sandbox.NAME, IMAGE, hashlib.sha256(repro).hexdigest(),
                  "repro.py", json.dumps(["BOOM"]), "60.0"):
         before.update(part.encode() + b"\0")
     assert inputs.run_input_key(IMAGE, SCRIPT, {"repro.py": repro}) == before.hexdigest()[:32]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from repro_matrix.containers import engine
+from repro_matrix.containers import engine, sandbox
 from repro_matrix.containers.engine import pull_failure_reason
 from repro_matrix.errors import EngineError
 
@@ -188,8 +188,26 @@ def run(client: FakeClient, timeout_s: float = 5, **limits: Any) -> engine.RawRu
 
 
 def test_default_sandbox_name_is_unchanged_so_stored_cells_stay_valid() -> None:
-    assert engine.SANDBOX == ("ro-root,tmpfs-64m,no-net,cap-drop-all,no-new-privs,uid-65534,"
-                              "mem-512m,pids-256")
+    assert sandbox.NAME == ("ro-root,tmpfs-64m,no-net,cap-drop-all,no-new-privs,uid-65534,"
+                            "mem-512m,pids-256")
+
+
+def test_the_sandbox_name_covers_every_restriction_of_the_table() -> None:
+    # A restriction added to the table without a word in the name (or a word left out of the
+    # name's order) would change what a cell runs in without changing its input key.
+    rows = sandbox._table("512m", 256, "64m", sandbox.WORKDIR)
+    named = [row.keyword for row in rows if row.word]
+    assert sorted(named) == sorted(sandbox.NAME_ORDER)
+    assert {row.keyword for row in rows if not row.word} == {"working_dir", "memswap_limit"}
+    assert all(row.word in sandbox.NAME.split(",") for row in rows if row.word)
+    assert sandbox.create_options().keys() == {row.keyword for row in rows}
+
+
+@pytest.mark.parametrize("limits", [{"memory": "64m"}, {"pids": 32}, {"tmpfs": "8m"}])
+def test_a_case_limit_changes_the_sandbox_name(limits: dict[str, Any]) -> None:
+    changed = sandbox.name(**limits)
+    assert changed != sandbox.NAME
+    assert str(next(iter(limits.values()))) in changed
 
 
 def test_case_limits_reach_the_container_and_the_sandbox_stays_locked_down() -> None:

@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
-from repro_matrix.report import html, markdown, vocabulary
+from repro_matrix.report import html, vocabulary
+from repro_matrix.report.cells import rerun_command
 from repro_matrix.verdict.derive import Observation, Verdict, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
@@ -136,7 +137,7 @@ def test_cell_data_survives_the_script_tag_intact() -> None:
     assert cell["output"] == f"Traceback\n{EVIL}\n"
     assert cell["exit_code"] == 1 and cell["roles"] == ["introduced"]
     assert cell["lock"] == [f"pkg==1.2 --hash=sha256:{'1' * 64}"]
-    assert cell["rerun"] == markdown.rerun_command(RECORDS[2], CaseMeta.from_json(META))
+    assert cell["rerun"] == rerun_command(RECORDS[2], CaseMeta.from_json(META))
     assert data["demo/py3.11/1.2"]["rerun"] is None
 
 

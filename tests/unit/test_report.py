@@ -17,6 +17,7 @@ import tabulate
 from repro_matrix import store
 from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
 from repro_matrix.report import markdown, svg, vocabulary
+from repro_matrix.report.cells import boundary_cells, facts_line, folded_note, rerun_command
 from repro_matrix.verdict.derive import Observation, Verdict, derive
 
 Golden = Callable[[str, str], None]
@@ -108,7 +109,7 @@ def test_status_table_leaves_missing_cells_blank() -> None:
 def test_status_table_folds_columns_unavailable_for_every_release() -> None:
     header = markdown.status_table(RECORDS, {}, fold=True).splitlines()[0]
     assert "py3.13" not in header and "py3.12" in header
-    assert markdown.folded_note(RECORDS) == (
+    assert folded_note(RECORDS) == (
         "Not shown: Python 3.13, unavailable for every release (see Coverage).")
 
 
@@ -158,7 +159,7 @@ def test_render_case_puts_the_summary_first_then_table_notes_boundaries_evidence
 
 def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
     found = [(b.record.cell.python, b.record.cell.version, b.roles)
-             for b in markdown.boundary_cells(RECORDS, verdict(CLAIM))]
+             for b in boundary_cells(RECORDS, verdict(CLAIM))]
     assert found == [("3.9", "1.0.0", ("introduced",)), ("3.9", "1.10.0", ("last affected",)),
                      ("3.9", "2.0.0", ("fixed",)),
                      ("3.10", "1.0.0", ("introduced", "last affected")),
@@ -195,7 +196,7 @@ SANDBOX_FLAGS = ("--network none --workdir /tmp --read-only --tmpfs /tmp:rw,size
 ])
 def test_rerun_command_binds_the_repro_and_runs_it_in_the_cells_sandbox(
         meta: dict[str, str], mount: str, inside: str) -> None:
-    command = markdown.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
+    command = rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
     assert command == (f'docker run --rm --mount "type=bind,target={inside},readonly,'
                        f'source={mount}" {SANDBOX_FLAGS} '
                        f"repro-matrix/cell:0123456789abcdef0123 /opt/venv/bin/python {inside}")
@@ -205,7 +206,7 @@ def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
     from repro_matrix.containers import sandbox
 
     meta = {"repro_path": "/r.py", "limits": {"memory": "64m", "pids": 32, "tmpfs": "8m"}}
-    command = markdown.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
+    command = rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
     assert command is not None
     assert shlex.join(sandbox.run_flags("64m", 32, "8m")) in command
     assert "--memory 64m --memory-swap 64m --pids-limit 32" in command
@@ -218,21 +219,21 @@ def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
 
 def test_rerun_command_fails_loudly_when_the_repro_is_missing(tmp_path: Path) -> None:
     """--mount refuses a missing source, where -v would create an empty directory."""
-    command = markdown.rerun_command(record("3.9", "1.0.0", R),
+    command = rerun_command(record("3.9", "1.0.0", R),
                                    CaseMeta(repro_path=str(tmp_path / "gone.py")))
     assert command is not None and "-v " not in command
     assert f"source={tmp_path}/gone.py" in command and "type=bind" in command
 
 
 def test_rerun_command_is_none_without_an_image() -> None:
-    assert markdown.rerun_command(record("3.12", "0.9.0", CI), CaseMeta.from_json(META)) is None
+    assert rerun_command(record("3.12", "0.9.0", CI), CaseMeta.from_json(META)) is None
     assert "no image was built" in markdown.evidence_section([record("3.12", "0.9.0", CI)],
                                                      CaseMeta.from_json(META))
 
 
 def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> None:
     awkward = 'we"ird $dir/`x`/re pro.py'
-    command = markdown.rerun_command(record("3.9", "1.0.0", R), CaseMeta(repro=awkward))
+    command = rerun_command(record("3.9", "1.0.0", R), CaseMeta(repro=awkward))
     assert command is not None
     echo = command.replace("docker run", "printf '%s\\n'", 1)
     out = subprocess.run(["bash", "-c", echo], cwd=tmp_path, capture_output=True, text=True,
@@ -350,5 +351,5 @@ def test_reasons_read_as_words() -> None:
 def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
     probed = [r for r in RECORDS if r.cell.version in ("0.9.0", "2.0.0")]
     meta = {**META, "versions": list(GRID), "bisect": {"3.9": {"cells_run": 2}}}
-    assert markdown.facts_line(CaseMeta.from_json(meta), probed).startswith(
+    assert facts_line(CaseMeta.from_json(meta), probed).startswith(
         "Package `pkg`, bisect over 5 releases × 4 Pythons: 8 cells run; ")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import store
+from repro_matrix import atomic, store
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
 from repro_matrix.verdict.derive import Observation, derive
@@ -146,8 +146,8 @@ def test_verdict_json_claim_holds_is_null_when_undecided() -> None:
 def test_atomic_file_leaves_the_old_file_and_no_temporary_when_the_block_raises(
         tmp_path: Path) -> None:
     target = tmp_path / "cache" / "page.json"
-    store.write_atomic(target, "old", results=False)
-    with pytest.raises(RuntimeError), store.atomic_file(target, results=False) as out:
+    atomic.write_atomic(target, "old")
+    with pytest.raises(RuntimeError), atomic.atomic_file(target) as out:
         out.write(b"half")
         raise RuntimeError("checksum mismatch")
     assert target.read_text() == "old"
