@@ -397,6 +397,12 @@ class BaseImage:
     def available(self) -> bool:
         return not self.unavailable_reason
 
+    @classmethod
+    def unavailable(cls, python: str, provider: str, reason: str) -> BaseImage:
+        """No base from ``provider`` for ``python``, and why."""
+        return cls(python=python, provider=provider, reference="", interpreter="", source="",
+                   unavailable_reason=reason)
+
 
 @dataclass(frozen=True)
 class BuildOutcome:
