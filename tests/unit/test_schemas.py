@@ -30,7 +30,7 @@ def records() -> list[CellRecord]:
     return [full_record(), *one_per_status()]
 
 
-META: dict[str, Any] = {  # shaped like pipeline.MatrixRun's
+META: dict[str, Any] = {  # shaped like the run loop's (run.loop.MatrixRun)
     "case": "demo", "package": "pkg", "description": "pkg crashes",
     "claim": {"first_fixed": "1.2", "introduced": None, "source": "changelog"},
     "matrix_digest": "e" * 64, "started_at": "2024-01-02T03:00:00Z",

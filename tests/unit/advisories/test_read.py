@@ -1,4 +1,5 @@
-"""advisory and config: OSV records and claim.ranges become claims; new --from-osv scaffolds."""
+"""advisories.read, spec.config and spec.scaffold: OSV records and claim.ranges become claims; new
+--from-osv scaffolds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""osv: ranges from the overall verdict, never "0", per-Python detail, schema-valid."""
+"""advisories.write: ranges from the overall verdict, never "0", per-Python detail, schema-valid."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""claim_report: the range-by-range section of report.md and the OSV blocks beside each other."""
+"""report.claim: the range-by-range section of report.md and the OSV blocks beside each other."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""html_report: a self-contained page, escaped text, per-cell data safe in a script tag."""
+"""report.html: a self-contained page, escaped text, per-cell data safe in a script tag."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""report: the markdown table, verdict words and case section, pinned by golden files."""
+"""report.markdown: the markdown table, verdict words and case section, pinned by golden files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""resolve: era cutoffs, wheel choice, uv output parsing and target tags (no uv run)."""
+"""resolve.lock: era cutoffs, wheel choice, uv output parsing and target tags (no uv run)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""verdict: claims as OSV ranges checked range by range on synthetic histories."""
+"""verdict.derive: claims as OSV ranges checked range by range on synthetic histories."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""verdict: ranges, branch notes and claim checks from synthetic observations."""
+"""verdict.derive: ranges, branch notes and claim checks from synthetic observations."""
 
 from __future__ import annotations
 
