@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import engine
+from repro_matrix.containers import engine
 
 pytestmark = pytest.mark.integration
 

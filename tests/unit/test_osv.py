@@ -10,9 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from repro_matrix import osv
+from repro_matrix.advisories import write as osv
 from repro_matrix.model import Cell, CellRecord, Claim, Status
-from repro_matrix.verdict import Observation, derive
+from repro_matrix.verdict.derive import Observation, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
 META: dict[str, Any] = {"package": "pkg", "description": "pkg crashes",

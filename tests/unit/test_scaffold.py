@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import cli, config
+from repro_matrix import cli
 from repro_matrix.errors import UsageError
-from repro_matrix.scaffold import CaseDraft, case_entry, insert_case, write_case
+from repro_matrix.spec import config
+from repro_matrix.spec.scaffold import CaseDraft, case_entry, insert_case, write_case
 
 MATRIX = """\
 # The cases. A comment at the top stays.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import queue
 import sys
@@ -12,42 +10,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from packaging.version import Version
-
-from repro_matrix import (
-    __version__,
-    bases,
-    boundary,
-    engine,
-    html_report,
-    osv,
-    plan,
-    pythons,
-    report,
-    repro_files,
-    sandbox,
-    stages,
-    store,
-    svg,
-)
-from repro_matrix.bisect import bisect_versions
-from repro_matrix.build import Builder, without_commands
-from repro_matrix.classify import (
-    Classification,
-    classify,
-    classify_build_failure,
-    classify_not_for_python,
-    classify_unavailable,
-    common_failure,
-)
-from repro_matrix.compare import compare
-from repro_matrix.errors import HarnessError, UsageError
-from repro_matrix.index import IndexClient
+from repro_matrix import pythons
+from repro_matrix.containers import bases, engine
+from repro_matrix.containers.build import Builder, without_commands
+from repro_matrix.errors import UsageError
 from repro_matrix.model import (
     Attempt,
     BaseImage,
@@ -60,21 +30,29 @@ from repro_matrix.model import (
     MatrixConfig,
     Release,
     Status,
-    claim_from_json,
     claim_to_json,
 )
-from repro_matrix.progress import Progress
-from repro_matrix.resolve import ResolveFailure, Resolver, era_cutoffs
-from repro_matrix.shard import ShardSpec, merge_records, partition, shard_loads
-from repro_matrix.verdict import (
-    AFFECTED,
-    UNAFFECTED,
-    UNDETERMINED,
-    CaseResult,
-    Observation,
-    Verdict,
-    derive,
+from repro_matrix.report.render import render_results
+from repro_matrix.resolve.dists import dist_finder
+from repro_matrix.resolve.index import IndexClient
+from repro_matrix.resolve.lock import ResolveFailure, Resolver, era_cutoffs
+from repro_matrix.run import timing
+from repro_matrix.run.bisect import bisect_versions
+from repro_matrix.run.classify import (
+    Classification,
+    classify,
+    classify_build_failure,
+    classify_not_for_python,
+    classify_unavailable,
+    common_failure,
 )
+from repro_matrix.run.inputs import cell_input_key, read_repros, repro_command
+from repro_matrix.run.prefetch import LockPrefetch, lock_key
+from repro_matrix.run.progress import Progress
+from repro_matrix.run.record import CaseRecorder, new_record, now_utc
+from repro_matrix.run.shard import ShardSpec, shard_plans
+from repro_matrix.spec import plan
+from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED, Verdict
 
 _EXCERPT_CHARS = 4000
 
@@ -91,14 +69,6 @@ class RunOptions:
     on_output: Callable[[str], None] | None = None  # a repro's output, live (`try`)
 
 
-def default_cache_dir() -> Path:
-    """REPRO_MATRIX_CACHE, else $XDG_CACHE_HOME/repro-matrix, else ~/.cache/repro-matrix."""
-    if os.environ.get("REPRO_MATRIX_CACHE"):
-        return Path(os.environ["REPRO_MATRIX_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "repro-matrix"
-
-
 def make_plan(config: MatrixConfig, selection: plan.Selection,
               index: IndexClient) -> tuple[tuple[plan.CasePlan, ...], dict[str, list[Release]]]:
     cases = plan.select_cases(config.cases, selection.case_ids)
@@ -112,152 +82,6 @@ def _display_path(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class CaseRecorder:
-    """Merges one case's new records into its stored record and rewrites cells.json as cells
-    finish.
-
-    Every stored record the run does not reach stays (a slice, a shard, an interrupted run or
-    cells outside today's plan never drop evidence); a reached one is replaced only by a record
-    of the same or better standing (``store.supersedes``), so an outage never overwrites a
-    decided cell. Rewrites are spaced by FLUSH_EVERY_S (a full rewrite per cell costs more than
-    the cells themselves on a warm matrix); a crash loses at most that much, and those cells
-    rerun.
-    """
-
-    FLUSH_EVERY_S = 2.0
-
-    def __init__(self, case_plan: plan.CasePlan, results: Path, meta: dict[str, Any],
-                 files: Mapping[str, bytes], start_over: bool = False,
-                 uploads: Mapping[str, datetime | None] | None = None) -> None:
-        self.plan = case_plan
-        self.results = results
-        self.meta = meta
-        self.mutex = threading.Lock()
-        self.stored_meta, stored = ({}, {}) if start_over else _stored(results,
-                                                                       case_plan.case.id)
-        self.discarded = 0 if not start_over else len(_stored(results, case_plan.case.id,
-                                                              strict=False)[1])
-        self.previous = {k: v for k, v in stored.items() if v.input_key}  # reusable outcomes
-        self.files = files  # the repro's files, read once per run, not once per cell
-        self.not_for_python = dict(case_plan.not_for_python)
-        self.records = dict(stored)
-        self.uploads = dict(uploads or {})  # version → when the index got it (era cutoffs)
-        self.kept: dict[Status, int] = {}  # outcomes of this run that could not replace a record
-        self._flushed_at = 0.0
-
-    def set_base(self, image: BaseImage) -> None:
-        """Record where a column's interpreter came from, once its base is ready."""
-        with self.mutex:
-            found = {**self.meta.get("bases", {}), image.python: base_meta(image)}
-            self.meta["bases"] = {p: found[p] for p in sorted(found, key=pythons.sort_key)}
-
-    def add(self, record: CellRecord) -> None:
-        with self.mutex:
-            stored = self.records.get(record.cell.id)
-            if store.supersedes(record, stored):
-                self.records[record.cell.id] = record
-            else:
-                self.kept[record.status] = self.kept.get(record.status, 0) + 1
-            if time.monotonic() - self._flushed_at >= self.FLUSH_EVERY_S:
-                self._write()
-
-    def flush(self) -> None:
-        with self.mutex:
-            self._write()
-
-    def kept_line(self) -> str | None:
-        """One line on the stored records this run's outcomes could not replace, if any."""
-        if not self.kept:
-            return None
-        total = sum(self.kept.values())
-        outage = self.kept.get(Status.UNAVAILABLE, 0)
-        parts = [f"{count} {status.value}" for status, count in sorted(
-            self.kept.items(), key=lambda item: item[0].value)]
-        why, then = (("an infrastructure outage", "rerun when it is over")
-                     if outage == total else ("outcomes of lower standing",
-                                              "look into them"))
-        return (f"{self.plan.case.id}: kept {total} stored record(s) over {why} of this run "
-                f"({', '.join(parts)}); {then}, or --replace to start over")
-
-    def _write(self) -> None:
-        store.write_cells(self.results, self.plan.case.id,
-                          store.cell_order(list(self.records.values())),
-                          store.merge_meta(self.stored_meta, self.meta))
-        self._flushed_at = time.monotonic()
-
-
-def _stored(results: Path, case_id: str, strict: bool = True,
-            ) -> tuple[dict[str, Any], dict[str, CellRecord]]:
-    """The case's stored meta and records; an unreadable cells.json is a UsageError (never
-    silently overwritten) unless ``strict`` is off."""
-    path = store.case_dir(results, case_id) / "cells.json"
-    if not path.exists():
-        return {}, {}
-    try:
-        meta, records = store.read_cells(path)
-    except HarnessError as exc:
-        if not strict:
-            return {}, {}
-        raise UsageError(exc.message, "move it away, or pass --replace to start over") from None
-    return meta, {r.cell.id: r for r in records}
-
-
-def _previous_records(results: Path, case_id: str) -> dict[str, CellRecord]:
-    """Records of an earlier run in this folder; unreadable ones are simply not reused."""
-    return {k: v for k, v in _stored(results, case_id, strict=False)[1].items() if v.input_key}
-
-
-def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
-    """A cell's input key: ``run_input_key``, and the case's own limits when it sets any."""
-    key = run_input_key(image_id, case, files)
-    rule = case.outcome
-    limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
-    if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
-        key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
-    return key
-
-
-def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
-    """What a cell's outcome depends on once its image exists."""
-    digest = hashlib.sha256()
-    repro_digest = (repro_files.files_digest(files) if case.folder
-                    else hashlib.sha256(files[case.repro.name]).hexdigest())
-    parts = [__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
-             json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)]
-    if case.folder or case.command or case.env or case.outcome.exit_codes != "default":
-        # Only a case that sets these adds them, so a plain script's cells keep their keys.
-        parts.append(json.dumps({"folder": case.folder, "command": case.command,
-                                 "env": case.env, "exit_codes": case.outcome.exit_codes}))
-    for part in parts:
-        digest.update(part.encode() + b"\0")
-    return digest.hexdigest()[:32]
-
-
-def repro_command(case: Case) -> tuple[list[str], str]:
-    """The command a cell runs and its working directory. A plain script runs as it always
-    has; a case's own `command:` runs in the repro folder, its `python` being the venv's."""
-    if not case.command:
-        return [sandbox.VENV_PYTHON, f"{sandbox.REPRO_DIR}/{case.repro.name}"], sandbox.WORKDIR
-    first, *rest = case.command
-    return ([sandbox.VENV_PYTHON if first in ("python", "python3") else first, *rest],
-            sandbox.REPRO_DIR)
-
-
-def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
-    """Every case's repro files, each compiled on the host first: a syntax error stops the run
-    (UsageError, exit 2) before anything is built."""
-    found = {}
-    for case in cases:
-        files = repro_files.read_files(case.repro, case.folder)
-        repro_files.check_syntax(case, files)
-        found[case.id] = files
-    return found
 
 
 class _Bases(Mapping[str, BaseImage]):
@@ -293,7 +117,7 @@ class _Bases(Mapping[str, BaseImage]):
 
 
 @dataclass(frozen=True)
-class _Stage:
+class RunContext:
     """What every cell of a run shares: the engine, the builder, the base image per Python."""
 
     engine: engine.Engine
@@ -314,97 +138,7 @@ class _EraBuild:
     failure_log: str = ""
 
 
-_LockKey = tuple[str, str, str, str, tuple[str, ...]]
-
-
-def _lock_key(case: Case, cell: Cell, cutoff: str, tools_floor: str) -> _LockKey:
-    """What a cell's lock for one era cutoff depends on: requirement, Python, both cutoffs and
-    the repro's own requirements."""
-    return (f"{case.package}=={cell.version}", cell.python, cutoff, max(cutoff, tools_floor),
-            tuple(case.requirements))
-
-
-class _Ahead:
-    """Locks resolved, and their files fetched, before their cells ask for them.
-
-    Resolution and downloads wait on the network and builds on the CPU: run ahead in their own
-    threads, they overlap. A lock asked for that was not started ahead is made on the spot."""
-
-    WORKERS = 3
-
-    def __init__(self, resolver: Resolver, clock: stages.StageClock) -> None:
-        self.resolver = resolver
-        self.clock = clock
-        self._mutex = threading.Lock()
-        self._futures: dict[_LockKey, Future[Lock | ResolveFailure]] = {}
-        self._pool: ThreadPoolExecutor | None = None
-
-    def start(self, keys: Sequence[_LockKey]) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=self.WORKERS,
-                                        thread_name_prefix="resolve-ahead")
-        with self._mutex:
-            for key in keys:
-                if key not in self._futures:
-                    self._futures[key] = self._pool.submit(self._fetch, key)
-
-    def get(self, key: _LockKey) -> Lock | ResolveFailure:
-        with self._mutex:
-            future = self._futures.pop(key, None)
-        if future is None or future.cancel():
-            # Never started ahead, or still queued behind others (cells start in the order
-            # their bases become ready, not the queue's): made on the spot, not waited for.
-            return self._fetch(key)
-        if future.done():
-            return future.result()
-        with self.clock.stage("wait"):
-            return future.result()
-
-    def stop(self) -> None:
-        """Drop what no cell asked for; wait for the resolutions already running."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._mutex:
-            self._futures.clear()
-
-    def _fetch(self, key: _LockKey) -> Lock | ResolveFailure:
-        requirement, python, cutoff, tools_cutoff, extra = key
-        with self.clock.stage("resolve"):
-            lock = self.resolver.lock(requirement, python, cutoff, tools_cutoff, extra=extra)
-        if not isinstance(lock, ResolveFailure):
-            with self.clock.stage("download"):
-                self.resolver.ensure_files(lock)
-        return lock
-
-
 _STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
-
-
-def _partition(case_plans: Sequence[plan.CasePlan], count: int, cost_from: Path | None,
-               ) -> tuple[list[list[Cell]], dict[str, CellRecord]]:
-    previous: dict[str, CellRecord] = {}
-    for cp in case_plans:
-        if cost_from is not None:
-            previous.update(_previous_records(cost_from, cp.case.id))
-    cells = [cell for cp in case_plans for cell in cp.cells]
-    package_of = {cp.case.id: cp.case.package for cp in case_plans}
-    return partition(cells, package_of, count, previous), previous
-
-
-def shard_plans(case_plans: Sequence[plan.CasePlan], spec: ShardSpec,
-                cost_from: Path | None) -> tuple[plan.CasePlan, ...]:
-    """The plans narrowed to shard ``spec``; every job computes the same split from the same
-    plan and the same cost source."""
-    keep = {cell.id for cell in _partition(case_plans, spec.count, cost_from)[0][spec.index - 1]}
-    return tuple(replace(cp, cells=tuple(c for c in cp.cells if c.id in keep))
-                 for cp in case_plans)
-
-
-def shard_matrix(case_plans: Sequence[plan.CasePlan], count: int,
-                 cost_from: Path | None) -> list[dict[str, Any]]:
-    """The shard list in the form a CI job matrix's ``include`` takes."""
-    shards, previous = _partition(case_plans, count, cost_from)
-    return [{"shard": f"{i}/{count}", "index": i, "cells": len(shard), "expected_s": load}
-            for i, (shard, load) in enumerate(zip(shards, shard_loads(shards, previous)), 1)]
 
 
 class MatrixRun:
@@ -427,8 +161,8 @@ class MatrixRun:
         self._reused_mutex = threading.Lock()
         self._reused: set[str] = set()
         self._full_plans: dict[str, plan.CasePlan] = {}
-        self.clock = stages.StageClock()
-        self._ahead = _Ahead(self.resolver, self.clock)
+        self.clock = timing.StageClock()
+        self._prefetch = LockPrefetch(self.resolver, self.clock)
 
     def run(self, selection: plan.Selection, bisect: bool = False,
             shard: ShardSpec | None = None) -> list[tuple[str, Verdict]]:
@@ -453,7 +187,7 @@ class MatrixRun:
         try:
             return self._run_cells(eng, builder, case_plans, releases, repros, bisect, started)
         finally:
-            self._ahead.stop()
+            self._prefetch.stop()
             eng.close()
 
     def _run_cells(self, eng: engine.Engine, builder: Builder,
@@ -471,15 +205,15 @@ class MatrixRun:
         if self.options.rerun and builder.remembered_failures():
             self._say(f"--rerun: cells whose build failed before are built again (the cache "
                       f"remembers {builder.remembered_failures()} build failure(s))")
-        stage = _Stage(eng, builder, base_images)
+        context = RunContext(eng, builder, base_images)
         tasks: list[tuple[str, Callable[[], None]]]  # (its Python, the task)
         if bisect:
-            tasks = [(python, partial(self._bisect_task, stage, recorder, python))
+            tasks = [(python, partial(self._bisect_task, context, recorder, python))
                      for recorder in recorders for python in recorder.plan.pythons]
             self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
                       "job(s)")
         else:
-            tasks = [(cell.python, partial(self._cell_task, stage, recorder, cell))
+            tasks = [(cell.python, partial(self._cell_task, context, recorder, cell))
                      for recorder in recorders for cell in recorder.plan.cells]
             self.progress.total = len(tasks)
             self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
@@ -494,7 +228,7 @@ class MatrixRun:
         self.progress.close()
         wall = time.monotonic() - started
         for recorder in recorders:
-            recorder.meta.update(finished_at=_now(), wall_time_s=round(wall, 1),
+            recorder.meta.update(finished_at=now_utc(), wall_time_s=round(wall, 1),
                                  stages=self.clock.totals())
             recorder.flush()
             planned = {cell.id for cell in recorder.plan.cells}
@@ -509,7 +243,7 @@ class MatrixRun:
             verdicts = render_results(self.options.results,
                                       [c.plan.case.id for c in recorders],
                                       find=dist_finder(self.options.cache_dir, index=self.index))
-        self._say(stages.describe(self.clock.totals(), self.options.jobs))
+        self._say(timing.describe(self.clock.totals(), self.options.jobs))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
                   f"{self.options.results / 'report.md'}")
@@ -565,7 +299,7 @@ class MatrixRun:
         eng = self._connect()
         eng.remove_leftovers()
         base_images = self._bases(eng, case_plan.pythons)
-        stage = _Stage(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
+        context = RunContext(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
                        base_images)
         recorder = self._recorder(case_plan, releases[case_plan.case.package], base_images,
                                   files)
@@ -573,7 +307,7 @@ class MatrixRun:
         self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
                   "running; the repro's output follows")
         try:
-            return self._cell(stage, recorder, cells[0])
+            return self._cell(context, recorder, cells[0])
         finally:
             eng.close()
 
@@ -603,7 +337,7 @@ class MatrixRun:
         meta = CaseMeta(
             case=case.id, package=case.package, description=case.description,
             claim=claim_to_json(case.claim), matrix_digest=self.config.digest,
-            started_at=_now(), repro=_display_path(case.repro, self.config.path.parent),
+            started_at=now_utc(), repro=_display_path(case.repro, self.config.path.parent),
             requirements=case.requirements, repro_path=str(case.repro.resolve()),
             limits=case.outcome.limits, versions=case_plan.versions,
             pythons=case_plan.pythons,
@@ -624,16 +358,16 @@ class MatrixRun:
         self.progress.cell_finished(record, " (inputs unchanged: kept from the last run)"
                                     if kept else "")
 
-    def _cell_task(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> None:
+    def _cell_task(self, context: RunContext, recorder: CaseRecorder, cell: Cell) -> None:
         self.progress.cell_started(cell.id)
-        self._finish(recorder, self._cell(stage, recorder, cell))
+        self._finish(recorder, self._cell(context, recorder, cell))
 
-    def _bisect_task(self, stage: _Stage, recorder: CaseRecorder, python: str) -> None:
+    def _bisect_task(self, context: RunContext, recorder: CaseRecorder, python: str) -> None:
         case = recorder.plan.case
-        if not stage.bases[python].available:
+        if not context.bases[python].available:
             # Nothing to search: every cell of the column is unavailable, as in a full run.
             for version in recorder.plan.versions:
-                self._finish(recorder, self._cell(stage, recorder, Cell(case.id, python,
+                self._finish(recorder, self._cell(context, recorder, Cell(case.id, python,
                                                                         version)))
             with recorder.mutex:
                 recorder.meta.setdefault("bisect", {})[python] = {
@@ -644,7 +378,7 @@ class MatrixRun:
         def probe(version: str) -> str:
             cell = Cell(case.id, python, version)
             self.progress.cell_started(cell.id)
-            record = self._cell(stage, recorder, cell)
+            record = self._cell(context, recorder, cell)
             self._finish(recorder, record)
             return _STATE_OF.get(record.status, UNDETERMINED)
 
@@ -666,21 +400,21 @@ class MatrixRun:
                   f"{result.introduced or '-'}, fixed {result.fixed or '-'}"
                   + (f"; {result.note}" if result.note else ""))
 
-    def _cell(self, stage: _Stage, recorder: CaseRecorder, cell: Cell) -> CellRecord:
+    def _cell(self, context: RunContext, recorder: CaseRecorder, cell: Cell) -> CellRecord:
         """Reuse or run one cell: decided by metadata alone, kept from the last run when its
         inputs are unchanged, else run in the image of the first era cutoff that builds."""
-        base = stage.bases[cell.python]
+        base = context.bases[cell.python]
         case = recorder.plan.case
         excluded = recorder.not_for_python.get(cell.id)
         if excluded:  # decided by metadata alone: nothing to resolve, build or run
-            return _record(cell, classify_not_for_python(excluded), base)
+            return new_record(cell, classify_not_for_python(excluded), base)
         if not base.available:
-            return _record(cell, classify_unavailable(base.unavailable_reason), base)
-        era = self._build_in_era(stage.builder, base, case, cell,
+            return new_record(cell, classify_unavailable(base.unavailable_reason), base)
+        era = self._build_in_era(context.builder, base, case, cell,
                                  recorder.uploads.get(cell.version))
         if era.lock is None or era.image is None:
             assert era.failure is not None
-            return replace(_record(cell, era.failure, base), attempts=era.attempts,
+            return replace(new_record(cell, era.failure, base), attempts=era.attempts,
                            output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
         key = cell_input_key(era.image.image_id, case, recorder.files)
         previous = recorder.previous.get(cell.id)
@@ -694,14 +428,14 @@ class MatrixRun:
         command, workdir = repro_command(case)
         rule = case.outcome
         with self.clock.stage("run"):
-            raw = stage.engine.run(era.image.image_id, command, recorder.files,
+            raw = context.engine.run(era.image.image_id, command, recorder.files,
                                    rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
                                    memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
                                    workdir=workdir, env=dict(case.env),
                                    on_output=self.options.on_output)
         lock = era.lock
         return replace(
-            _record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
+            new_record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
             exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
             lock=tuple(lock.as_text().split("\n")[:-1]),
             build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
@@ -727,8 +461,8 @@ class MatrixRun:
             for cell in case_plan.cells:
                 if cell.id not in excluded:
                     cutoffs, tools_floor = self._cutoffs(cell, uploads.get(cell.version))
-                    keys.append(_lock_key(case, cell, cutoffs[0], tools_floor))
-        self._ahead.start(keys)
+                    keys.append(lock_key(case, cell, cutoffs[0], tools_floor))
+        self._prefetch.start(keys)
 
     def _build_in_era(self, builder: Builder, base: BaseImage, case: Case, cell: Cell,
                       uploaded: datetime | None) -> _EraBuild:
@@ -738,7 +472,7 @@ class MatrixRun:
         attempts: list[Attempt] = []
         last_log, last_step = "", "install"
         for cutoff in cutoffs:
-            lock = self._ahead.get(_lock_key(case, cell, cutoff, tools_floor))
+            lock = self._prefetch.get(lock_key(case, cell, cutoff, tools_floor))
             if isinstance(lock, ResolveFailure):
                 attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
                 last_log = lock.detail
@@ -794,163 +528,3 @@ def describe_base(image: BaseImage) -> str:
                                                  for name, why in image.passed_over)
         return line
     return f"unavailable: {image.unavailable_reason}"
-
-
-def base_meta(image: BaseImage) -> dict[str, Any]:
-    """A column's base in cells.json: where its interpreter came from, and what was passed over."""
-    return {"provider": image.provider, "reference": image.reference, "source": image.source,
-            "interpreter_version": image.interpreter_version, "suite": image.suite,
-            "notes": image.notes, "passed_over": dict(image.passed_over),
-            "unavailable_reason": image.unavailable_reason}
-
-
-def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:
-    return CellRecord(cell=cell, status=result.status, reason=result.reason,
-                      base_provider=base.provider, base_source=base.source,
-                      interpreter_version=base.interpreter_version, finished_at=_now())
-
-
-def merge_results(sources: Sequence[Path], results: Path) -> list[str]:
-    """Merge shard folders into ``results``: one cells.json per case; refuses mixtures."""
-    case_ids = sorted({p.parent.name for source in sources for p in source.glob("*/cells.json")})
-    if not case_ids:
-        raise UsageError(f"--merge: no cells.json under {', '.join(map(str, sources))}")
-    for case_id in case_ids:
-        parts = []
-        for source in sources:
-            path = store.case_dir(source, case_id) / "cells.json"
-            if path.exists():
-                meta, records = store.read_cells(path)
-                parts.append((str(source), meta, records))
-        meta, records = merge_records(parts)
-        # Into whatever the folder already holds, by the same rules as a run.
-        stored_meta, stored = _stored(results, case_id)
-        for record in records:
-            if store.supersedes(record, stored.get(record.cell.id)):
-                stored[record.cell.id] = record
-        store.write_cells(results, case_id, store.cell_order(list(stored.values())),
-                          store.merge_meta(stored_meta, meta))
-    return case_ids
-
-
-def alert_changes(results: Path, baseline: Path) -> list[str]:
-    """What changed in ``results`` against ``baseline``, per case, for a scheduled job."""
-    lines: list[str] = []
-    now_cases = {p.parent.name for p in results.glob("*/cells.json")}
-    for path in sorted(baseline.glob("*/cells.json")):
-        if path.parent.name not in now_cases:
-            lines.append(f"{path.parent.name}: vanished (in the baseline, not in {results})")
-    for path in sorted(results.glob("*/cells.json")):
-        case_id = path.parent.name
-        _, records = store.read_cells(path)
-        before_path = store.case_dir(baseline, case_id) / "cells.json"
-        if not before_path.exists():
-            lines.append(f"{case_id}: not in the baseline")
-            continue
-        _, before = store.read_cells(before_path)
-        now = json.loads((path.parent / "verdict.json").read_text())
-        old_verdict = store.case_dir(baseline, case_id) / "verdict.json"
-        old = json.loads(old_verdict.read_text()) if old_verdict.exists() else {}
-        lines += compare(case_id, now.get("claim_holds"), old.get("claim_holds"), records,
-                         {r.cell.id: r for r in before},
-                         (now.get("claim_answer"), old.get("claim_answer"))).lines()
-    return lines
-
-
-def render_results(results: Path, case_ids: Sequence[str] | None = None,
-                   on_case: Callable[[str], None] | None = None,
-                   find: boundary.Locate | None = None) -> list[tuple[str, Verdict]]:
-    """Re-derive the verdict of each case in ``case_ids`` (default: all) from its cells.json;
-    write verdict.json, osv.json, boundaries.json and matrix.svg per case, then report.md and
-    report.html (and the CI step summary, if any), which always cover every case folder in
-    ``results``. ``find`` locates released files to explain the boundaries; without it (or
-    without the files) what an earlier render stored in boundaries.json is kept."""
-    every_case = sorted(p.parent.name for p in results.glob("*/cells.json"))
-    if case_ids is None:
-        case_ids = every_case
-    if not case_ids:
-        raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
-    rendered = rendered_cases(results, sorted({*every_case, *case_ids}))
-    explained: dict[str, list[boundary.Explained]] = {}
-    verdicts = []
-    for case_id, meta, records, verdict in rendered:
-        if case_id not in case_ids:
-            # another case's folder: in the reports, its own files untouched
-            explained[case_id] = _stored_boundaries(results, case_id)
-            continue
-        store.write_verdict(results, case_id, verdict)
-        store.write_case_file(results, case_id, "osv.json",
-                              osv.dumps(osv.to_osv(case_id, meta, records, verdict)))
-        explained[case_id] = _explain_boundaries(results, case_id, meta, records, verdict, find)
-        store.write_case_file(results, case_id, "matrix.svg",
-                              svg.matrix_svg(case_id, records, verdict))
-        verdicts.append((case_id, verdict))
-        if on_case:
-            on_case(case_id)
-    store.write_report(results, "report.md", report.render(rendered, explained))
-    store.write_report(results, "report.html", html_report.render(rendered, explained))
-    store.append_step_summary(report.step_summary(rendered))
-    return verdicts
-
-
-def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
-        -> list[CaseResult]:
-    """Each case's stored cells (default: every case folder) with the verdict derived from
-    them."""
-    if case_ids is None:
-        case_ids = sorted(p.parent.name for p in results.glob("*/cells.json"))
-    if not case_ids:
-        raise UsageError(f"{results}: no cells.json found", "run `nox -s matrix` first")
-    cases: list[CaseResult] = []
-    for case_id in case_ids:
-        meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
-        verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         claim_from_json(CaseMeta.from_json(meta).claim))
-        cases.append(CaseResult(case_id, meta, records, verdict))
-    return cases
-
-
-def _stored_boundaries(results: Path, case_id: str) -> list[boundary.Explained]:
-    path = store.case_dir(results, case_id) / "boundaries.json"
-    try:
-        return boundary.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):
-        return []
-
-
-def _explain_boundaries(results: Path, case_id: str, meta: dict[str, Any],
-                        records: Sequence[CellRecord], verdict: Verdict,
-                        find: boundary.Locate | None) -> list[boundary.Explained]:
-    explained = boundary.explain_case(meta, records, verdict, find,
-                                      _stored_boundaries(results, case_id))
-    store.write_atomic(store.case_dir(results, case_id) / "boundaries.json",
-                       json.dumps(boundary.to_json(explained), indent=2, ensure_ascii=False)
-                       + "\n")
-    return explained
-
-
-def dist_finder(cache_dir: Path, fetch: bool = True,
-                index: IndexClient | None = None) -> boundary.DistFinder:
-    """Released files from the wheelhouse, or fetched from the index into the cache's
-    ``sources`` folder when absent (never the wheelhouse: builds read only their locks' files)."""
-    sources = cache_dir / "sources"
-    index = index or IndexClient(cache_dir)
-
-    def download(project: str, version: str, prefer_sdist: bool) -> Path | None:
-        try:
-            release = next((r for r in index.releases(project)
-                            if Version(r.version) == Version(version)), None)
-        except HarnessError:
-            return None  # no index here: the boundary stays unexplained (or as stored)
-        if release is None:
-            return None
-        files = sorted(release.files, key=lambda f: f.filename.endswith(".whl") == prefer_sdist)
-        for dist in files:
-            try:
-                return index.download(dist, sources)
-            except HarnessError:
-                continue
-        return None
-
-    return boundary.DistFinder([cache_dir / "wheelhouse", sources],
-                               download if fetch else None)

@@ -10,8 +10,13 @@ from packaging.version import Version
 
 from repro_matrix import __version__
 from repro_matrix.model import CaseMeta, CellRecord, claim_to_json
-from repro_matrix.verdict import AffectedRange, Scope, Verdict
-from repro_matrix.words import PLAIN_CLAIM_WORDS, claim_sentence, headline, ordered_versions
+from repro_matrix.report.vocabulary import (
+    PLAIN_CLAIM_WORDS,
+    claim_sentence,
+    headline,
+    ordered_versions,
+)
+from repro_matrix.verdict.derive import AffectedRange, Scope, Verdict
 
 OSV_SCHEMA_VERSION = "1.6.0"
 ECOSYSTEM = "PyPI"
