@@ -25,6 +25,11 @@ HTML_TARGET = re.compile(
     r"""<(?:a|img|source)\b[^>]*?\b(?:href|src|srcset)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 HTML_ANCHOR = re.compile(r"""<a\b[^>]*?\b(?:id|name)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # https:, mailto:, …: not checked here
+# A path into the package or the tests named in prose, code or a diagram: `run/loop.py`,
+# repro_matrix/schemas/, tests/integration/test_faults.py. Bare module names are not checked.
+PACKAGE_PATH = re.compile(
+    r"(?<![\w./-])((?:repro_matrix/)?(?:spec|advisories|resolve|containers|run|verdict|report"
+    r"|schemas)/|tests/(?:unit|integration)/)((?:\w+/)*(?:[\w.]*\w\.(?:py|json)\b|\w+/?)?)")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,18 @@ def broken(files: list[Path], root: Path) -> list[str]:
             if (why := problem(link, root)) is not None]
 
 
+def missing_paths(path: Path, root: Path) -> list[str]:
+    """Package and test paths a page names that do not exist (fenced code and diagrams too)."""
+    missing = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for folder, rest in PACKAGE_PATH.findall(line):
+            named = folder + rest
+            qualified = named.startswith(("tests/", "repro_matrix/"))
+            if not (root / (named if qualified else f"repro_matrix/{named}")).exists():
+                missing.append(f"{path.relative_to(root)}:{number}: {named}")
+    return missing
+
+
 def documents() -> list[Path]:
     return [README, *sorted(DOCS.rglob("*.md"))]
 
@@ -112,6 +129,21 @@ def documents() -> list[Path]:
 def test_every_relative_link_and_anchor_in_readme_and_docs_resolves() -> None:
     assert DOCS.is_dir(), "docs/ is missing"
     assert broken(documents(), ROOT) == []
+
+
+def test_every_module_and_test_file_the_docs_name_exists() -> None:
+    """Docs name modules by path (`run/loop.py`); a move or rename must update them."""
+    assert [m for page in documents() for m in missing_paths(page, ROOT)] == []
+
+
+def test_every_test_the_docs_cite_exists() -> None:
+    """Reliability's "covered by" column names tests; a renamed or removed test must update it."""
+    defined = {name for path in (ROOT / "tests").rglob("test_*.py")
+               for name in re.findall(r"^\s*def (test_\w+)", path.read_text(encoding="utf-8"),
+                                      re.MULTILINE)}
+    cited = {name for page in documents()
+             for name in re.findall(r"`(test_\w+)`", page.read_text(encoding="utf-8"))}
+    assert sorted(cited - defined) == []
 
 
 def test_readme_is_at_most_250_lines() -> None:
@@ -175,3 +207,13 @@ def test_the_checker_finds_a_missing_file_a_missing_anchor_and_a_way_out(tmp_pat
     assert len(found) == len(expected), found
     for (target, why), report in zip(expected, found):
         assert f": {target}: {why}" in report
+
+
+def test_the_checker_finds_a_module_path_that_moved(tmp_path: Path) -> None:
+    (tmp_path / "repro_matrix" / "run").mkdir(parents=True)
+    (tmp_path / "repro_matrix" / "run" / "loop.py").write_text("", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text("`run/loop.py` and `run/pipeline.py`; results/report.md is a file\n"
+                    "```text\nrun  run/loop.py, containers/engine.py\n```\n", encoding="utf-8")
+    assert missing_paths(page, tmp_path) == ["page.md:1: run/pipeline.py",
+                                             "page.md:3: containers/engine.py"]
