@@ -293,7 +293,13 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
 
 def _run_on_engines(args: argparse.Namespace) -> int:
     from repro_matrix.engine_fanout import parse_engines, run_on_engines
-    from repro_matrix.pipeline import default_cache_dir, dist_finder, merge_results, render_results
+    from repro_matrix.pipeline import (
+        default_cache_dir,
+        dist_finder,
+        index_releases,
+        merge_results,
+        render_results,
+    )
 
     if args.shard or args.bisect:
         raise UsageError("--engines shards the run itself; drop --shard/--bisect")
@@ -304,7 +310,9 @@ def _run_on_engines(args: argparse.Namespace) -> int:
     engines = parse_engines(args.engines)
     folders = run_on_engines(args.argv, engines, args.results / ".shards")
     merge_results(folders, args.results)
-    render_results(args.results, find=dist_finder(args.cache_dir or default_cache_dir()))
+    cache_dir = args.cache_dir or default_cache_dir()
+    render_results(args.results, find=dist_finder(cache_dir),
+                   releases=index_releases(cache_dir))
     print(f"merged {len(folders)} engine shards into {args.results}", file=sys.stderr)
     return _summarize(args.results, None, conditions, before, args.quiet)
 
@@ -432,6 +440,7 @@ def _report(args: argparse.Namespace) -> int:
         alert_changes,
         default_cache_dir,
         dist_finder,
+        index_releases,
         merge_results,
         render_results,
     )
@@ -446,7 +455,8 @@ def _report(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         render_results(args.results, on_case=lambda case: print(f"rendered {case}",
                                                                 file=sys.stderr),
-                       find=dist_finder(default_cache_dir()))
+                       find=dist_finder(default_cache_dir()),
+                       releases=index_releases(default_cache_dir()))
     print(f"report: {args.results / 'report.md'}", file=sys.stderr)
     code = _summarize(args.results, None, conditions, before)
     if args.baseline:
