@@ -313,7 +313,7 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
         '<p class="summary verdict"><strong>Verdict.</strong> '
-        f"{escape(words.headline(verdict))}</p>",
+        f"{escape(words.headline(verdict, records).replace('`', ''))}</p>",
         '<p class="summary coverage"><strong>Coverage.</strong> '
         f"{escape(words.coverage_sentence(meta, records))}</p>",
         f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '

@@ -289,7 +289,7 @@ def to_osv(case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
         if not entry["ranges"]:
             del entry["ranges"]
         affected.append(entry)
-    details = (f"{headline(verdict)}\n\nClaim check: "
+    details = (f"{headline(verdict, records)}\n\nClaim check: "
                f"{claim_sentence(verdict, PLAIN_CLAIM_WORDS)}")
     exported = _export_words(found, untested) if affected else ""
     if exported:

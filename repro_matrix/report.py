@@ -90,7 +90,7 @@ def folded_note(records: Sequence[CellRecord]) -> str:
 def summary_section(verdict: Verdict, meta: CaseMeta | None = None,
                     records: Sequence[CellRecord] = ()) -> str:
     """What a reader needs first: the verdict, its coverage and the claim check."""
-    lines = [f"**Verdict.** {headline(verdict)}", ""]
+    lines = [f"**Verdict.** {headline(verdict, records)}", ""]
     if meta is not None and records:
         lines += [f"**Coverage.** {coverage_sentence(meta, records)}", ""]
     lines.append(f"**Claim check.** {claim_sentence(verdict)}")
@@ -465,7 +465,7 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     of cells that decided nothing."""
     lines = []
     for case_id, stored_meta, records, verdict in cases:
-        lines += [f"{case_id}: {headline(verdict)}",
+        lines += [f"{case_id}: {headline(verdict, records)}",
                   f"  coverage: {coverage_sentence(CaseMeta.from_json(stored_meta), records)}",
                   f"  claim check: {claim_sentence(verdict, PLAIN_CLAIM_WORDS)}"]
         lines += [f"  {line}" for line in cause_lines(records)]
