@@ -373,6 +373,11 @@ def _try(args: argparse.Namespace) -> int:
     status = record.status
     print(f"{record.cell.id}: {SYMBOLS[status]} {status.value.replace('_', ' ')} "
           f"({record.reason}); nothing written to the results", file=sys.stderr)
+    if status is Status.SIGNATURE_EXIT_0:
+        # The author is here to see it: a run would count this cell as deciding nothing.
+        print(f"repro-matrix: warning: {SYMBOLS[status]} the repro printed the failure "
+              "signature but exited 0, so this cell decides nothing: check the repro's exit "
+              "code (exit 1 when the bug shows, e.g. sys.exit(1))", file=sys.stderr)
     if status is Status.CANNOT_INSTALL and record.output_excerpt:
         print(record.output_excerpt[-2000:], file=sys.stderr)  # the build's log: not streamed
     return 0

@@ -44,6 +44,7 @@ from repro_matrix.classify import (
     classify_not_for_python,
     classify_unavailable,
     common_failure,
+    matched_signature,
 )
 from repro_matrix.compare import compare
 from repro_matrix.errors import HarnessError, UsageError
@@ -685,7 +686,8 @@ class MatrixRun:
                            output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
         key = cell_input_key(era.image.image_id, case, recorder.files)
         previous = recorder.previous.get(cell.id)
-        if previous and previous.input_key == key and not self.options.rerun:
+        if previous and previous.input_key == key and not self.options.rerun \
+                and not _signature_exit_0_as_passed(previous, case):
             with self._reused_mutex:
                 self._reused.add(cell.id)
             # The outcome is kept; the attempts are this run's account of the same cutoffs
@@ -803,6 +805,13 @@ def base_meta(image: BaseImage) -> dict[str, Any]:
             "interpreter_version": image.interpreter_version, "suite": image.suite,
             "notes": image.notes, "passed_over": dict(image.passed_over),
             "unavailable_reason": image.unavailable_reason}
+
+
+def _signature_exit_0_as_passed(record: CellRecord, case: Case) -> bool:
+    """A stored "not reproduced" whose output has the signature: recorded before an exit 0 with
+    the signature decided nothing, so its outcome is not reused but run again."""
+    return (record.status is Status.NOT_REPRODUCED
+            and matched_signature(record.output_excerpt, case.outcome.signatures) is not None)
 
 
 def _record(cell: Cell, result: Classification, base: BaseImage) -> CellRecord:

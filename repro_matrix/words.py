@@ -42,6 +42,9 @@ VOCABULARY: dict[Status, Look] = {
     Status.OTHER_FAILURE: Look("🟠", "F", "other failure",
                                "the repro failed without the bug's signature",
                                "#fdae61", "#000000"),
+    Status.SIGNATURE_EXIT_0: Look("⚠", "S", "signature but exit 0",
+                                  "the repro printed the failure signature but exited 0: check "
+                                  "its exit code (1 when the bug shows)", "#e7298a", "#ffffff"),
     Status.CANNOT_TEST: Look("⚪", "?", "cannot test",
                              "the repro said it could not decide (exit 125; pytest: no tests "
                              "collected)", "#bababa", "#000000"),
