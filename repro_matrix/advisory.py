@@ -181,8 +181,9 @@ def window(ranges: Sequence[ClaimRange], releases: Sequence[str],
 
 
 def case_yaml(case_id: str, package: str, record_file: str, repro_file: str, win: Window,
-              record: Mapping[str, Any], pythons: Sequence[str]) -> str:
-    """The matrix entry of a scaffolded case (YAML text, to append under ``cases:``)."""
+              record: Mapping[str, Any], pythons: Sequence[str], module: str = "") -> str:
+    """The matrix entry of a scaffolded case (YAML text, to append under ``cases:``); ``module``
+    is its `import:` (none: the loader's default, the package name)."""
     summary = str(record.get("summary") or record["id"]).replace('"', "'")
     note = (f"claimed bounds outside it (reported as not checked): {', '.join(win.outside)}"
             if win.outside else "every claimed bound lies inside it")
@@ -190,6 +191,7 @@ def case_yaml(case_id: str, package: str, record_file: str, repro_file: str, win
         f"  - id: {case_id}",
         f'    description: "{summary}"',
         f"    package: {package}",
+        *([f"    import: {module}"] if module else []),
         "    versions:",
         f"      # {len(win.versions)} releases around the claimed bounds ({WINDOW_MARGIN} on "
         f"each side, at most {WINDOW_MAX});",
@@ -231,8 +233,8 @@ def choose_package(record: Mapping[str, Any], requested: str | None, where: str)
 
 
 def scaffold(record_path: Path, case_id: str, matrix: Path, releases: Sequence[str],
-             package: str | None = None, pythons: Sequence[str] = ("3.9", "3.11", "3.13")) \
-        -> list[Path]:
+             package: str | None = None, pythons: Sequence[str] = ("3.9", "3.11", "3.13"),
+             module: str = "") -> list[Path]:
     """Write cases/<id>/ (the record and a repro stub) next to the matrix file and add the case
     to it; returns the files written. Nothing is overwritten."""
     record = read_record(record_path)
@@ -249,7 +251,8 @@ def scaffold(record_path: Path, case_id: str, matrix: Path, releases: Sequence[s
         raise UsageError(f"{matrix}: already has a case '{case_id}'", "choose another case id")
     win = window(claim.ranges, releases)
     entry = case_yaml(case_id, chosen, record_file.relative_to(matrix.parent).as_posix(),
-                      repro_file.relative_to(matrix.parent).as_posix(), win, record, pythons)
+                      repro_file.relative_to(matrix.parent).as_posix(), win, record, pythons,
+                      module)
     folder.mkdir(parents=True, exist_ok=True)
     record_file.write_text(record_path.read_text(encoding="utf-8"), encoding="utf-8")
     repro_file.write_text(REPRO_TEMPLATE.format(advisory=claim.advisory_id, package=chosen),

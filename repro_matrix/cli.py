@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -94,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a published OSV record (JSON): its ranges become the claim and the "
                           "version window is chosen around its bounds")
     new.add_argument("--import", dest="import_name", default="",
-                     help="the module the cell imports (default: the package name)")
+                     help="the module the cell imports (default: read from the wheel of the "
+                          "package's newest release, else the package name)")
     new.add_argument("--description", default="", help="the bug in one line")
     new.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
                      help="matrix file to append to, created when missing (default: "
@@ -323,11 +325,23 @@ def _new(args: argparse.Namespace) -> int:
     if not args.package:
         raise UsageError("new: --package is required (or --from-osv RECORD)",
                          "e.g. `repro-matrix new mypkg-123 --package mypkg`")
-    from repro_matrix.scaffold import DEFAULT_PYTHONS, CaseDraft, write_case
+    from repro_matrix.pipeline import default_cache_dir
+    from repro_matrix.scaffold import (
+        DEFAULT_PYTHONS,
+        CaseDraft,
+        check_draft,
+        learn_module,
+        write_case,
+    )
 
     draft = CaseDraft(case_id=args.id, package=args.package, import_name=args.import_name,
                       description=args.description,
                       pythons=_split(args.python) or DEFAULT_PYTHONS)
+    check_draft(draft)  # a bad id or name stops here, before the index is asked
+    if not draft.import_name:
+        module, note = learn_module(draft.package, default_cache_dir())
+        draft = replace(draft, import_name=module)
+        print(note, file=sys.stderr)
     made = write_case(draft, args.matrix)
     verb = "created" if made.created_matrix else "appended to"
     print(f"case {draft.case_id}: {verb} {made.matrix}; repro skeleton {made.repro}",
@@ -423,6 +437,7 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     from repro_matrix import advisory
     from repro_matrix.index import IndexClient
     from repro_matrix.pipeline import default_cache_dir
+    from repro_matrix.scaffold import learn_module
 
     if not config.CASE_ID.match(args.id):
         raise UsageError(f"new: '{args.id}' is not a case id",
@@ -431,8 +446,12 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     package = advisory.choose_package(record, args.package, str(args.from_osv))
     releases = [r.version for r in IndexClient(default_cache_dir()).releases(package)
                 if not r.yanked and not Version(r.version).is_prerelease]
+    module = args.import_name
+    if not module:
+        module, note = learn_module(package, default_cache_dir())
+        print(note, file=sys.stderr)
     written = advisory.scaffold(args.from_osv, args.id, args.matrix, releases, package,
-                                _split(args.python) or ("3.9", "3.11", "3.13"))
+                                _split(args.python) or ("3.9", "3.11", "3.13"), module)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     print(f"next: write the repro in {written[1]} and its signature in {args.matrix}, then "

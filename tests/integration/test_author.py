@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repro_matrix import engine
 
@@ -98,3 +99,30 @@ def test_a_signature_with_exit_0_is_flagged_in_try_and_in_run(
     report = (tmp_path / "results" / "report.md").read_text()
     assert "⚠ S" in report and "check the repro's exit code" in report
 
+
+@pytest.mark.parametrize(("package", "module"), [("python-dateutil", "dateutil"),
+                                                 ("PyYAML", "yaml")])
+def test_new_learns_the_import_name_from_the_newest_wheel_on_the_index(
+        tmp_path: Path, package: str, module: str) -> None:
+    """The project name is not the module here: `new` reads it from the real index's newest
+    wheel, and the skeleton it writes imports that module from that very wheel."""
+    made = subprocess.run(_cli("new", "imp-1", "--package", package), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr
+    note = next(line for line in made.stderr.splitlines() if line.startswith("import: "))
+    assert note.startswith(f"import: {module} (from "), note
+    matrix = yaml.safe_load((tmp_path / "matrix.yaml").read_text())
+    assert matrix["cases"][0]["import"] == module
+    wheel = note.split("(from ", 1)[1].split(";", 1)[0].rstrip(")")
+    from repro_matrix.pipeline import default_cache_dir
+
+    path = default_cache_dir() / "sources" / wheel
+    assert path.is_file(), path
+    # The skeleton, run with only that wheel on the path: it imports the module and stops at
+    # "cannot tell" (125); an ImportError would exit 1.
+    ran = subprocess.run([sys.executable, "-I", "-c",
+                          f"import sys, runpy; sys.path.insert(0, {str(path)!r}); "
+                          f"runpy.run_path({str(tmp_path / 'cases/imp-1/repro.py')!r}, "
+                          "run_name='__main__')"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 125, ran.stdout + ran.stderr
