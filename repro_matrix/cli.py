@@ -42,7 +42,8 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m repro_matrix", description=(
+    # The console script's name, also under `python -m repro_matrix` (nox's sessions run that).
+    parser = _Parser(prog="repro-matrix", description=(
         "Run a reproduction across Python and package versions in real containers and render "
         "a compatibility table with a verdict."))
     parser.add_argument("--version", action="version", version=f"repro-matrix {__version__}")
@@ -281,7 +282,7 @@ def _writer(results: Path, args: argparse.Namespace) -> Iterator[None]:
     """This process is the results folder's only writer while the body runs."""
     from repro_matrix import results_lock
 
-    command = "python -m repro_matrix " + shlex.join(args.argv)
+    command = "repro-matrix " + shlex.join(args.argv)
     with results_lock.hold(results, command, lambda line: print(line, file=sys.stderr)):
         yield
 
@@ -370,11 +371,16 @@ def _try(args: argparse.Namespace) -> int:
     if len(selection.pythons) != 1 or "," in args.release:
         raise UsageError("try: one --python and one --version", "e.g. --python 3.11 "
                          "--version 1.0.2")
-    _check_selection(matrix, selection)
+    with _named_as_try_version(case_ids[0]):
+        _check_selection(matrix, selection)
     read_repros(plan.select_cases(matrix.cases, case_ids))  # a syntax error: exit 2, no engine
     cache_dir = args.cache_dir or default_cache_dir()
     engine.connect()
-    config.check_against_index(matrix, IndexClient(cache_dir).releases, selection)
+    index = IndexClient(cache_dir)
+    with _named_as_try_version(case_ids[0]):
+        config.check_against_index(matrix, index.releases, selection)
+        (case,) = plan.select_cases(matrix.cases, case_ids)
+        plan.select_versions(case, index.releases(case.package), selection.versions)
 
     def show(text: str) -> None:
         sys.stdout.write(text)
@@ -395,6 +401,20 @@ def _try(args: argparse.Namespace) -> int:
     if status is Status.CANNOT_INSTALL and record.output_excerpt:
         print(record.output_excerpt[-2000:], file=sys.stderr)  # the build's log: not streamed
     return 0
+
+
+@contextmanager
+def _named_as_try_version(case_id: str) -> Iterator[None]:
+    """`try` passes its one --version as the selection's versions: an error about them names
+    the option the user typed."""
+    try:
+        yield
+    except UsageError as exc:
+        if not exc.message.startswith("--versions: "):
+            raise
+        raise UsageError("try --version: " + exc.message.removeprefix("--versions: "),
+                         exc.hint or f"`repro-matrix plan --case {case_id}` lists the case's "
+                         "releases") from None
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -455,7 +475,7 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     print(f"next: write the repro in {written[1]} and its signature in {args.matrix}, then "
-          f"`python -m repro_matrix run --case {args.id}`", file=sys.stderr)
+          f"`repro-matrix run --case {args.id}`", file=sys.stderr)
     return 0
 
 

@@ -267,8 +267,8 @@ def explained_html(explained: Sequence[Explained]) -> str:
                           else ": unchanged.</p>"))
         if item.changelog_file:
             out.append(f"<p>Changelog ({escape(item.changelog_file)}): "
-                       f"{words.plural(len(item.related_entries), 'entry', 'entries')} touch "
-                       "the changed code.</p>")
+                       f"{words.entries_touch(len(item.related_entries))} the changed "
+                       "code.</p>")
             out.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in item.related_entries)
                        + "</ul>")
             for version, text in item.changelog:

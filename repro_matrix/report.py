@@ -26,6 +26,7 @@ from repro_matrix.words import (
     branch_sentences,
     claim_sentence,
     coverage_sentence,
+    entries_touch,
     headline,
     look,
     mark,
@@ -155,7 +156,7 @@ def _changelog_lines(item: Explained) -> list[str]:
         return ["No changelog in the distribution.", ""]
     versions = ", ".join(v for v, _ in item.changelog) or "none"
     head = (f"Changelog ({item.changelog_file}, sections {versions}): "
-            f"{plural(len(item.related_entries), 'entry', 'entries')} touch the changed code")
+            f"{entries_touch(len(item.related_entries))} the changed code")
     top = item.related_entries[:_TOP_ENTRIES]
     more = len(item.related_entries) - len(top)
     head += (f"; the first {len(top)} (all in boundaries.json):" if more > 0
@@ -387,6 +388,11 @@ def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
         return (f"Package `{meta.package}`, bisect over {plural(planned, 'release')} "
                 f"× {plural(pythons, 'Python')}: {plural(len(records), 'cell')} run; "
                 f"{run_words(meta)}.")
+    grid = versions * pythons
+    if len(records) < grid:  # a slice: say so, never a product that does not add up
+        return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
+                f"{plural(pythons, 'Python')}: {len(records)} of the {grid} cells run, the "
+                f"other {grid - len(records)} not run; {run_words(meta)}.")
     return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
             f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; {run_words(meta)}.")
 

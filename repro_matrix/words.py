@@ -78,6 +78,11 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
+def entries_touch(count: int) -> str:
+    """"1 entry touches", "2 entries touch" (changelog entries and the changed code)."""
+    return f"{plural(count, 'entry', 'entries')} {'touches' if count == 1 else 'touch'}"
+
+
 SYMBOLS: dict[Status, str] = {s: look(s).symbol for s in Status}
 
 

@@ -375,6 +375,20 @@ def test_with_no_boundary_every_python_that_decided_counts() -> None:
                     "decided releases. Python 3.14: not reproduced in its only decided release.")
 
 
+def test_a_slice_says_which_cells_of_its_grid_were_not_run() -> None:
+    sliced = [r for r in RECORDS
+              if not (r.cell.python == "3.12" and r.cell.version in ("0.9.0", "1.0.0"))]
+    line = report.facts_line(CaseMeta.from_json(META), sliced)
+    assert line.startswith("Package `pkg`, 5 releases × 4 Pythons: 18 of the 20 cells run, the "
+                           "other 2 not run; run finished")
+    assert "= 20 cells" in report.facts_line(CaseMeta.from_json(META), RECORDS)
+
+
+def test_one_changelog_entry_touches() -> None:
+    assert words.entries_touch(1) == "1 entry touches"
+    assert words.entries_touch(2) == "2 entries touch"
+
+
 def test_reasons_read_as_words() -> None:
     assert words.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
         "did not install at any of 1 era cutoff tried; 2 cutoffs")

@@ -309,3 +309,32 @@ def test_cli_new_writes_the_learned_import_and_prints_where_it_came_from(
     assert cli.main(["new", "y-2", "--package", "PyYAML", "--import", "yaml_ext",
                      "--matrix", str(matrix)]) == 0  # --import wins, nothing asked
     assert config.load(matrix).cases[1].import_name == "yaml_ext"
+
+
+# ---- wording: the console script's name, and try's own option ---------------------------------
+
+
+def test_usage_names_the_console_script() -> None:
+    assert cli.build_parser().format_usage().startswith("usage: repro-matrix ")
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    ("9.9", "try --version: demo has no release 9.9 on the index; `repro-matrix plan --case "
+            "first` lists the case's releases"),
+    ("9.x", "try --version: "),
+])
+def test_try_names_its_own_option_when_the_release_is_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        version: str, message: str) -> None:
+    from repro_matrix import engine
+    from repro_matrix.index import IndexClient
+
+    monkeypatch.setattr(engine, "connect", lambda: None)
+    monkeypatch.setattr(IndexClient, "releases", lambda self, project: [
+        Release("1.0", None, False)])
+    matrix = _matrix(tmp_path)
+    assert cli.main(["try", "--matrix", str(matrix), "--python", "3.9", "--version",
+                     version]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"repro-matrix: error: {message}"), line
+    assert "--versions" not in line
