@@ -30,7 +30,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from repro_matrix import engine, sandbox, store  # noqa: E402
+from repro_matrix import store  # noqa: E402
+from repro_matrix.containers import engine, sandbox  # noqa: E402
 from repro_matrix.model import Status  # noqa: E402
 
 CPU: dict[str, float] = {}  # per measure: CPU seconds of the harness, the daemons, the machine
@@ -180,7 +181,7 @@ def main() -> int:
     args, harness_args = parser.parse_known_args()
     if not any(a == "--case" or a.startswith("--case=") for a in harness_args):
         # The floor execs one repro in every image: one case at a time (the matrix file's first).
-        from repro_matrix import config
+        from repro_matrix.spec import config
 
         harness_args += ["--case", config.load(REPO / "matrix.yaml").cases[0].id]
     work = args.work
@@ -202,7 +203,7 @@ def main() -> int:
     ran = [r for r in records if r.image_id]
     figures["cells_available"] = len(records)
     figures["cells_run"] = len(ran)
-    from repro_matrix import config
+    from repro_matrix.spec import config
 
     case_id = harness_args[harness_args.index("--case") + 1] if "--case" in harness_args \
         else next(a.split("=", 1)[1] for a in harness_args if a.startswith("--case="))

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from repro_matrix import __version__, config, plan, store
+from repro_matrix import __version__, store
 from repro_matrix.errors import (
     EXIT_CHANGED,
     EXIT_FAIL_ON,
@@ -24,7 +24,8 @@ from repro_matrix.errors import (
     UsageError,
 )
 from repro_matrix.model import MatrixConfig, Status
-from repro_matrix.shard import parse_shard
+from repro_matrix.run.shard import parse_shard
+from repro_matrix.spec import config, plan
 
 # Paths not typed by the user: relative to the current directory (the repository, under nox).
 _DEFAULT_PATHS = {"matrix": Path("matrix.yaml"), "results": Path("results"),
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cache_kinds() -> tuple[str, ...]:
-    from repro_matrix.cache import KINDS
+    from repro_matrix.containers.cache import KINDS
 
     return KINDS
 
@@ -166,7 +167,7 @@ def _fail_on(sub: argparse.ArgumentParser) -> None:
 
 
 def _conditions(args: argparse.Namespace) -> tuple[str, ...]:
-    from repro_matrix.summary import FAIL_ON, parse_fail_on
+    from repro_matrix.verdict.fail_on import FAIL_ON, parse_fail_on
 
     conditions = parse_fail_on(args.fail_on)
     unknown = [c for c in conditions if c not in FAIL_ON]
@@ -179,9 +180,9 @@ def _conditions(args: argparse.Namespace) -> tuple[str, ...]:
 def _summarize(results: Path, case_ids: Sequence[str] | None, conditions: Sequence[str],
                before: dict[str, object], quiet: bool = False) -> int:
     """Print each case's verdict and claim check; the exit code --fail-on asks for."""
-    from repro_matrix.pipeline import rendered_cases
-    from repro_matrix.report import terminal_lines
-    from repro_matrix.summary import met
+    from repro_matrix.report.markdown import terminal_lines
+    from repro_matrix.report.render import rendered_cases
+    from repro_matrix.verdict.fail_on import met
 
     cases = rendered_cases(results, case_ids)
     if not quiet:
@@ -235,11 +236,13 @@ def _selection(args: argparse.Namespace) -> plan.Selection:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from repro_matrix import engine
-    from repro_matrix.index import IndexClient
-    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
-    from repro_matrix.progress import Progress, choose_mode
-    from repro_matrix.summary import stored_verdicts
+    from repro_matrix.containers import engine
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.resolve.index import IndexClient
+    from repro_matrix.run.inputs import read_repros
+    from repro_matrix.run.loop import MatrixRun, RunOptions
+    from repro_matrix.run.progress import Progress, choose_mode
+    from repro_matrix.verdict.fail_on import stored_verdicts
 
     if args.jobs < 1:
         raise UsageError("--jobs: must be at least 1")
@@ -280,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
 @contextmanager
 def _writer(results: Path, args: argparse.Namespace) -> Iterator[None]:
     """This process is the results folder's only writer while the body runs."""
-    from repro_matrix import results_lock
+    from repro_matrix.run import results_lock
 
     command = "repro-matrix " + shlex.join(args.argv)
     with results_lock.hold(results, command, lambda line: print(line, file=sys.stderr)):
@@ -295,18 +298,15 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
 
 
 def _run_on_engines(args: argparse.Namespace) -> int:
-    from repro_matrix.engine_fanout import parse_engines, run_on_engines
-    from repro_matrix.pipeline import (
-        default_cache_dir,
-        dist_finder,
-        index_releases,
-        merge_results,
-        render_results,
-    )
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.report.render import render_results
+    from repro_matrix.resolve.dists import dist_finder, index_releases
+    from repro_matrix.run.fanout import parse_engines, run_on_engines
+    from repro_matrix.run.shard import merge_results
 
     if args.shard or args.bisect:
         raise UsageError("--engines shards the run itself; drop --shard/--bisect")
-    from repro_matrix.summary import stored_verdicts
+    from repro_matrix.verdict.fail_on import stored_verdicts
 
     conditions = _conditions(args)
     before = stored_verdicts(args.results)
@@ -326,8 +326,8 @@ def _new(args: argparse.Namespace) -> int:
     if not args.package:
         raise UsageError("new: --package is required (or --from-osv RECORD)",
                          "e.g. `repro-matrix new mypkg-123 --package mypkg`")
-    from repro_matrix.pipeline import default_cache_dir
-    from repro_matrix.scaffold import (
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.spec.scaffold import (
         DEFAULT_PYTHONS,
         CaseDraft,
         check_draft,
@@ -356,11 +356,13 @@ def _new(args: argparse.Namespace) -> int:
 def _try(args: argparse.Namespace) -> int:
     import tempfile
 
-    from repro_matrix import engine
-    from repro_matrix.index import IndexClient
-    from repro_matrix.pipeline import MatrixRun, RunOptions, default_cache_dir, read_repros
-    from repro_matrix.progress import Progress
-    from repro_matrix.words import SYMBOLS
+    from repro_matrix.containers import engine
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.report.vocabulary import SYMBOLS
+    from repro_matrix.resolve.index import IndexClient
+    from repro_matrix.run.inputs import read_repros
+    from repro_matrix.run.loop import MatrixRun, RunOptions
+    from repro_matrix.run.progress import Progress
 
     matrix = config.load(args.matrix)
     case_ids = (args.case,) if args.case else tuple(c.id for c in matrix.cases)
@@ -420,8 +422,10 @@ def _named_as_try_version(case_id: str) -> Iterator[None]:
 def _plan(args: argparse.Namespace) -> int:
     import json
 
-    from repro_matrix.index import IndexClient
-    from repro_matrix.pipeline import default_cache_dir, make_plan, shard_matrix
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.resolve.index import IndexClient
+    from repro_matrix.run.loop import make_plan
+    from repro_matrix.run.shard import shard_matrix
 
     matrix = config.load(args.matrix)
     selection = _selection(args)
@@ -454,10 +458,10 @@ def _plan(args: argparse.Namespace) -> int:
 def _new_from_osv(args: argparse.Namespace) -> int:
     from packaging.version import Version
 
-    from repro_matrix import advisory
-    from repro_matrix.index import IndexClient
-    from repro_matrix.pipeline import default_cache_dir
-    from repro_matrix.scaffold import learn_module
+    from repro_matrix.advisories import read as advisory
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.resolve.index import IndexClient
+    from repro_matrix.spec.scaffold import learn_module
 
     if not config.CASE_ID.match(args.id):
         raise UsageError(f"new: '{args.id}' is not a case id",
@@ -480,15 +484,12 @@ def _new_from_osv(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from repro_matrix.pipeline import (
-        alert_changes,
-        default_cache_dir,
-        dist_finder,
-        index_releases,
-        merge_results,
-        render_results,
-    )
-    from repro_matrix.summary import stored_verdicts
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.report.render import render_results
+    from repro_matrix.resolve.dists import dist_finder, index_releases
+    from repro_matrix.run.shard import merge_results
+    from repro_matrix.verdict.baseline import alert_changes
+    from repro_matrix.verdict.fail_on import stored_verdicts
 
     conditions = _conditions(args)
     before = stored_verdicts(args.results)
@@ -514,8 +515,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from repro_matrix import cache
-    from repro_matrix.pipeline import default_cache_dir
+    from repro_matrix.containers import cache
+    from repro_matrix.containers.cache import default_cache_dir
 
     kinds = _split(args.kind) or cache.KINDS
     unknown = [kind for kind in kinds if kind not in cache.KINDS]
@@ -544,7 +545,8 @@ class _Signals:
     def handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received = signum
-            running = sys.modules.get("repro_matrix.engine")  # not imported: no containers either
+            # Not imported: no containers either.
+            running = sys.modules.get("repro_matrix.containers.engine")
             if running is not None:
                 threading.Thread(target=running.stop_all, name="stop-containers").start()
         raise KeyboardInterrupt

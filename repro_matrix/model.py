@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from repro_matrix.sandbox import DEFAULT_LIMITS, Limits
+from repro_matrix.containers.sandbox import DEFAULT_LIMITS, Limits
 
 
 class Status(str, enum.Enum):

@@ -17,7 +17,7 @@ from repro_matrix import __version__
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status, claim_to_json
 from repro_matrix.pythons import sort_key
-from repro_matrix.verdict import Verdict
+from repro_matrix.verdict.derive import Verdict
 
 SCHEMA_VERSION = 1
 

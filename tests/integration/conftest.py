@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from daemons import BASE, DAEMON2_HOST, SecondDaemon
 
-from repro_matrix import engine
+from repro_matrix.containers import engine
 from repro_matrix.errors import EngineError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def docker_engine() -> engine.Engine:
 @pytest.fixture(scope="session")
 def cache_dir() -> Path:
     """The user's cache, so repeated runs reuse locks, wheels and images like a real user."""
-    from repro_matrix.pipeline import default_cache_dir
+    from repro_matrix.containers.cache import default_cache_dir
 
     return default_cache_dir()
 
@@ -43,9 +43,10 @@ def _ensure_base_on_the_main_engine(docker_engine: engine.Engine) -> None:
     """On a new machine no test may have bootstrapped the base yet: make it as a run would."""
     if docker_engine.image_id(BASE):
         return
-    from repro_matrix import bases, pythons
+    from repro_matrix import pythons
+    from repro_matrix.containers import bases
+    from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.model import ProviderSettings
-    from repro_matrix.pipeline import default_cache_dir
 
     settings = ProviderSettings("debian", tuple(pythons.DEBIAN_SUITES.items()))
     image = bases.prepare(docker_engine, "3.11", settings, default_cache_dir() / "rootfs")

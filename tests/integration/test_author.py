@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import engine
+from repro_matrix.containers import engine
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def test_new_learns_the_import_name_from_the_newest_wheel_on_the_index(
     matrix = yaml.safe_load((tmp_path / "matrix.yaml").read_text())
     assert matrix["cases"][0]["import"] == module
     wheel = note.split("(from ", 1)[1].split(";", 1)[0].rstrip(")")
-    from repro_matrix.pipeline import default_cache_dir
+    from repro_matrix.containers.cache import default_cache_dir
 
     path = default_cache_dir() / "sources" / wheel
     assert path.is_file(), path

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from daemons import DAEMON2_HOST, SecondDaemon
 
-from repro_matrix import engine
+from repro_matrix.containers import engine
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

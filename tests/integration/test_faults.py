@@ -24,9 +24,11 @@ import pytest
 import yaml
 from daemons import DAEMON2_HOST, SecondDaemon
 
-from repro_matrix import config, engine, plan, store
+from repro_matrix import store
+from repro_matrix.containers import engine
 from repro_matrix.model import CellRecord, Status
-from repro_matrix.pipeline import MatrixRun, RunOptions
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.spec import config, plan
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "six"  # tiny, one pure wheel per release, no dependencies

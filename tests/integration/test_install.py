@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import engine
-from repro_matrix.index import configured_index_url
+from repro_matrix.containers import engine
+from repro_matrix.resolve.index import configured_index_url
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_installed_package_holds_the_template_and_schemas(installed: Path,
                                                           tmp_path: Path) -> None:
-    probe = ("from importlib import resources as r; import repro_matrix.build as b; "
+    probe = ("from importlib import resources as r; import repro_matrix.containers.build as b; "
              "print(b.__file__); print(len(b.template_source())); "
              "print(' '.join(sorted(p.name for p in r.files('repro_matrix').joinpath('schemas')"
              ".iterdir()))); "
@@ -67,6 +67,18 @@ def test_installed_package_holds_the_template_and_schemas(installed: Path,
     assert {p.name for p in (REPO / "images").iterdir() if p.is_file()} <= set(images.split())
     assert _run([str(installed / "python"), "-m", "repro_matrix", "--version"],
                 cwd=tmp_path).returncode == 0
+
+
+def test_installed_wheel_holds_every_module_and_its_console_script_runs(
+        installed: Path, tmp_path: Path) -> None:
+    modules = sorted(".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(
+        ".__init__") for path in (REPO / "repro_matrix").rglob("*.py")
+        if path.name != "__main__.py")
+    probe = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)"
+    imported = _run([str(installed / "python"), "-c", probe, *modules], cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    shown = _run([str(installed / "repro-matrix"), "--version"], cwd=tmp_path)
+    assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
 
 
 def test_installed_command_runs_a_one_cell_case_from_another_folder(

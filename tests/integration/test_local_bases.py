@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import bases, engine, interpreters, pythons
-from repro_matrix.engine import LABEL
-from repro_matrix.interpreters import Interpreter
+from repro_matrix import pythons
+from repro_matrix.containers import bases, engine, interpreters
+from repro_matrix.containers.engine import LABEL
+from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.model import ProviderSettings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,10 +9,13 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from repro_matrix import config, engine, plan, store
+from repro_matrix import store
+from repro_matrix.containers import engine
 from repro_matrix.model import Status
-from repro_matrix.pipeline import MatrixRun, RunOptions, render_results
-from repro_matrix.verdict import Observation, derive
+from repro_matrix.report.render import render_results
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.spec import config, plan
+from repro_matrix.verdict.derive import Observation, derive
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -150,8 +153,8 @@ def test_report_rerenders_from_results_alone(flask_run: Path) -> None:
 def test_each_boundary_is_explained_from_the_released_files(flask_run: Path) -> None:
     """boundaries.json names exactly the verdict's boundaries, each computed from the releases'
     files, and every function it diffs is on a reproduced cell's stack."""
-    from repro_matrix import boundary
     from repro_matrix.model import Claim
+    from repro_matrix.verdict import boundary
 
     _, records = store.read_cells(flask_run / "flask-2926" / "cells.json")
     derived = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],

@@ -11,11 +11,14 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from repro_matrix import advisory, config, engine, plan, store
-from repro_matrix.index import IndexClient
+from repro_matrix import store
+from repro_matrix.advisories import read as advisory
+from repro_matrix.containers import engine
 from repro_matrix.model import Status
-from repro_matrix.pipeline import MatrixRun, RunOptions
-from repro_matrix.verdict import Observation, derive
+from repro_matrix.resolve.index import IndexClient
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.spec import config, plan
+from repro_matrix.verdict.derive import Observation, derive
 
 REPO = Path(__file__).resolve().parents[2]
 CASE_ID = "jinja2-xmlattr-keys"

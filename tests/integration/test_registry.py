@@ -15,9 +15,11 @@ import yaml
 from daemons import SecondDaemon
 from registries import CuttingProxy, Registry, free_port
 
-from repro_matrix import bases, config, engine, plan, pythons
+from repro_matrix import pythons
+from repro_matrix.containers import bases, engine
 from repro_matrix.model import BaseImage, ProviderSettings
-from repro_matrix.pipeline import MatrixRun, RunOptions
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.spec import config, plan
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = "3.8"  # a Python no Debian suite ships: its base comes from a local interpreter

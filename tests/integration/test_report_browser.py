@@ -13,9 +13,10 @@ from urllib.parse import quote
 
 import pytest
 
-from repro_matrix import boundary, store
+from repro_matrix import store
 from repro_matrix.model import Attempt, Cell, CellRecord, Status
-from repro_matrix.pipeline import render_results
+from repro_matrix.report.render import render_results
+from repro_matrix.resolve.dists import DistFinder
 
 BROWSERS = ("chromium", "chromium-browser")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -86,7 +87,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _wheel(wheels, version, body)
     saved = os.environ.pop("GITHUB_STEP_SUMMARY", None)  # keep CI's job summary clean
     try:
-        render_results(folder, find=boundary.DistFinder([wheels]))
+        render_results(folder, find=DistFinder([wheels]))
     finally:
         if saved is not None:
             os.environ["GITHUB_STEP_SUMMARY"] = saved

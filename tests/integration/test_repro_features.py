@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import config, engine, plan, store
+from repro_matrix import store
+from repro_matrix.containers import engine
 from repro_matrix.model import Status
-from repro_matrix.pipeline import MatrixRun, RunOptions
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.spec import config, plan
 
 pytestmark = pytest.mark.integration
 

@@ -25,8 +25,9 @@ import pytest
 import yaml
 from registries import Registry
 
-from repro_matrix import engine, store
-from repro_matrix.bases import REGISTRY_IMAGE_ENV
+from repro_matrix import store
+from repro_matrix.containers import engine
+from repro_matrix.containers.bases import REGISTRY_IMAGE_ENV
 from repro_matrix.model import CaseMeta, CellRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -286,11 +287,11 @@ def test_cache_clean_then_a_rerun_rebuilds_what_it_needs(full: Path, docker_engi
 
 def test_the_reports_rerun_command_works_from_any_folder_and_fails_loudly_without_the_repro(
         full: Path, tmp_path: Path) -> None:
-    from repro_matrix import report
+    from repro_matrix.report import markdown
 
     meta, cells = store.read_cells(full / "results" / "record-merge" / "cells.json")
     reproduced = next(r for r in cells if r.status.value == "reproduced")
-    command = report.rerun_command(reproduced, CaseMeta.from_json(meta))
+    command = markdown.rerun_command(reproduced, CaseMeta.from_json(meta))
     assert command is not None and command in (full / "results" / "report.md").read_text()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -298,7 +299,7 @@ def test_the_reports_rerun_command_works_from_any_folder_and_fails_loudly_withou
                           text=True, timeout=120, check=False)
     assert done.returncode == reproduced.exit_code and SIGNATURE in done.stdout, done.stderr
     assert list(elsewhere.iterdir()) == []  # nothing created where it ran
-    gone = report.rerun_command(reproduced, CaseMeta.from_json(
+    gone = markdown.rerun_command(reproduced, CaseMeta.from_json(
         {**meta, "repro_path": str(tmp_path / "gone.py")}))
     assert gone is not None
     failed = subprocess.run(["bash", "-c", gone], cwd=elsewhere, capture_output=True,

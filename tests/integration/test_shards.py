@@ -8,15 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import config, engine, plan
-from repro_matrix.pipeline import (
-    MatrixRun,
-    RunOptions,
-    alert_changes,
-    merge_results,
-    render_results,
-)
-from repro_matrix.shard import ShardSpec
+from repro_matrix.containers import engine
+from repro_matrix.report.render import render_results
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.run.shard import ShardSpec, merge_results
+from repro_matrix.spec import config, plan
+from repro_matrix.verdict.baseline import alert_changes
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

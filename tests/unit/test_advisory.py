@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from repro_matrix import advisory, cli, config
+from repro_matrix import cli
+from repro_matrix.advisories import read as advisory
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Claim, ClaimRange, Release
+from repro_matrix.spec import config
 
 # A synthetic record in the shape the advisory databases publish (package and versions made up).
 RECORD: dict[str, Any] = {
@@ -199,7 +201,7 @@ def test_new_cli_rejects_a_bad_id(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_new_cli_reads_the_window_from_the_index(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    from repro_matrix.index import IndexClient
+    from repro_matrix.resolve.index import IndexClient
 
     listed = [Release(v, None, False) for v in RELEASES] + [Release("1.3.4", None, True),
                                                              Release("2.2rc1", None, False)]

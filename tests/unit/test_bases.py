@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import bases
+from repro_matrix.containers import bases
+from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.errors import UsageError
-from repro_matrix.interpreters import Interpreter
 from repro_matrix.model import BaseImage, CaseMeta, ProviderSettings
 
 
@@ -115,8 +115,9 @@ def test_only_needless_parts_of_a_prefix_are_left_out(relative: str, skipped: bo
 
 
 def test_each_column_says_where_its_interpreter_came_from() -> None:
-    from repro_matrix.pipeline import base_meta, describe_base
-    from repro_matrix.report import base_images_section
+    from repro_matrix.report.markdown import base_images_section
+    from repro_matrix.run.loop import describe_base
+    from repro_matrix.run.record import base_meta
 
     local = BaseImage(python="3.6", provider="local", reference="repro-matrix/base:py3.6.15-x",
                       interpreter="python3.6", interpreter_version="3.6.15", suite="bookworm",
@@ -155,7 +156,7 @@ def test_debootstrap_keeps_its_packages_in_the_os_cache_unless_told_otherwise(
 
 def test_a_passed_base_check_is_remembered_per_image_and_a_failed_one_is_not(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro_matrix.interpreters import ProbeVerdict
+    from repro_matrix.containers.interpreters import ProbeVerdict
 
     checks: list[str] = []
     verdicts = {"sha256:good": ProbeVerdict("", ("built without _hashlib",)),

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from repro_matrix.bisect import bisect_versions
-from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED
+from repro_matrix.run.bisect import bisect_versions
+from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED
 
 VERSIONS = [f"1.{i}" for i in range(40)]
 

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
-from repro_matrix import boundary, store
+from repro_matrix import store
 from repro_matrix.model import Cell, CellRecord, Claim, Status
-from repro_matrix.pipeline import render_results
-from repro_matrix.verdict import Observation, Verdict, derive
+from repro_matrix.report.render import render_results
+from repro_matrix.resolve.dists import DistFinder
+from repro_matrix.verdict import boundary
+from repro_matrix.verdict.derive import Observation, Verdict, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
 
@@ -149,7 +151,7 @@ def test_site_frames_are_installed_files_only() -> None:
 
 
 def test_diff_is_narrowed_to_the_functions_on_the_stack(releases: Path) -> None:
-    find = boundary.DistFinder([releases])
+    find = DistFinder([releases])
     (_, fixed) = boundary.explain_case(META, RECORDS, verdict(), find, [])
     assert (fixed.kind, fixed.before, fixed.after) == ("fixed", "1.0.1", "1.1")
     changed = {f.function: f.diff for f in fixed.functions}
@@ -167,7 +169,7 @@ def test_diff_is_narrowed_to_the_functions_on_the_stack(releases: Path) -> None:
 
 
 def test_changelog_entries_between_the_two_releases_from_the_sdist(releases: Path) -> None:
-    (_, fixed) = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([releases]),
+    (_, fixed) = boundary.explain_case(META, RECORDS, verdict(), DistFinder([releases]),
                                        [])
     assert fixed.changelog_file == "CHANGES.rst"
     assert [version for version, _ in fixed.changelog] == ["1.1"]  # after 1.0.1, up to 1.1
@@ -178,7 +180,7 @@ def test_changelog_entries_between_the_two_releases_from_the_sdist(releases: Pat
 def test_introducing_boundary_against_a_release_without_the_function(releases: Path) -> None:
     make_wheel(releases, "0.9", '"""No serve yet."""\n')
     introduced, _ = boundary.explain_case(META, RECORDS, verdict(),
-                                          boundary.DistFinder([releases]), [])
+                                          DistFinder([releases]), [])
     serve = next(f for f in introduced.functions if f.function == "Server.serve")
     assert serve.diff.startswith("--- pkg/core.py (0.9)\n+++ pkg/core.py (1.0)\n")
     assert "+        chosen = int(port or 5000)\n" in serve.diff
@@ -186,12 +188,12 @@ def test_introducing_boundary_against_a_release_without_the_function(releases: P
 
 
 def test_missing_files_are_said_and_a_stored_explanation_is_kept(releases: Path) -> None:
-    computed = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([releases]),
+    computed = boundary.explain_case(META, RECORDS, verdict(), DistFinder([releases]),
                                      [])
-    nothing = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([]), [])
+    nothing = boundary.explain_case(META, RECORDS, verdict(), DistFinder([]), [])
     assert all("no distribution of pkg" in e.missing for e in nothing)
     stored = boundary.from_json(json.loads(json.dumps(boundary.to_json(computed))))
-    assert boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([]),
+    assert boundary.explain_case(META, RECORDS, verdict(), DistFinder([]),
                                  stored) == computed
     assert boundary.explain_case(META, RECORDS, verdict(), None, stored) == computed
 
@@ -201,7 +203,7 @@ def test_render_stores_boundaries_and_rerender_without_files_keeps_them(
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     results = tmp_path / "results"
     store.write_cells(results, "demo", RECORDS, META)
-    render_results(results, find=boundary.DistFinder([releases]))
+    render_results(results, find=DistFinder([releases]))
     saved = (results / "demo" / "boundaries.json").read_text()
     first = (results / "report.md").read_text()
     assert "+        chosen = 5000 if port is None else int(port)" in first
@@ -232,7 +234,7 @@ def test_stored_boundaries_match_their_schema(tmp_path: Path, releases: Path) ->
     import jsonschema
 
     text = resources.files("repro_matrix").joinpath("schemas", "boundaries.schema.json")
-    computed = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([releases]),
+    computed = boundary.explain_case(META, RECORDS, verdict(), DistFinder([releases]),
                                      [])
     missing = boundary.explain_case(META, RECORDS, verdict(), None, [])
     for explained in (computed, missing):
@@ -242,6 +244,6 @@ def test_stored_boundaries_match_their_schema(tmp_path: Path, releases: Path) ->
 
 def test_a_damaged_archive_is_said_not_raised(releases: Path) -> None:
     (releases / "pkg-1.1-py3-none-any.whl").write_bytes(b"not a zip")
-    (_, fixed) = boundary.explain_case(META, RECORDS, verdict(), boundary.DistFinder([releases]),
+    (_, fixed) = boundary.explain_case(META, RECORDS, verdict(), DistFinder([releases]),
                                        [])
     assert "unreadable" in fixed.missing

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from tomli import loads as tomli_loads
 
-from repro_matrix.build import (
+from repro_matrix.containers.build import (
     IMPORT_FAILED,
     TEMPLATE,
     UV_IN_IMAGE,
@@ -186,6 +186,15 @@ def test_template_ships_as_package_data_mapped_from_the_top_level_images_folder(
     assert "repro_matrix.images" in setuptools["packages"]
     assert "*.j2" in setuptools["package-data"]["repro_matrix.images"]
     assert (repo / "images" / TEMPLATE).read_text() == template_source()
+
+
+def test_every_sub_package_on_disk_is_listed_for_the_wheel() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    listed = set(tomli_loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    on_disk = {".".join(init.parent.relative_to(repo).parts)
+               for init in (repo / "repro_matrix").rglob("__init__.py")}
+    assert on_disk | {"repro_matrix.images"} == listed
 
 
 class ListingEngine(FakeEngine):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from repro_matrix import causes, report
 from repro_matrix.model import Attempt, Cell, CellRecord, Status
+from repro_matrix.report import markdown
+from repro_matrix.verdict import causes
 
 Golden = Callable[[str, str], None]
 OF, CI, UN = Status.OTHER_FAILURE, Status.CANNOT_INSTALL, Status.UNAVAILABLE
@@ -47,7 +48,7 @@ RECORDS = [
 
 
 def test_grouped_causes_match_golden(golden: Golden) -> None:
-    golden("causes_section.md", report.causes_section(RECORDS))
+    golden("causes_section.md", markdown.causes_section(RECORDS))
 
 
 def test_groups_are_by_status_and_error_line_biggest_first() -> None:

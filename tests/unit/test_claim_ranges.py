@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pytest
 
 from repro_matrix.model import Claim, ClaimRange, Status, claim_from_json, claim_to_json
-from repro_matrix.verdict import (
+from repro_matrix.verdict.derive import (
     CANNOT_DECIDE,
     CONFIRMED,
     DOES_NOT_HOLD,

@@ -8,9 +8,11 @@ from typing import Any
 
 import jsonschema
 
-from repro_matrix import claim_report, osv, report
+from repro_matrix.advisories import write as osv
 from repro_matrix.model import Cell, CellRecord, Claim, ClaimRange, Status
-from repro_matrix.verdict import Observation, Verdict, derive
+from repro_matrix.report import markdown
+from repro_matrix.report.claim import observed_affected, published_affected
+from repro_matrix.verdict.derive import Observation, Verdict, derive
 
 R, N = Status.REPRODUCED, Status.NOT_REPRODUCED
 STATES = {"1.0": N, "1.1": R, "1.2": N, "1.3": R, "1.4": N}
@@ -35,7 +37,7 @@ WRONG = Claim(ranges=(ClaimRange("0", fixed="1.2"),), advisory_id="GHSA-aaaa-bbb
 
 def test_a_claim_that_does_not_hold_shows_both_affected_blocks() -> None:
     records, verdict = verdict_for(WRONG)
-    text = report.render_case("demo", META, records, verdict)
+    text = markdown.render_case("demo", META, records, verdict)
     assert "### Claim, range by range" in text
     assert "| claimed | [first release, 1.2) |" in text
     assert "| observed (all Pythons) | [1.1, 1.2) ∪ [1.3, 1.4) |" in text
@@ -48,12 +50,12 @@ def test_a_claim_that_does_not_hold_shows_both_affected_blocks() -> None:
 
 def test_observed_and_published_blocks_are_valid_osv() -> None:
     _, verdict = verdict_for(WRONG)
-    for block in (claim_report.observed_affected("pkg", verdict.overall),
-                  claim_report.published_affected("pkg", WRONG.ranges)):
+    for block in (observed_affected("pkg", verdict.overall),
+                  published_affected("pkg", WRONG.ranges)):
         record = {"schema_version": "1.6.0", "id": "x_REPRO-MATRIX-demo",
                   "modified": "2024-01-02T03:04:05Z", "affected": [block]}
         jsonschema.validate(record, osv_schema())
-    observed = claim_report.observed_affected("pkg", verdict.overall)
+    observed = observed_affected("pkg", verdict.overall)
     assert [r["events"] for r in observed["ranges"]] == [
         [{"introduced": "1.1"}, {"fixed": "1.2"}], [{"introduced": "1.3"}, {"fixed": "1.4"}]]
 
@@ -65,7 +67,7 @@ def test_holds_where_checked_is_said_so() -> None:
     narrow = Claim(ranges=(ClaimRange("1.1", fixed="1.2"), ClaimRange("1.3", fixed="1.4"),
                            ClaimRange("9.0", fixed="9.1")))
     records, verdict = verdict_for(narrow)
-    text = report.render_case("demo", META, records, verdict)
+    text = markdown.render_case("demo", META, records, verdict)
     assert "☑️ holds where checked" in text
     assert "introduced 9.0 | ⬜ outside the tested window" in text
     exported = osv.to_osv("demo", META, records, verdict)
@@ -75,4 +77,4 @@ def test_holds_where_checked_is_said_so() -> None:
 
 def test_short_form_claims_render_no_range_section() -> None:
     records, verdict = verdict_for(Claim(first_fixed="1.2"))
-    assert "range by range" not in report.render_case("demo", META, records, verdict)
+    assert "range by range" not in markdown.render_case("demo", META, records, verdict)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from repro_matrix.classify import (
+from repro_matrix.model import RawRun, Status
+from repro_matrix.run.classify import (
     classify,
     classify_build_failure,
     common_failure,
     last_error_line,
     resolver_reason,
 )
-from repro_matrix.model import RawRun, Status
 
 SIGNATURES = ("RuntimeError: BOOM", "OSError: [Errno 98]")
 BUG = "Traceback (most recent call last):\n  File \"/repro/repro.py\", line 3\nRuntimeError: BOOM\n"

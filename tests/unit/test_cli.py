@@ -91,9 +91,9 @@ RELEASES = {"pkg": ("1.0", "1.1", "2.0")}
 def fake_index(monkeypatch: pytest.MonkeyPatch) -> None:
     """An index that knows pkg 1.0, 1.1, 2.0 (answering like the real client on a 404), and an
     engine that answers: the checks under test come before any container."""
-    from repro_matrix import engine
-    from repro_matrix.index import IndexClient
+    from repro_matrix.containers import engine
     from repro_matrix.model import Release
+    from repro_matrix.resolve.index import IndexClient
 
     def releases(self: IndexClient, project: str) -> list[Release]:
         if project not in RELEASES:
@@ -220,7 +220,8 @@ def test_results_of_another_schema_version_are_refused_in_one_line(
 def test_sigterm_and_sigint_interrupt_in_one_line_and_stop_the_containers(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         signum: int, code: int) -> None:
-    from repro_matrix import cli, engine
+    from repro_matrix import cli
+    from repro_matrix.containers import engine
 
     stopped = threading.Event()
     monkeypatch.setattr(engine, "stop_all", lambda: stopped.set() or 0)
@@ -261,7 +262,7 @@ def test_os_error_outside_the_results_is_one_line(
 
 def test_syntax_error_in_the_repro_is_one_line_before_the_engine(
         folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro_matrix import engine
+    from repro_matrix.containers import engine
 
     def no_engine() -> None:
         raise AssertionError("the engine must not be contacted")

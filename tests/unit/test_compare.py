@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from repro_matrix.compare import compare
 from repro_matrix.model import Cell, CellRecord, Status
+from repro_matrix.verdict.baseline import compare
 
 
 def rec(version: str, status: Status) -> CellRecord:

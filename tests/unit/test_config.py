@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from repro_matrix import config, plan, pythons
+from repro_matrix import pythons
 from repro_matrix.errors import UsageError
 from repro_matrix.model import MatrixConfig, Release
+from repro_matrix.spec import config, plan
 
 REPO = Path(__file__).resolve().parents[2]
 

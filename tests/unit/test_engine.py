@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from repro_matrix import engine
-from repro_matrix.engine import pull_failure_reason
+from repro_matrix.containers import engine
+from repro_matrix.containers.engine import pull_failure_reason
 from repro_matrix.errors import EngineError
 
 HOSTS = ("registry.example.invalid", "example.invalid", "mirror.corp.example", "proxy.corp.example",
@@ -71,7 +71,7 @@ def test_only_containers_of_dead_local_processes_are_leftovers() -> None:
     import os
     import socket
 
-    from repro_matrix.engine import _owner_gone
+    from repro_matrix.containers.engine import _owner_gone
 
     host = socket.gethostname()
     assert not _owner_gone(f"{host}:{os.getpid()}")

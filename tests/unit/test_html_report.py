@@ -7,9 +7,9 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-from repro_matrix import html_report, report, words
 from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
-from repro_matrix.verdict import Observation, Verdict, derive
+from repro_matrix.report import html, markdown, vocabulary
+from repro_matrix.verdict.derive import Observation, Verdict, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
 GRID: dict[str, tuple[Status, Status]] = {  # version -> (py3.9, py3.11)
@@ -48,7 +48,7 @@ def verdict() -> Verdict:
 
 
 def page() -> str:
-    return html_report.render([("demo", META, RECORDS, verdict())])
+    return html.render([("demo", META, RECORDS, verdict())])
 
 
 class _Tags(HTMLParser):
@@ -109,7 +109,7 @@ def test_boundary_cells_are_marked() -> None:
 
 def test_verdict_and_claim_check_are_on_the_page() -> None:
     text = page()
-    assert f"{words.headline(verdict())}</p>" in text
+    assert f"{vocabulary.headline(verdict())}</p>" in text
     assert "<strong>Coverage.</strong> Python 3.9: 4 of 4 releases decided;" in text
     assert "Claim check.</strong> The claim &quot;first fixed in 1.10&quot; (changelog) holds." \
         in text
@@ -128,7 +128,7 @@ def test_cell_data_survives_the_script_tag_intact() -> None:
     assert text.count("</script>") == 2
     assert not re.search(r"<!--|<script>alert", text)
     tags = parsed()
-    ((_, attrs),) = [(t, a) for t, a in tags.tags if a.get("id") == html_report.DATA_ID]
+    ((_, attrs),) = [(t, a) for t, a in tags.tags if a.get("id") == html.DATA_ID]
     assert attrs["type"] == "application/json"
     data = json.loads(tags.scripts[0])["cells"]
     assert set(data) == {r.cell.id for r in RECORDS}
@@ -136,19 +136,19 @@ def test_cell_data_survives_the_script_tag_intact() -> None:
     assert cell["output"] == f"Traceback\n{EVIL}\n"
     assert cell["exit_code"] == 1 and cell["roles"] == ["introduced"]
     assert cell["lock"] == [f"pkg==1.2 --hash=sha256:{'1' * 64}"]
-    assert cell["rerun"] == report.rerun_command(RECORDS[2], CaseMeta.from_json(META))
+    assert cell["rerun"] == markdown.rerun_command(RECORDS[2], CaseMeta.from_json(META))
     assert data["demo/py3.11/1.2"]["rerun"] is None
 
 
 def test_script_json_escapes_every_markup_character() -> None:
-    encoded = html_report.script_json({"k": "</script><!--&>"})
+    encoded = html.script_json({"k": "</script><!--&>"})
     assert not set("<>&") & set(encoded)
     assert json.loads(encoded) == {"k": "</script><!--&>"}
 
 
 def test_each_case_gets_its_own_section_and_panel() -> None:
     other = [CellRecord(Cell("other", "3.9", "2.0"), N, "exit 0")]
-    text = html_report.render([("demo", META, RECORDS, verdict()),
+    text = html.render([("demo", META, RECORDS, verdict()),
                                ("other", {}, other, derive([Observation("3.9", "2.0", N)],
                                                            Claim()))])
     assert text.count('<section class="case"') == 2 and text.count('class="panel"') == 2
@@ -158,18 +158,18 @@ def test_each_case_gets_its_own_section_and_panel() -> None:
 def test_columns_unavailable_for_every_release_are_folded_and_named() -> None:
     gone = [CellRecord(Cell("demo", "3.6", v), Status.UNAVAILABLE, "no image for 3.6")
             for v in GRID]
-    text = html_report.render([("demo", META, [*RECORDS, *gone], verdict())])
+    text = html.render([("demo", META, [*RECORDS, *gone], verdict())])
     assert "<th scope=\"col\">py3.6</th>" not in text and "data-cell=\"demo/py3.6/" not in text
     assert "Not shown: Python 3.6, unavailable for every release" in text
 
 
 def test_panel_leads_with_the_error_line_and_a_passing_cell_has_none() -> None:
     meta = CaseMeta.from_json(META)
-    failing = html_report.cell_data(record("3.9", "1.2", R), meta, ())
+    failing = html.cell_data(record("3.9", "1.2", R), meta, ())
     assert failing["error"] == failing["reason"]  # no exception line in its output
     assert failing["output"].startswith("Traceback")
-    assert html_report.cell_data(record("3.9", "1.0", N), meta, ())["error"] == ""
-    uninstallable = html_report.cell_data(record("3.11", "1.2", CI), meta, ())
+    assert html.cell_data(record("3.9", "1.0", N), meta, ())["error"] == ""
+    uninstallable = html.cell_data(record("3.11", "1.2", CI), meta, ())
     assert uninstallable["error"] == uninstallable["reason"]  # no output: the reason leads
-    assert "none" not in str(html_report.cell_data(record("3.11", "1.2", CI), meta, ())
+    assert "none" not in str(html.cell_data(record("3.11", "1.2", CI), meta, ())
                              ["exit_code"])

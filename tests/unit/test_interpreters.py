@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import interpreters
-from repro_matrix.interpreters import Interpreter, judge_probe
+from repro_matrix.containers import interpreters
+from repro_matrix.containers.interpreters import Interpreter, judge_probe
 
 
 def make_prefix(prefix: Path, python: str, version: str | None = None, header: bool = True,

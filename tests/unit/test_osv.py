@@ -14,9 +14,10 @@ import jsonschema
 import pytest
 from packaging.version import Version
 
-from repro_matrix import osv, store
+from repro_matrix import store
+from repro_matrix.advisories import write as osv
 from repro_matrix.model import Cell, CellRecord, Claim, ClaimRange, Release, Status, claim_from_json
-from repro_matrix.verdict import Observation, derive
+from repro_matrix.verdict.derive import Observation, derive
 
 R, N, CI = Status.REPRODUCED, Status.NOT_REPRODUCED, Status.CANNOT_INSTALL
 META: dict[str, Any] = {"package": "pkg", "description": "pkg crashes",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import plan
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Case, Claim, DistFile, OutcomeRule, Release, VersionSelection
+from repro_matrix.spec import plan
 
 
 def make_case(spec: str = "", *, prereleases: bool = False, yanked: bool = False,

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from repro_matrix.model import Cell, CellRecord, Status
-from repro_matrix.progress import Progress, choose_mode
+from repro_matrix.run.progress import Progress, choose_mode
 
 
 def record(version: str, status: Status) -> CellRecord:

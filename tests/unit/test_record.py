@@ -13,21 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import cache, plan, results_lock, store
+from repro_matrix import store
 from repro_matrix.cli import build_parser, main, resolve_paths
-from repro_matrix.compare import compare
-from repro_matrix.engine import LABEL, ImageInfo
+from repro_matrix.containers import cache
+from repro_matrix.containers.engine import LABEL, ImageInfo
 from repro_matrix.errors import UsageError
-from repro_matrix.model import (
-    Case,
-    Cell,
-    CellRecord,
-    Claim,
-    OutcomeRule,
-    Status,
-    VersionSelection,
-)
-from repro_matrix.pipeline import CaseRecorder, alert_changes, render_results
+from repro_matrix.model import Case, Cell, CellRecord, Claim, OutcomeRule, Status, VersionSelection
+from repro_matrix.report.render import render_results
+from repro_matrix.run import results_lock
+from repro_matrix.run.record import CaseRecorder
+from repro_matrix.spec import plan
+from repro_matrix.verdict.baseline import alert_changes, compare
 
 R, N, OF, CI, T, C, U = (Status.REPRODUCED, Status.NOT_REPRODUCED, Status.OTHER_FAILURE,
                        Status.CANNOT_INSTALL, Status.TIMEOUT, Status.CANNOT_TEST,
@@ -269,7 +265,7 @@ def test_a_read_only_results_folder_is_one_usage_error(tmp_path: Path,
 _HOLD = """
 import sys, time
 from pathlib import Path
-from repro_matrix import results_lock
+from repro_matrix.run import results_lock
 with results_lock.hold(Path(sys.argv[1]), "python -m repro_matrix run --slow", print):
     print("holding", flush=True)
     time.sleep(60)
@@ -329,7 +325,7 @@ def test_report_refuses_while_a_run_holds_the_folder(tmp_path: Path,
 
 
 def test_a_corrupt_or_foreign_index_cache_entry_is_a_miss(tmp_path: Path) -> None:
-    from repro_matrix.index import IndexClient
+    from repro_matrix.resolve.index import IndexClient
 
     client = IndexClient(tmp_path, index_url="https://index.invalid/simple/")
     other = IndexClient(tmp_path, index_url="https://other.invalid/simple/")
@@ -351,7 +347,7 @@ def test_a_corrupt_or_foreign_index_cache_entry_is_a_miss(tmp_path: Path) -> Non
 
 def test_index_cache_lifetime_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
-    from repro_matrix.index import IndexClient
+    from repro_matrix.resolve.index import IndexClient
 
     monkeypatch.setenv("REPRO_MATRIX_INDEX_TTL", "0")
     assert IndexClient(tmp_path, index_url="x/").ttl_s == 0
@@ -361,8 +357,8 @@ def test_index_cache_lifetime_comes_from_the_environment(monkeypatch: pytest.Mon
 
 
 def test_corrupt_lock_and_build_failure_entries_are_misses(tmp_path: Path) -> None:
-    from repro_matrix.build import _remembered
-    from repro_matrix.resolve import _read_lock
+    from repro_matrix.containers.build import _remembered
+    from repro_matrix.resolve.lock import _read_lock
 
     broken = tmp_path / "entry.json"
     for text in ("{oops", "[]", '{"lock": {"cutoff": 1}}', '{"format": 99, "lock": {}}'):
@@ -462,7 +458,7 @@ def test_noxfile_passes_the_folder_nox_was_started_in() -> None:
 
 
 def test_merging_shards_into_a_folder_keeps_its_other_records(tmp_path: Path) -> None:
-    from repro_matrix.pipeline import merge_results
+    from repro_matrix.run.shard import merge_results
 
     results, shard = tmp_path / "results", tmp_path / "shard-1"
     _stored_full(results)

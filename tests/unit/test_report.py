@@ -14,9 +14,10 @@ from xml.etree import ElementTree
 import pytest
 import tabulate
 
-from repro_matrix import report, store, svg, words
+from repro_matrix import store
 from repro_matrix.model import Attempt, CaseMeta, Cell, CellRecord, Claim, Status
-from repro_matrix.verdict import Observation, Verdict, derive
+from repro_matrix.report import markdown, svg, vocabulary
+from repro_matrix.verdict.derive import Observation, Verdict, derive
 
 Golden = Callable[[str, str], None]
 R, N, OF, CT = (Status.REPRODUCED, Status.NOT_REPRODUCED, Status.OTHER_FAILURE,
@@ -85,11 +86,11 @@ CLAIM = Claim(first_fixed="2.0.0", source="changelog")
 
 
 def test_status_table_matches_golden(golden: Golden) -> None:
-    golden("status_table.md", report.status_table(RECORDS, META["release_dates"]))
+    golden("status_table.md", markdown.status_table(RECORDS, META["release_dates"]))
 
 
 def test_status_table_orders_rows_by_pep440_and_columns_numerically() -> None:
-    lines = report.status_table(RECORDS, {}).splitlines()
+    lines = markdown.status_table(RECORDS, {}).splitlines()
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["0.9.0", "1.0.0", "1.9.0",
                                                                   "1.10.0", "2.0.0"]
     assert [cell.strip() for cell in lines[0].split("|")[3:-1]] == ["py3.9", "py3.10", "py3.12",
@@ -97,7 +98,7 @@ def test_status_table_orders_rows_by_pep440_and_columns_numerically() -> None:
 
 
 def test_status_table_leaves_missing_cells_blank() -> None:
-    table = report.status_table([record("3.9", "1.0.0", R), record("3.10", "2.0.0", N)], {})
+    table = markdown.status_table([record("3.9", "1.0.0", R), record("3.10", "2.0.0", N)], {})
     header, _, first, _ = table.splitlines()
     assert [cell.strip() for cell in header.split("|")[1:-1]] == ["version", "released", "py3.9",
                                                                   "py3.10"]
@@ -105,35 +106,35 @@ def test_status_table_leaves_missing_cells_blank() -> None:
 
 
 def test_status_table_folds_columns_unavailable_for_every_release() -> None:
-    header = report.status_table(RECORDS, {}, fold=True).splitlines()[0]
+    header = markdown.status_table(RECORDS, {}, fold=True).splitlines()[0]
     assert "py3.13" not in header and "py3.12" in header
-    assert report.folded_note(RECORDS) == (
+    assert markdown.folded_note(RECORDS) == (
         "Not shown: Python 3.13, unavailable for every release (see Coverage).")
 
 
 def test_status_table_prints_versions_verbatim_even_when_they_look_like_numbers() -> None:
     records = [record("3.9", version, R) for version in ("1.0", "1.9", "1.10", "2.0")]
-    lines = report.status_table(records, {}).splitlines()
+    lines = markdown.status_table(records, {}).splitlines()
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["1.0", "1.9", "1.10", "2.0"]
 
 
 def test_verdict_section_matches_golden(golden: Golden) -> None:
-    golden("verdict_section.md", report.verdict_section(verdict(CLAIM)))
+    golden("verdict_section.md", markdown.verdict_section(verdict(CLAIM)))
 
 
 @pytest.mark.parametrize(("claim", "words"), [
     (CLAIM, "✅ holds"), (Claim(first_fixed="1.9.0"), "❌ does not hold"),
     (Claim(first_fixed="1.5"), "❔ cannot be decided"), (Claim(), "No claim to check")])
 def test_verdict_section_states_the_claim_result(claim: Claim, words: str) -> None:
-    assert words in report.verdict_section(verdict(claim))
+    assert words in markdown.verdict_section(verdict(claim))
 
 
 def test_render_case_matches_golden(golden: Golden) -> None:
-    golden("render_case.md", report.render_case("demo", META, RECORDS, verdict(CLAIM)))
+    golden("render_case.md", markdown.render_case("demo", META, RECORDS, verdict(CLAIM)))
 
 
 def test_render_case_counts_cells_and_skips_passing_cells_in_evidence() -> None:
-    text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
+    text = markdown.render_case("demo", META, RECORDS, verdict(CLAIM))
     assert "5 releases × 4 Pythons = 20 cells" in text
     evidence = text.split("### Evidence", 1)[1]
     assert "py3.10 1.0.0: reproduced, exit 1" in evidence
@@ -144,7 +145,7 @@ def test_render_case_counts_cells_and_skips_passing_cells_in_evidence() -> None:
 
 
 def test_render_case_puts_the_summary_first_then_table_notes_boundaries_evidence() -> None:
-    text = report.render_case("demo", META, RECORDS, verdict(CLAIM))
+    text = markdown.render_case("demo", META, RECORDS, verdict(CLAIM))
     marks = ["**Verdict.**", "**Coverage.**", "**Claim check.**", "### Why the boundary is there",
              "### Failure causes", "### Compatibility table", "](demo/matrix.svg)",
              "|  version", "- 🔴 R reproduced", "### Notes", "Branches:", "### Boundary cells",
@@ -157,7 +158,7 @@ def test_render_case_puts_the_summary_first_then_table_notes_boundaries_evidence
 
 def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
     found = [(b.record.cell.python, b.record.cell.version, b.roles)
-             for b in report.boundary_cells(RECORDS, verdict(CLAIM))]
+             for b in markdown.boundary_cells(RECORDS, verdict(CLAIM))]
     assert found == [("3.9", "1.0.0", ("introduced",)), ("3.9", "1.10.0", ("last affected",)),
                      ("3.9", "2.0.0", ("fixed",)),
                      ("3.10", "1.0.0", ("introduced", "last affected")),
@@ -165,7 +166,7 @@ def test_boundary_cells_are_the_edges_of_each_pythons_ranges() -> None:
 
 
 def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
-    text = report.boundaries_section(RECORDS, verdict(CLAIM), CaseMeta.from_json(META))
+    text = markdown.boundaries_section(RECORDS, verdict(CLAIM), CaseMeta.from_json(META))
     assert text.count("\n- ") == 2  # one line per Python
     assert ("- **py3.10** · 🔴 R **1.0.0**, introduced, last affected: reproduced, "
             "`RuntimeError: BOOM`") in text
@@ -176,7 +177,7 @@ def test_boundaries_section_shows_each_lock_and_how_to_rerun() -> None:
 def test_boundaries_section_without_ranges() -> None:
     passing = [record("3.9", "1.0.0", N)]
     verdict_ = derive([Observation("3.9", "1.0.0", N)], Claim())
-    assert report.boundaries_section(passing, verdict_, CaseMeta.from_json(META)) == (
+    assert markdown.boundaries_section(passing, verdict_, CaseMeta.from_json(META)) == (
         "No affected range, so no boundary cells.")
 
 
@@ -194,17 +195,17 @@ SANDBOX_FLAGS = ("--network none --workdir /tmp --read-only --tmpfs /tmp:rw,size
 ])
 def test_rerun_command_binds_the_repro_and_runs_it_in_the_cells_sandbox(
         meta: dict[str, str], mount: str, inside: str) -> None:
-    command = report.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
+    command = markdown.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
     assert command == (f'docker run --rm --mount "type=bind,target={inside},readonly,'
                        f'source={mount}" {SANDBOX_FLAGS} '
                        f"repro-matrix/cell:0123456789abcdef0123 /opt/venv/bin/python {inside}")
 
 
 def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
-    from repro_matrix import sandbox
+    from repro_matrix.containers import sandbox
 
     meta = {"repro_path": "/r.py", "limits": {"memory": "64m", "pids": 32, "tmpfs": "8m"}}
-    command = report.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
+    command = markdown.rerun_command(record("3.9", "1.0.0", R), CaseMeta.from_json(meta))
     assert command is not None
     assert shlex.join(sandbox.run_flags("64m", 32, "8m")) in command
     assert "--memory 64m --memory-swap 64m --pids-limit 32" in command
@@ -217,21 +218,21 @@ def test_rerun_command_applies_the_case_limits_as_the_engine_does() -> None:
 
 def test_rerun_command_fails_loudly_when_the_repro_is_missing(tmp_path: Path) -> None:
     """--mount refuses a missing source, where -v would create an empty directory."""
-    command = report.rerun_command(record("3.9", "1.0.0", R),
+    command = markdown.rerun_command(record("3.9", "1.0.0", R),
                                    CaseMeta(repro_path=str(tmp_path / "gone.py")))
     assert command is not None and "-v " not in command
     assert f"source={tmp_path}/gone.py" in command and "type=bind" in command
 
 
 def test_rerun_command_is_none_without_an_image() -> None:
-    assert report.rerun_command(record("3.12", "0.9.0", CI), CaseMeta.from_json(META)) is None
-    assert "no image was built" in report.evidence_section([record("3.12", "0.9.0", CI)],
+    assert markdown.rerun_command(record("3.12", "0.9.0", CI), CaseMeta.from_json(META)) is None
+    assert "no image was built" in markdown.evidence_section([record("3.12", "0.9.0", CI)],
                                                      CaseMeta.from_json(META))
 
 
 def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> None:
     awkward = 'we"ird $dir/`x`/re pro.py'
-    command = report.rerun_command(record("3.9", "1.0.0", R), CaseMeta(repro=awkward))
+    command = markdown.rerun_command(record("3.9", "1.0.0", R), CaseMeta(repro=awkward))
     assert command is not None
     echo = command.replace("docker run", "printf '%s\\n'", 1)
     out = subprocess.run(["bash", "-c", echo], cwd=tmp_path, capture_output=True, text=True,
@@ -244,10 +245,10 @@ def test_rerun_command_quotes_awkward_paths_for_the_shell(tmp_path: Path) -> Non
 def test_evidence_names_exit_code_output_tail_and_rerun() -> None:
     loud = replace(record("3.9", "1.0.0", R),
                    output_excerpt="".join(f"line {i}\n" for i in range(20)))
-    text = report.evidence_section([loud], CaseMeta.from_json(META))
+    text = markdown.evidence_section([loud], CaseMeta.from_json(META))
     assert "py3.9 1.0.0: reproduced, exit 1, output has 'RuntimeError: BOOM'</summary>" in text
     assert "- exit code 1\n" in text
-    tail = 20 - report._EXCERPT_LINES
+    tail = 20 - markdown._EXCERPT_LINES
     assert "line 19" in text and f"line {tail}\n" in text and f"line {tail - 1}\n" not in text
     assert '--mount "type=bind,target=/repro/repro.py,readonly,source=$PWD/cases/demo/' \
         'repro.py"' in text
@@ -265,24 +266,24 @@ def test_matrix_svg_is_xml_with_one_coloured_square_per_cell() -> None:
     squares = [r for r in root.iter(f"{ns}rect") if r.find(f"{ns}title") is not None]
     assert len(squares) == len(records)
     fills = {r.get("fill") for r in squares}
-    assert fills == {words.COLOURS[r.status][0] for r in records}
+    assert fills == {vocabulary.COLOURS[r.status][0] for r in records}
     tips = [r.find(f"{ns}title").text for r in squares]  # type: ignore[union-attr]
     assert "py3.9 1.0.0: reproduced, exit 1, output has '<boom> & \"co\"'" in tips
     labels = [t.text for t in root.iter(f"{ns}text")]
     rows = [label for label in labels if label in GRID]
     assert rows == ["0.9.0", "1.0.0", "1.9.0", "1.10.0", "2.0.0"]
     assert "← first fixed" in labels
-    assert all(f"{words.look(s).words} (" in "".join(map(str, labels)) for s in Status)
+    assert all(f"{vocabulary.look(s).words} (" in "".join(map(str, labels)) for s in Status)
 
 
 def test_step_summary_has_the_two_sentences_and_the_table() -> None:
-    text = report.step_summary([("demo", META, RECORDS, verdict(CLAIM))])
+    text = markdown.step_summary([("demo", META, RECORDS, verdict(CLAIM))])
     assert ("**Verdict.** Decided on 2 of 4 Pythons; Python 3.12 decided only releases after the "
             "fix (0.9.0–1.10.0 could not be tested there: mostly `no wheel`). Python 3.9: "
             "introduced in 1.0.0") in text
     assert "**Coverage.** Python 3.9: 5 of 5 releases decided;" in text
     assert "**Claim check.** The claim \"first fixed in 2.0.0\"" in text
-    assert report.status_table(RECORDS, META["release_dates"], fold=True) in text
+    assert markdown.status_table(RECORDS, META["release_dates"], fold=True) in text
     assert "Per Python" not in text
 
 
@@ -301,7 +302,7 @@ def test_step_summary_is_appended_only_when_ci_names_a_file(
 def test_render_results_writes_every_output(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from repro_matrix import store
-    from repro_matrix.pipeline import render_results
+    from repro_matrix.report.render import render_results
 
     summary = tmp_path / "summary.md"
     monkeypatch.setenv(store.STEP_SUMMARY_ENV, str(summary))
@@ -319,24 +320,24 @@ def test_render_results_writes_every_output(tmp_path: Path,
 
 def test_partial_results_say_the_run_has_not_finished() -> None:
     meta = {k: v for k, v in META.items() if k not in ("finished_at", "wall_time_s")}
-    text = report.render_case("demo", {**meta, "started_at": "2024-01-02T03:00:00Z"}, RECORDS,
+    text = markdown.render_case("demo", {**meta, "started_at": "2024-01-02T03:00:00Z"}, RECORDS,
                               verdict(CLAIM))
     assert "run not finished (started 2024-01-02T03:00:00Z): partial results." in text
 
 
 def test_coverage_names_what_was_not_decided_and_how_much_a_bisect_ran() -> None:
-    full = words.coverage_sentence(CaseMeta.from_json(META), RECORDS)
+    full = vocabulary.coverage_sentence(CaseMeta.from_json(META), RECORDS)
     assert full.startswith("Python 3.9: 5 of 5 releases decided; Python 3.10: 4 of 5 releases "
                            "decided (other failure 1);")
     assert full.endswith("not tested: Python 3.13 (unavailable: no base image).")
     probed = [r for r in RECORDS if r.cell.python == "3.9" and r.cell.version != "1.9.0"]
-    bisected = words.coverage_sentence(
+    bisected = vocabulary.coverage_sentence(
         CaseMeta(versions=tuple(GRID), bisect={"3.9": {"cells_run": 4}}), probed)
     assert bisected == "Python 3.9: bisect: 4 of 5 releases run, 4 decided."
 
 
 def test_headline_claims_only_what_deciding_pythons_show() -> None:
-    text = words.headline(verdict(CLAIM), RECORDS)
+    text = vocabulary.headline(verdict(CLAIM), RECORDS)
     # 3.13 decided nothing; 3.12 decided only 2.0.0, after the fix: it decides no boundary.
     assert text.startswith("Decided on 2 of 4 Pythons; Python 3.12 decided only releases after "
                            "the fix (0.9.0–1.10.0 could not be tested there: mostly `")
@@ -351,7 +352,7 @@ def _headline(grid: dict[str, tuple[Status, ...]], pythons: tuple[str, ...]) -> 
                for python, status in zip(pythons, statuses)]
     found = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                    Claim())
-    return words.headline(found, records)
+    return vocabulary.headline(found, records)
 
 
 def test_a_python_counts_only_when_it_decides_releases_on_both_sides_of_a_boundary() -> None:
@@ -378,25 +379,25 @@ def test_with_no_boundary_every_python_that_decided_counts() -> None:
 def test_a_slice_says_which_cells_of_its_grid_were_not_run() -> None:
     sliced = [r for r in RECORDS
               if not (r.cell.python == "3.12" and r.cell.version in ("0.9.0", "1.0.0"))]
-    line = report.facts_line(CaseMeta.from_json(META), sliced)
+    line = markdown.facts_line(CaseMeta.from_json(META), sliced)
     assert line.startswith("Package `pkg`, 5 releases × 4 Pythons: 18 of the 20 cells run, the "
                            "other 2 not run; run finished")
-    assert "= 20 cells" in report.facts_line(CaseMeta.from_json(META), RECORDS)
+    assert "= 20 cells" in markdown.facts_line(CaseMeta.from_json(META), RECORDS)
 
 
 def test_one_changelog_entry_touches() -> None:
-    assert words.entries_touch(1) == "1 entry touches"
-    assert words.entries_touch(2) == "2 entries touch"
+    assert vocabulary.entries_touch(1) == "1 entry touches"
+    assert vocabulary.entries_touch(2) == "2 entries touch"
 
 
 def test_reasons_read_as_words() -> None:
-    assert words.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
+    assert vocabulary.plain("did not install at any of 1 era cutoff(s) tried; 2 cutoff(s)") == (
         "did not install at any of 1 era cutoff tried; 2 cutoffs")
-    assert words.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
+    assert vocabulary.plain("py3.9/1.0: not_reproduced") == "py3.9/1.0: not reproduced"
 
 
 def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
     probed = [r for r in RECORDS if r.cell.version in ("0.9.0", "2.0.0")]
     meta = {**META, "versions": list(GRID), "bisect": {"3.9": {"cells_run": 2}}}
-    assert report.facts_line(CaseMeta.from_json(meta), probed).startswith(
+    assert markdown.facts_line(CaseMeta.from_json(meta), probed).startswith(
         "Package `pkg`, bisect over 5 releases × 4 Pythons: 8 cells run; ")

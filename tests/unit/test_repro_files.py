@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import engine, repro_files
+from repro_matrix.containers import engine
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Case, Claim, OutcomeRule, VersionSelection
+from repro_matrix.spec import repro_files
 
 SCRIPT = '''\
 #!/usr/bin/env python

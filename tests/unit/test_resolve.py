@@ -8,7 +8,7 @@ import pytest
 from packaging.tags import Tag
 
 from repro_matrix.model import DistFile, EraPolicy
-from repro_matrix.resolve import choose_file, era_cutoffs, parse_compiled, target_tags
+from repro_matrix.resolve.lock import choose_file, era_cutoffs, parse_compiled, target_tags
 
 PY39_RELEASE = date(2020, 10, 5)
 FAR_FUTURE = date(2030, 1, 1)
@@ -169,7 +169,7 @@ def test_target_tags_follow_the_machine() -> None:
 
 
 def test_network_trouble_is_transient_but_no_solution_is_not() -> None:
-    from repro_matrix.resolve import is_transient
+    from repro_matrix.resolve.lock import is_transient
 
     assert is_transient("error: Failed to fetch: `https://index.invalid/simple/pkg/`")
     assert is_transient("error sending request for url (...): operation timed out")

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
-from repro_matrix import bases, config, plan, store
+from repro_matrix import store
+from repro_matrix.containers import bases
 from repro_matrix.errors import IndexUnavailable
 from repro_matrix.model import BaseImage, DistFile, Lock, Pin, RawRun, Release, Status
-from repro_matrix.pipeline import MatrixRun, RunOptions
-from repro_matrix.progress import Progress
-from repro_matrix.resolve import ResolveFailure
+from repro_matrix.resolve.lock import ResolveFailure
+from repro_matrix.run.loop import MatrixRun, RunOptions
+from repro_matrix.run.progress import Progress
+from repro_matrix.spec import config, plan
 
 # Synthetic releases: the fake repro "reproduces" below 1.1 (the claim: fixed in 1.1).
 VERSIONS = {"1.0": datetime(2020, 1, 1, tzinfo=timezone.utc),
@@ -246,8 +248,8 @@ def test_a_lock_still_queued_ahead_is_made_by_the_cell_that_needs_it(
         world: dict[str, Any]) -> None:
     import threading
 
-    from repro_matrix import stages
-    from repro_matrix.pipeline import _Ahead, _LockKey
+    from repro_matrix.run import timing
+    from repro_matrix.run.prefetch import LockKey, LockPrefetch
 
     release = threading.Event()
     made: list[str] = []
@@ -263,9 +265,9 @@ def test_a_lock_still_queued_ahead_is_made_by_the_cell_that_needs_it(
         def ensure_files(self, lock: Lock) -> None:
             pass
 
-    ahead = _Ahead(SlowResolver(), stages.StageClock())  # type: ignore[arg-type]
+    ahead = LockPrefetch(SlowResolver(), timing.StageClock())  # type: ignore[arg-type]
     ahead.WORKERS = 1
-    keys: list[_LockKey] = [("pkg==1.0", "3.9", "c", "c", ()), ("pkg==2.0", "3.9", "c", "c", ())]
+    keys: list[LockKey] = [("pkg==1.0", "3.9", "c", "c", ()), ("pkg==2.0", "3.9", "c", "c", ())]
     ahead.start(keys)
     lock = ahead.get(keys[1])  # queued behind pkg==1.0: made here, at once
     assert not isinstance(lock, ResolveFailure) and lock.runtime[0].version == "2.0"

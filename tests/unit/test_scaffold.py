@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import cli, config, scaffold
+from repro_matrix import cli
 from repro_matrix.errors import IndexUnavailable, UsageError
 from repro_matrix.model import DistFile, Release
-from repro_matrix.scaffold import (
+from repro_matrix.spec import config, scaffold
+from repro_matrix.spec.scaffold import (
     CaseDraft,
     case_entry,
     choose_module,
@@ -326,8 +327,8 @@ def test_usage_names_the_console_script() -> None:
 def test_try_names_its_own_option_when_the_release_is_wrong(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         version: str, message: str) -> None:
-    from repro_matrix import engine
-    from repro_matrix.index import IndexClient
+    from repro_matrix.containers import engine
+    from repro_matrix.resolve.index import IndexClient
 
     monkeypatch.setattr(engine, "connect", lambda: None)
     monkeypatch.setattr(IndexClient, "releases", lambda self, project: [

@@ -13,7 +13,7 @@ import pytest
 
 from repro_matrix import store
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, ClaimRange, Status
-from repro_matrix.verdict import AffectedRange, BranchNote, Observation, derive
+from repro_matrix.verdict.derive import AffectedRange, BranchNote, Observation, derive
 
 SCHEMAS = ("cells", "verdict", "osv", "boundaries")
 REPO = Path(__file__).resolve().parents[2]
@@ -137,8 +137,8 @@ def test_published_results_match_their_schema(path: Path) -> None:
 
 def test_case_meta_as_a_run_writes_it_matches_the_schema_and_reads_back_the_same(
         tmp_path: Path) -> None:
+    from repro_matrix.containers.sandbox import Limits
     from repro_matrix.model import CaseMeta
-    from repro_matrix.sandbox import Limits
 
     meta = CaseMeta(case="demo", package="pkg", description="d", claim={"first_fixed": "1.1"},
                     matrix_digest="x", started_at="2024-01-02T03:04:05Z", repro="repro.py",

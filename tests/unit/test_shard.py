@@ -7,7 +7,7 @@ import pytest
 
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Attempt, Cell, CellRecord, Status
-from repro_matrix.shard import merge_records, parse_shard, partition, shard_loads
+from repro_matrix.run.shard import merge_records, parse_shard, partition, shard_loads
 
 CELLS = [Cell(case, py, f"1.{v}") for case in ("a", "b") for py in ("3.9", "3.11")
          for v in range(10)]

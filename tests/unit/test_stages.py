@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from repro_matrix.stages import StageClock, describe
+from repro_matrix.run.timing import StageClock, describe
 
 
 def test_totals_sum_every_thread_and_keep_the_stage_order() -> None:

@@ -12,7 +12,7 @@ import pytest
 from repro_matrix import store
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
-from repro_matrix.verdict import Observation, derive
+from repro_matrix.verdict.derive import Observation, derive
 
 LOCK = ("pkg==1.0 --hash=sha256:" + "a" * 64, "dep==2.0 --hash=sha256:" + "b" * 64)
 

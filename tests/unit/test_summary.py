@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from repro_matrix import boundary, pipeline, report, store
+from repro_matrix import store
 from repro_matrix.cli import main
 from repro_matrix.errors import EXIT_FAIL_ON
 from repro_matrix.model import Cell, CellRecord, Status
+from repro_matrix.report import markdown
+from repro_matrix.resolve import dists
 
 R, N = Status.REPRODUCED, Status.NOT_REPRODUCED
 
@@ -28,8 +30,8 @@ def write_case(results: Path, grid: dict[str, Status], claim: dict[str, Any]) ->
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     # No released files here and no index: boundaries stay unexplained, nothing is fetched.
-    monkeypatch.setattr(pipeline, "dist_finder", lambda *args, **kw: boundary.DistFinder([]))
-    monkeypatch.setattr(pipeline, "index_releases", lambda *args, **kw: None)
+    monkeypatch.setattr(dists, "dist_finder", lambda *args, **kw: dists.DistFinder([]))
+    monkeypatch.setattr(dists, "index_releases", lambda *args, **kw: None)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
@@ -84,11 +86,11 @@ def test_terminal_lines_name_the_causes() -> None:
                           output_excerpt="Traceback:\nAttributeError: no get_loader\nFAILURE\n")
                for v in ("1.0", "1.1")]
     from repro_matrix.model import Claim
-    from repro_matrix.verdict import Observation, derive
+    from repro_matrix.verdict.derive import Observation, derive
 
     verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
                      Claim())
-    lines = report.terminal_lines([("demo", {"versions": ["1.0", "1.1"]}, records, verdict)])
+    lines = markdown.terminal_lines([("demo", {"versions": ["1.0", "1.1"]}, records, verdict)])
     assert lines[0] == "demo: No release could be tested on any Python."
     assert "  2 cells other failure (py3.14: every release): AttributeError: no get_loader" \
         in lines
@@ -97,12 +99,12 @@ def test_terminal_lines_name_the_causes() -> None:
 def test_run_on_engines_merges_then_summarizes_and_fails_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from repro_matrix import engine_fanout
+    from repro_matrix.run import fanout
 
     shard = tmp_path / "shard-1"
     write_case(shard, GRID, {"first_fixed": "1.2"})
-    monkeypatch.setattr(engine_fanout, "parse_engines", lambda text: text.split(","))
-    monkeypatch.setattr(engine_fanout, "run_on_engines", lambda argv, names, folder: [shard])
+    monkeypatch.setattr(fanout, "parse_engines", lambda text: text.split(","))
+    monkeypatch.setattr(fanout, "run_on_engines", lambda argv, names, folder: [shard])
     results = tmp_path / "merged"
     assert main(["run", "--engines", "a", "--results", str(results), "--fail-on",
                  "reproduced"]) == EXIT_FAIL_ON

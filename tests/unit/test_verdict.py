@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import pytest
 
 from repro_matrix.model import Claim, Status
-from repro_matrix.verdict import AffectedRange, Observation, derive
+from repro_matrix.verdict.derive import AffectedRange, Observation, derive
 
 R, N = Status.REPRODUCED, Status.NOT_REPRODUCED
 NO_INSTALL, OTHER = Status.CANNOT_INSTALL, Status.OTHER_FAILURE

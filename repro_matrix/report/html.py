@@ -7,10 +7,11 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from repro_matrix import causes, report, words
-from repro_matrix.boundary import INTRODUCED, Explained
 from repro_matrix.model import CaseMeta, CellRecord, Status
-from repro_matrix.verdict import CaseResult, Verdict
+from repro_matrix.report import markdown, vocabulary
+from repro_matrix.verdict import causes
+from repro_matrix.verdict.boundary import INTRODUCED, Explained
+from repro_matrix.verdict.derive import CaseResult, Verdict
 
 DATA_ID = "repro-matrix-data"
 # Nothing on the page may load anything: styles and script are inline, images data: only.
@@ -148,7 +149,7 @@ def script_json(data: Any) -> str:
 
 def _status_css() -> str:
     return "\n".join(f".s-{s.value} {{ background: {fill}; color: {ink}; }}"
-                     for s, (fill, ink) in words.COLOURS.items())
+                     for s, (fill, ink) in vocabulary.COLOURS.items())
 
 
 def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
@@ -162,39 +163,39 @@ def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
              else causes.error_line(record.output_excerpt))
     return {
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
-        "status": words.MEANINGS.get(record.status, words.look(record.status).words),
+        "status": vocabulary.MEANINGS.get(record.status, vocabulary.look(record.status).words),
         # A passing cell has no error to lead with.
         "error": ("" if record.status is Status.NOT_REPRODUCED
-                  else words.plain(error or record.reason)),
-        "reason": words.plain(record.reason),
-        "cause": "" if record.status.decisive else words.plain(causes.cause(record)),
+                  else vocabulary.plain(error or record.reason)),
+        "reason": vocabulary.plain(record.reason),
+        "cause": "" if record.status.decisive else vocabulary.plain(causes.cause(record)),
         "exit_code": record.exit_code, "duration": duration,
         "roles": list(roles), "image_ref": record.image_ref, "image_id": record.image_id,
         "base": base, "interpreter": record.interpreter_version, "cutoff": record.cutoff,
         "attempts": [f"{a.cutoff} → {a.result}"
                      + (f" ({causes.attempt_cause(a.detail)})" if a.detail else "")
                      for a in record.attempts],
-        "rerun": report.rerun_command(record, meta), "lock": list(record.lock),
+        "rerun": markdown.rerun_command(record, meta), "lock": list(record.lock),
         "build_lock": list(record.build_lock), "output": record.output_excerpt,
         "boundary_diff": diff,
     }
 
 
 def _tooltip(record: CellRecord) -> str:
-    return (f"py{record.cell.python} {record.cell.version}: {words.look(record.status).words}, "
-            f"{record.reason}")
+    return (f"py{record.cell.python} {record.cell.version}: "
+            f"{vocabulary.look(record.status).words}, {record.reason}")
 
 
 def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str],
                  boundaries: dict[str, tuple[str, ...]]) -> str:
     """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each;
     columns unavailable for every release are folded (named below the table)."""
-    folded = set(report.folded_pythons(records))
-    pythons = [p for p in words.ordered_pythons(records) if p not in folded]
+    folded = set(markdown.folded_pythons(records))
+    pythons = [p for p in vocabulary.ordered_pythons(records) if p not in folded]
     by_key = {(r.cell.version, r.cell.python): r for r in records}
     head = "".join(f'<th scope="col">py{escape(p)}</th>' for p in pythons)
     rows = []
-    for version in words.ordered_versions(records):
+    for version in vocabulary.ordered_versions(records):
         cells = []
         for python in pythons:
             record = by_key.get((version, python))
@@ -207,7 +208,7 @@ def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str]
             tip = _tooltip(record) + (f" ({', '.join(roles)})" if roles else "")
             cells.append(f'<td class="{classes}" data-cell="{escape(record.cell.id)}" '
                          f'title="{escape(tip)}" tabindex="0" role="button">'
-                         f"{words.CODES[record.status]}</td>")
+                         f"{vocabulary.CODES[record.status]}</td>")
         rows.append(f'<tr><th scope="row" class="version">{escape(version)}</th>'
                     f'<td class="date">{escape(release_dates.get(version, ""))}</td>'
                     + "".join(cells) + "</tr>")
@@ -222,9 +223,9 @@ def _legend(records: Sequence[CellRecord]) -> str:
         count = sum(1 for r in records if r.status is status)
         if not count:
             continue
-        items.append(f'<li><span class="swatch s-{status.value}">{words.CODES[status]}</span>'
-                     f"{escape(words.MEANINGS[status])} "
-                     f"({words.plural(count, 'cell')})</li>")
+        items.append(f'<li><span class="swatch s-{status.value}">{vocabulary.CODES[status]}</span>'
+                     f"{escape(vocabulary.MEANINGS[status])} "
+                     f"({vocabulary.plural(count, 'cell')})</li>")
     items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000"></span>'
                  "outlined: a boundary cell (introduced, last affected or fixed, per Python)"
                  "</li>")
@@ -267,7 +268,7 @@ def explained_html(explained: Sequence[Explained]) -> str:
                           else ": unchanged.</p>"))
         if item.changelog_file:
             out.append(f"<p>Changelog ({escape(item.changelog_file)}): "
-                       f"{words.entries_touch(len(item.related_entries))} the changed "
+                       f"{vocabulary.entries_touch(len(item.related_entries))} the changed "
                        "code.</p>")
             out.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in item.related_entries)
                        + "</ul>")
@@ -300,26 +301,26 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
                 verdict: Verdict, explained: Sequence[Explained] = ()) \
         -> tuple[str, dict[str, Any]]:
     """A case's <section> and the per-cell data its panel reads."""
-    boundaries = {b.record.cell.id: b.roles for b in report.boundary_cells(records, verdict)}
+    boundaries = {b.record.cell.id: b.roles for b in markdown.boundary_cells(records, verdict)}
     meta = CaseMeta.from_json(stored_meta)
     title = meta.description or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
-    evidence = [f"Deciding cells: {words.plain('; '.join(verdict.claim.evidence))}."] \
+    evidence = [f"Deciding cells: {vocabulary.plain('; '.join(verdict.claim.evidence))}."] \
         if verdict.claim.evidence else []
     differs = ([f"Releases whose outcome differs by Python: "
                 f"{', '.join(verdict.differs_by_python)}."] if verdict.differs_by_python else [])
-    folded = report.folded_note(records)
+    folded = markdown.folded_note(records)
     html = "\n".join([
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
         '<p class="summary verdict"><strong>Verdict.</strong> '
-        f"{escape(words.headline(verdict, records).replace('`', ''))}</p>",
+        f"{escape(vocabulary.headline(verdict, records).replace('`', ''))}</p>",
         '<p class="summary coverage"><strong>Coverage.</strong> '
-        f"{escape(words.coverage_sentence(meta, records))}</p>",
+        f"{escape(vocabulary.coverage_sentence(meta, records))}</p>",
         f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '
-        f"{escape(words.claim_sentence(verdict, words.PLAIN_CLAIM_WORDS))}</p>",
+        f"{escape(vocabulary.claim_sentence(verdict, vocabulary.PLAIN_CLAIM_WORDS))}</p>",
         *(f'<p class="facts">{escape(line)}</p>'
-          for line in [report.facts_line(meta, records).replace("`", ""), *evidence, *differs]),
+          for line in [markdown.facts_line(meta, records).replace("`", ""), *evidence, *differs]),
         '<div class="layout">',
         matrix_table(records, meta.release_dates, boundaries),
         '<aside class="panel" aria-live="polite"><p class="hint">Click a cell (or focus it and '
@@ -327,11 +328,11 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         "</div>",
         f'<p class="folded">{escape(folded)}</p>' if folded else "",
         _legend(records),
-        _list("Failure causes", report.cause_lines(records)),
+        _list("Failure causes", markdown.cause_lines(records)),
         explained_html(explained),
         _list("Claim, bound by bound", [b.explanation for b in verdict.claim.bounds]),
-        _list("Per Python", words.per_python_sentences(verdict)),
-        _list("Branches", words.branch_sentences(verdict)),
+        _list("Per Python", vocabulary.per_python_sentences(verdict)),
+        _list("Branches", vocabulary.branch_sentences(verdict)),
         "</section>",
     ])
     diffs = _diffs_by_cell(records, boundaries, explained)

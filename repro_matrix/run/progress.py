@@ -10,7 +10,7 @@ from collections import Counter
 from typing import TextIO
 
 from repro_matrix.model import CellRecord, Status
-from repro_matrix.words import look
+from repro_matrix.report.vocabulary import look
 
 # On a live terminal these are worth a line of their own; the rest only update the status line.
 _NOTABLE = {Status.REPRODUCED, Status.OTHER_FAILURE, Status.SIGNATURE_EXIT_0, Status.CANNOT_TEST,

@@ -9,15 +9,11 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from repro_matrix import causes, claim_report
 from repro_matrix import pythons as py
 from repro_matrix.model import CaseMeta, CellRecord, Claim, Status
-from repro_matrix.verdict import (
-    HOLDS_WHERE_CHECKED,
-    AffectedRange,
-    Scope,
-    Verdict,
-)
+from repro_matrix.report.claim import ranges_words
+from repro_matrix.verdict import causes
+from repro_matrix.verdict.derive import HOLDS_WHERE_CHECKED, AffectedRange, Scope, Verdict
 
 
 @dataclass(frozen=True)
@@ -257,7 +253,7 @@ _COUNTED = re.compile(r"\b(\d+) ([a-z][a-z ]*?[a-z])\(s\)")
 def claim_words(claim: Claim) -> str:
     if claim.ranges:
         source = f" ({claim.source})" if claim.source else ""
-        return f"The claim \"{claim_report.ranges_words(claim)}\"{source}"
+        return f"The claim \"{ranges_words(claim)}\"{source}"
     stated = []
     if claim.introduced:
         stated.append(f"introduced in {claim.introduced}")

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from repro_matrix.verdict import AFFECTED, UNAFFECTED, UNDETERMINED
+from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED
 
 Probe = Callable[[str], str]
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import jinja2
 from packaging.version import Version
 
-from repro_matrix import sandbox, store
-from repro_matrix.engine import LABEL, Engine
+from repro_matrix import store
+from repro_matrix.containers import sandbox
+from repro_matrix.containers.engine import LABEL, Engine
 from repro_matrix.errors import EngineError, HarnessError
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
@@ -234,7 +235,7 @@ class Builder:
 @functools.cache
 def _uv_binary() -> tuple[Path, str] | None:
     """The uv the resolver uses, and its version line; None when there is none that runs."""
-    from repro_matrix.resolve import find_uv  # the resolver's own lookup
+    from repro_matrix.resolve.lock import find_uv  # the resolver's own lookup
 
     try:
         uv = Path(find_uv()).resolve()

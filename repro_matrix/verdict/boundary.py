@@ -12,22 +12,15 @@ import tarfile
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 from repro_matrix import pythons as py
 from repro_matrix.model import CaseMeta, CellRecord, Status
-from repro_matrix.verdict import Verdict
+from repro_matrix.verdict.derive import Verdict
 
 INTRODUCED = "introduced"
 FIXED = "fixed"
@@ -534,53 +527,3 @@ def from_json(data: Any) -> list[Explained]:
             for i in items]
     except (KeyError, TypeError, ValueError):
         return []
-
-
-# ---- finding distributions on this host -----------------------------------------------------
-
-
-@dataclass
-class DistFinder:
-    """Releases' files in the wheelhouse (or a sources folder), fetched from the index when a
-    ``fetch`` is given and the file is absent; never raises for a file it cannot get."""
-
-    folders: Sequence[Path]
-    fetch: Callable[[str, str, bool], Path | None] | None = None
-    _known: dict[tuple[str, str], list[Path]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for folder in self.folders:
-            if folder.is_dir():
-                for path in sorted(folder.iterdir()):
-                    key = _dist_key(path.name)
-                    if key:
-                        self._known.setdefault(key, []).append(path)
-
-    def __call__(self, project: str, version: str, prefer_sdist: bool) -> Path | None:
-        key = (str(canonicalize_name(project)), str(Version(version)))
-        paths = self._known.get(key, [])
-        wheels = [p for p in paths if p.name.endswith(".whl")]
-        sdists = [p for p in paths if not p.name.endswith(".whl")]
-        if prefer_sdist and sdists:
-            return sdists[0]
-        if not prefer_sdist and (wheels or sdists):
-            return (wheels or sdists)[0]
-        if self.fetch is None:
-            return None
-        fetched = self.fetch(project, version, prefer_sdist)
-        if fetched is not None:
-            self._known.setdefault(key, []).append(fetched)
-        return fetched
-
-
-def _dist_key(filename: str) -> tuple[str, str] | None:
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-        elif filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-        else:
-            return None
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-    return str(name), str(version)

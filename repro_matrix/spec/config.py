@@ -17,7 +17,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix import advisory, plan, pythons, repro_files
+from repro_matrix import pythons
+from repro_matrix.advisories import read as advisory
+from repro_matrix.containers.sandbox import DEFAULT_LIMITS
 from repro_matrix.errors import UsageError
 from repro_matrix.model import (
     OSV_ZERO,
@@ -31,7 +33,7 @@ from repro_matrix.model import (
     Release,
     VersionSelection,
 )
-from repro_matrix.sandbox import DEFAULT_LIMITS
+from repro_matrix.spec import plan, repro_files
 
 PROVIDERS = ("auto", "registry", "debian", "local")
 CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

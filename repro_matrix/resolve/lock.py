@@ -26,8 +26,8 @@ from packaging.version import Version
 
 from repro_matrix import store
 from repro_matrix.errors import IndexUnavailable, ResolveToolError
-from repro_matrix.index import IndexClient, file_sha256
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
+from repro_matrix.resolve.index import IndexClient, file_sha256
 
 # Oldest glibc among the supported base images (Debian bullseye): wheels newer than this are out.
 _GLIBC_FLOOR = 31

@@ -22,11 +22,11 @@ import docker.errors
 import requests.exceptions
 from docker.utils import parse_repository_tag
 
-from repro_matrix import sandbox as _sandbox
+from repro_matrix.containers import sandbox as _sandbox
+from repro_matrix.containers.sandbox import MEMORY, PIDS, TMPFS
 from repro_matrix.errors import EngineError
 from repro_matrix.model import RawRun
-from repro_matrix.repro_files import files_digest
-from repro_matrix.sandbox import MEMORY, PIDS, TMPFS
+from repro_matrix.spec.repro_files import files_digest
 
 LABEL = "org.repro-matrix"
 REPRO_DIR = _sandbox.REPRO_DIR

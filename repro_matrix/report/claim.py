@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from repro_matrix.model import OSV_ZERO, CaseMeta, Claim, ClaimRange
-from repro_matrix.verdict import (
+from repro_matrix.verdict.derive import (
     CONFIRMED,
     DOES_NOT_HOLD,
     HOLDS,

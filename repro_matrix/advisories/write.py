@@ -11,7 +11,13 @@ from packaging.version import InvalidVersion, Version
 
 from repro_matrix import __version__
 from repro_matrix.model import OSV_ZERO, CaseMeta, CellRecord, Claim, Release, claim_to_json
-from repro_matrix.verdict import (
+from repro_matrix.report.vocabulary import (
+    PLAIN_CLAIM_WORDS,
+    claim_sentence,
+    headline,
+    ordered_versions,
+)
+from repro_matrix.verdict.derive import (
     AFFECTED,
     UNDETERMINED,
     AffectedRange,
@@ -20,12 +26,6 @@ from repro_matrix.verdict import (
     Verdict,
     claimed_affected,
     version_states,
-)
-from repro_matrix.words import (
-    PLAIN_CLAIM_WORDS,
-    claim_sentence,
-    headline,
-    ordered_versions,
 )
 
 OSV_SCHEMA_VERSION = "1.6.0"

@@ -9,10 +9,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from repro_matrix import engine, store
-from repro_matrix.engine import LABEL, ImageInfo
+from repro_matrix import store
+from repro_matrix.containers import engine
+from repro_matrix.containers.engine import LABEL, ImageInfo
 from repro_matrix.errors import EngineError, UsageError
-from repro_matrix.index import TTL_ENV, cache_ttl
+from repro_matrix.resolve.index import TTL_ENV, cache_ttl
 
 # Folder of each file kind under the cache; "images" live in the Docker engine.
 FOLDERS = {"index": "index", "locks": "locks", "wheelhouse": "wheelhouse",
@@ -163,3 +164,11 @@ def _clean_images(results: Sequence[Path], case_ids: Sequence[str]) -> list[str]
             f"{len(removed) - cells} dangling build layers; {len(targets) - len(removed)} in "
             f"use kept; harness images {human(sum(own_sizes(before).values()))} → "
             f"{human(sum(own_sizes(after).values()))}"]
+
+
+def default_cache_dir() -> Path:
+    """REPRO_MATRIX_CACHE, else $XDG_CACHE_HOME/repro-matrix, else ~/.cache/repro-matrix."""
+    if os.environ.get("REPRO_MATRIX_CACHE"):
+        return Path(os.environ["REPRO_MATRIX_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "repro-matrix"

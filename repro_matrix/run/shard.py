@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+from repro_matrix import store
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Cell, CellRecord, Status
+from repro_matrix.run.record import previous_records, stored_records
+from repro_matrix.spec import plan
 
 _SHARD = re.compile(r"^(\d+)/(\d+)$")
 DEFAULT_COST_S = 8.0  # a cold cell: resolve, build and run
@@ -117,3 +122,55 @@ def merge_records(parts: Sequence[tuple[str, Mapping[str, object], Sequence[Cell
     meta = {k: v for k, v in first_meta.items() if k not in ("shard",)}
     meta["merged_from"] = [source for source, _, _ in parts]
     return meta, merged
+
+
+def partition_cells(case_plans: Sequence[plan.CasePlan], count: int, cost_from: Path | None,
+               ) -> tuple[list[list[Cell]], dict[str, CellRecord]]:
+    previous: dict[str, CellRecord] = {}
+    for cp in case_plans:
+        if cost_from is not None:
+            previous.update(previous_records(cost_from, cp.case.id))
+    cells = [cell for cp in case_plans for cell in cp.cells]
+    package_of = {cp.case.id: cp.case.package for cp in case_plans}
+    return partition(cells, package_of, count, previous), previous
+
+
+def shard_plans(case_plans: Sequence[plan.CasePlan], spec: ShardSpec,
+                cost_from: Path | None) -> tuple[plan.CasePlan, ...]:
+    """The plans narrowed to shard ``spec``; every job computes the same split from the same
+    plan and the same cost source."""
+    shards = partition_cells(case_plans, spec.count, cost_from)[0]
+    keep = {cell.id for cell in shards[spec.index - 1]}
+    return tuple(replace(cp, cells=tuple(c for c in cp.cells if c.id in keep))
+                 for cp in case_plans)
+
+
+def shard_matrix(case_plans: Sequence[plan.CasePlan], count: int,
+                 cost_from: Path | None) -> list[dict[str, Any]]:
+    """The shard list in the form a CI job matrix's ``include`` takes."""
+    shards, previous = partition_cells(case_plans, count, cost_from)
+    return [{"shard": f"{i}/{count}", "index": i, "cells": len(shard), "expected_s": load}
+            for i, (shard, load) in enumerate(zip(shards, shard_loads(shards, previous)), 1)]
+
+
+def merge_results(sources: Sequence[Path], results: Path) -> list[str]:
+    """Merge shard folders into ``results``: one cells.json per case; refuses mixtures."""
+    case_ids = sorted({p.parent.name for source in sources for p in source.glob("*/cells.json")})
+    if not case_ids:
+        raise UsageError(f"--merge: no cells.json under {', '.join(map(str, sources))}")
+    for case_id in case_ids:
+        parts = []
+        for source in sources:
+            path = store.case_dir(source, case_id) / "cells.json"
+            if path.exists():
+                meta, records = store.read_cells(path)
+                parts.append((str(source), meta, records))
+        meta, records = merge_records(parts)
+        # Into whatever the folder already holds, by the same rules as a run.
+        stored_meta, stored = stored_records(results, case_id)
+        for record in records:
+            if store.supersedes(record, stored.get(record.cell.id)):
+                stored[record.cell.id] = record
+        store.write_cells(results, case_id, store.cell_order(list(stored.values())),
+                          store.merge_meta(stored_meta, meta))
+    return case_ids

@@ -7,8 +7,15 @@ from html import escape
 from urllib.parse import quote
 
 from repro_matrix.model import CellRecord, Status
-from repro_matrix.verdict import Scope, Verdict
-from repro_matrix.words import CODES, COLOURS, look, ordered_pythons, ordered_versions, plural
+from repro_matrix.report.vocabulary import (
+    CODES,
+    COLOURS,
+    look,
+    ordered_pythons,
+    ordered_versions,
+    plural,
+)
+from repro_matrix.verdict.derive import Scope, Verdict
 
 _CELL_W, _CELL_H, _GAP = 44, 18, 2
 

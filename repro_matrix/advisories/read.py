@@ -13,7 +13,7 @@ from packaging.version import InvalidVersion, Version
 
 from repro_matrix.errors import UsageError
 from repro_matrix.model import OSV_ZERO, Claim, ClaimRange
-from repro_matrix.scaffold import insert_case
+from repro_matrix.spec.scaffold import insert_case
 
 ECOSYSTEM = "PyPI"
 _END_EVENTS = ("fixed", "last_affected")

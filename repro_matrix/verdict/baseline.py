@@ -1,12 +1,15 @@
-"""Compare a run with a baseline (an earlier published results folder): what changed, purely."""
+"""Compare a run with a baseline (an earlier published results folder): what changed, per case."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from repro_matrix import store
 from repro_matrix.model import CellRecord, Status
-from repro_matrix.words import look
+from repro_matrix.report.vocabulary import look
 
 
 @dataclass(frozen=True)
@@ -65,3 +68,27 @@ def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
 
 def _word(holds: bool | None) -> str:
     return {True: "holds", False: "does not hold", None: "undecided"}[holds]
+
+
+def alert_changes(results: Path, baseline: Path) -> list[str]:
+    """What changed in ``results`` against ``baseline``, per case, for a scheduled job."""
+    lines: list[str] = []
+    now_cases = {p.parent.name for p in results.glob("*/cells.json")}
+    for path in sorted(baseline.glob("*/cells.json")):
+        if path.parent.name not in now_cases:
+            lines.append(f"{path.parent.name}: vanished (in the baseline, not in {results})")
+    for path in sorted(results.glob("*/cells.json")):
+        case_id = path.parent.name
+        _, records = store.read_cells(path)
+        before_path = store.case_dir(baseline, case_id) / "cells.json"
+        if not before_path.exists():
+            lines.append(f"{case_id}: not in the baseline")
+            continue
+        _, before = store.read_cells(before_path)
+        now = json.loads((path.parent / "verdict.json").read_text())
+        old_verdict = store.case_dir(baseline, case_id) / "verdict.json"
+        old = json.loads(old_verdict.read_text()) if old_verdict.exists() else {}
+        lines += compare(case_id, now.get("claim_holds"), old.get("claim_holds"), records,
+                         {r.cell.id: r for r in before},
+                         (now.get("claim_answer"), old.get("claim_answer"))).lines()
+    return lines

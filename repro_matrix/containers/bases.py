@@ -25,12 +25,13 @@ from pathlib import Path
 
 import jinja2
 
-from repro_matrix import interpreters, pythons, sandbox, store
-from repro_matrix.config import registry_image_problem
-from repro_matrix.engine import LABEL, Engine
+from repro_matrix import pythons, store
+from repro_matrix.containers import interpreters, sandbox
+from repro_matrix.containers.engine import LABEL, Engine
+from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.errors import UsageError
-from repro_matrix.interpreters import Interpreter
 from repro_matrix.model import BaseImage, ProviderSettings
+from repro_matrix.spec.config import registry_image_problem
 
 _DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
 _IMAGES = "repro_matrix.images"  # the top-level images/ folder, shipped as package data

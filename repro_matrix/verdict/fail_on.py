@@ -9,7 +9,7 @@ from typing import Any
 
 from repro_matrix import store
 from repro_matrix.model import Status
-from repro_matrix.verdict import CaseResult
+from repro_matrix.verdict.derive import CaseResult
 
 FAIL_ON = ("refuted", "reproduced", "changed")
 

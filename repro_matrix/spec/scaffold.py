@@ -16,8 +16,8 @@ from packaging.version import Version
 
 from repro_matrix import pythons, store
 from repro_matrix.errors import HarnessError, UsageError
-from repro_matrix.index import IndexClient
 from repro_matrix.model import DistFile
+from repro_matrix.resolve.index import IndexClient
 
 CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # the same rule the matrix file's loader applies
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

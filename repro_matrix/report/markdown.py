@@ -11,16 +11,12 @@ from typing import Any
 from packaging.version import Version
 from tabulate import tabulate
 
-from repro_matrix import causes, claim_report, sandbox
 from repro_matrix import pythons as py
-from repro_matrix.boundary import INTRODUCED, Explained
+from repro_matrix.containers import sandbox
 from repro_matrix.model import CaseMeta, CellRecord, Status
-from repro_matrix.svg import svg_link
-from repro_matrix.verdict import (
-    CaseResult,
-    Verdict,
-)
-from repro_matrix.words import (
+from repro_matrix.report.claim import ranges_section
+from repro_matrix.report.svg import svg_link
+from repro_matrix.report.vocabulary import (
     MEANINGS,
     PLAIN_CLAIM_WORDS,
     branch_sentences,
@@ -36,6 +32,9 @@ from repro_matrix.words import (
     plural,
     pythons_words,
 )
+from repro_matrix.verdict import causes
+from repro_matrix.verdict.boundary import INTRODUCED, Explained
+from repro_matrix.verdict.derive import CaseResult, Verdict
 
 _EXCERPT_LINES = 6
 _REPRO_PLACEHOLDER = "path/to/repro.py"
@@ -440,7 +439,7 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
 
 
 def _claim_ranges_lines(case_id: str, meta: CaseMeta, verdict: Verdict) -> list[str]:
-    section = claim_report.ranges_section(case_id, meta, verdict)
+    section = ranges_section(case_id, meta, verdict)
     return ["### Claim, range by range", "", section, ""] if section else []
 
 

@@ -1,0 +1,1 @@
+"""OSV advisories in and out: reading a claim from one, writing one from a verdict."""

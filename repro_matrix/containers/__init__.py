@@ -1,0 +1,1 @@
+"""Container side: the engine (the only `docker` importer), sandbox, bases, builds, cache."""

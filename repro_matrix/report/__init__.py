@@ -1,0 +1,1 @@
+"""Reports from stored results: markdown, HTML, SVG, the claim section and their vocabulary."""

@@ -1,0 +1,1 @@
+"""The package index client, uv locks per era cutoff, and the released files on this host."""

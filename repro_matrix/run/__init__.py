@@ -1,0 +1,1 @@
+"""One matrix run: the loop, its records, lock prefetch, classification, bisection, shards."""

@@ -1,0 +1,59 @@
+"""What a cell runs (command, working directory) and what its outcome depends on (input key)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+
+from repro_matrix import __version__
+from repro_matrix.containers import engine, sandbox
+from repro_matrix.model import Case
+from repro_matrix.spec import repro_files
+
+
+def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
+    """A cell's input key: ``run_input_key``, and the case's own limits when it sets any."""
+    key = run_input_key(image_id, case, files)
+    rule = case.outcome
+    limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
+    if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
+        key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
+    return key
+
+
+def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
+    """What a cell's outcome depends on once its image exists."""
+    digest = hashlib.sha256()
+    repro_digest = (repro_files.files_digest(files) if case.folder
+                    else hashlib.sha256(files[case.repro.name]).hexdigest())
+    parts = [__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
+             json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)]
+    if case.folder or case.command or case.env or case.outcome.exit_codes != "default":
+        # Only a case that sets these adds them, so a plain script's cells keep their keys.
+        parts.append(json.dumps({"folder": case.folder, "command": case.command,
+                                 "env": case.env, "exit_codes": case.outcome.exit_codes}))
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+def repro_command(case: Case) -> tuple[list[str], str]:
+    """The command a cell runs and its working directory. A plain script runs as it always
+    has; a case's own `command:` runs in the repro folder, its `python` being the venv's."""
+    if not case.command:
+        return [sandbox.VENV_PYTHON, f"{sandbox.REPRO_DIR}/{case.repro.name}"], sandbox.WORKDIR
+    first, *rest = case.command
+    return ([sandbox.VENV_PYTHON if first in ("python", "python3") else first, *rest],
+            sandbox.REPRO_DIR)
+
+
+def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
+    """Every case's repro files, each compiled on the host first: a syntax error stops the run
+    (UsageError, exit 2) before anything is built."""
+    found = {}
+    for case in cases:
+        files = repro_files.read_files(case.repro, case.folder)
+        repro_files.check_syntax(case, files)
+        found[case.id] = files
+    return found

@@ -1,0 +1,540 @@
+"""Drive one matrix run: plan → resolve → build → run → classify → store → report."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+from repro_matrix import pythons
+from repro_matrix.containers import bases, engine
+from repro_matrix.containers.build import Builder, without_commands
+from repro_matrix.errors import UsageError
+from repro_matrix.model import (
+    Attempt,
+    BaseImage,
+    BuildOutcome,
+    Case,
+    CaseMeta,
+    Cell,
+    CellRecord,
+    Lock,
+    MatrixConfig,
+    Release,
+    Status,
+    claim_to_json,
+)
+from repro_matrix.report.render import render_results
+from repro_matrix.resolve.dists import dist_finder
+from repro_matrix.resolve.index import IndexClient
+from repro_matrix.resolve.lock import ResolveFailure, Resolver, era_cutoffs
+from repro_matrix.run import timing
+from repro_matrix.run.bisect import bisect_versions
+from repro_matrix.run.classify import (
+    Classification,
+    classify,
+    classify_build_failure,
+    classify_not_for_python,
+    classify_unavailable,
+    common_failure,
+    matched_signature,
+)
+from repro_matrix.run.inputs import cell_input_key, read_repros, repro_command
+from repro_matrix.run.prefetch import LockPrefetch, lock_key
+from repro_matrix.run.progress import Progress
+from repro_matrix.run.record import CaseRecorder, new_record, now_utc
+from repro_matrix.run.shard import ShardSpec, shard_plans
+from repro_matrix.spec import plan
+from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED, Verdict
+
+_EXCERPT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    results: Path
+    cache_dir: Path
+    jobs: int
+    provider: str | None = None
+    rerun: bool = False
+    cost_from: Path | None = None  # earlier results whose durations balance shards
+    start_over: bool = False  # --replace: discard the stored records of the cases run
+    on_output: Callable[[str], None] | None = None  # a repro's output, live (`try`)
+
+
+def make_plan(config: MatrixConfig, selection: plan.Selection,
+              index: IndexClient) -> tuple[tuple[plan.CasePlan, ...], dict[str, list[Release]]]:
+    cases = plan.select_cases(config.cases, selection.case_ids)
+    releases = {case.package: index.releases(case.package) for case in cases}
+    return plan.plan(cases, releases, selection), releases
+
+
+def _display_path(path: Path, root: Path) -> str:
+    """``path`` relative to the matrix file's folder when inside it (results are shared)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+class _Bases(Mapping[str, BaseImage]):
+    """Each Python's base image as it becomes ready; looking one up waits for it."""
+
+    # Bases prepared at once: bootstraps mostly wait on the network, and the local interpreters
+    # wait for their shared Debian root; one at a time, the last column would start late.
+    AT_ONCE = 9
+
+    def __init__(self, futures: Mapping[str, Future[BaseImage]]) -> None:
+        self._futures = dict(futures)
+
+    def __getitem__(self, python: str) -> BaseImage:
+        return self._futures[python].result()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._futures)
+
+    def __len__(self) -> int:
+        return len(self._futures)
+
+    def when_done(self, python: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback`` with ``python`` once preparing its base has ended, however."""
+        self._futures[python].add_done_callback(lambda _: callback(python))
+
+    def when_ready(self, python: str, callback: Callable[[BaseImage], None]) -> None:
+        """Call ``callback`` with ``python``'s base once it is prepared (now, if it is)."""
+        def done(future: Future[BaseImage]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                callback(future.result())
+
+        self._futures[python].add_done_callback(done)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every cell of a run shares: the engine, the builder, the base image per Python."""
+
+    engine: engine.Engine
+    builder: Builder
+    bases: Mapping[str, BaseImage]
+
+
+@dataclass(frozen=True)
+class _EraBuild:
+    """The image of the first era cutoff that resolved and built (with its lock), or why no
+    cutoff did (classified, with the last log); the attempts either way."""
+
+    attempts: tuple[Attempt, ...]
+    cutoff: str = ""
+    lock: Lock | None = None
+    image: BuildOutcome | None = None
+    failure: Classification | None = None
+    failure_log: str = ""
+
+
+_STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
+
+
+class MatrixRun:
+    """One invocation of the matrix: owns the engine, resolver, builder and progress output.
+
+    The package index, the resolver and the engine (``connect``) default to the real ones;
+    tests pass fakes to drive the run loop without Docker or a network."""
+
+    def __init__(self, config: MatrixConfig, options: RunOptions,
+                 progress: Progress | None = None, *, index: IndexClient | None = None,
+                 resolver: Resolver | None = None,
+                 connect: Callable[[], engine.Engine] = engine.connect) -> None:
+        self.config = config
+        self.options = options
+        self.progress = progress or Progress(sys.stderr)
+        self.index = index or IndexClient(options.cache_dir)
+        self.resolver = resolver or Resolver(self.index, options.cache_dir)
+        self._connect = connect
+        self.today = date.today()
+        self._reused_mutex = threading.Lock()
+        self._reused: set[str] = set()
+        self._full_plans: dict[str, plan.CasePlan] = {}
+        self.clock = timing.StageClock()
+        self._prefetch = LockPrefetch(self.resolver, self.clock)
+
+    def run(self, selection: plan.Selection, bisect: bool = False,
+            shard: ShardSpec | None = None) -> list[tuple[str, Verdict]]:
+        """Run every planned cell (of one shard), or in ``bisect`` mode only those a boundary
+        search needs."""
+        started = time.monotonic()
+        full_plans, releases = make_plan(self.config, selection, self.index)
+        case_plans = full_plans
+        if shard is not None:
+            case_plans = shard_plans(full_plans, shard, self.options.cost_from)
+            self._say(f"shard {shard}: {sum(len(cp.cells) for cp in case_plans)} of "
+                      f"{sum(len(cp.cells) for cp in full_plans)} cells")
+        self._full_plans = {cp.case.id: cp for cp in full_plans}
+        repros = read_repros([cp.case for cp in case_plans])
+        eng = self._connect()
+        eng.remove_leftovers()
+        builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir,
+                          retry_failures=self.options.rerun)
+        builder.list_present()
+        if not bisect:  # a bisection needs a few cells, not every lock
+            self._resolve_ahead(case_plans, releases)
+        try:
+            return self._run_cells(eng, builder, case_plans, releases, repros, bisect, started)
+        finally:
+            self._prefetch.stop()
+            eng.close()
+
+    def _run_cells(self, eng: engine.Engine, builder: Builder,
+                   case_plans: Sequence[plan.CasePlan], releases: Mapping[str, list[Release]],
+                   repros: Mapping[str, Mapping[str, bytes]], bisect: bool,
+                   started: float) -> list[tuple[str, Verdict]]:
+        base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
+                                               key=pythons.sort_key))
+        recorders = [self._recorder(cp, releases[cp.case.package], base_images,
+                                    repros[cp.case.id]) for cp in case_plans]
+        for recorder in recorders:
+            if self.options.start_over:
+                self._say(f"--replace: starting {recorder.plan.case.id} over; "
+                          f"{recorder.discarded} stored record(s) discarded")
+        if self.options.rerun and builder.remembered_failures():
+            self._say(f"--rerun: cells whose build failed before are built again (the cache "
+                      f"remembers {builder.remembered_failures()} build failure(s))")
+        context = RunContext(eng, builder, base_images)
+        tasks: list[tuple[str, Callable[[], None]]]  # (its Python, the task)
+        if bisect:
+            tasks = [(python, partial(self._bisect_task, context, recorder, python))
+                     for recorder in recorders for python in recorder.plan.pythons]
+            self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
+                      "job(s)")
+        else:
+            tasks = [(cell.python, partial(self._cell_task, context, recorder, cell))
+                     for recorder in recorders for cell in recorder.plan.cells]
+            self.progress.total = len(tasks)
+            self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
+        try:
+            self._run_as_bases_ready(tasks, base_images)
+        except BaseException:
+            # Whatever finished is written before the exception goes on.
+            self.progress.close()
+            for recorder in recorders:
+                recorder.flush()
+            raise
+        self.progress.close()
+        wall = time.monotonic() - started
+        for recorder in recorders:
+            recorder.meta.update(finished_at=now_utc(), wall_time_s=round(wall, 1),
+                                 stages=self.clock.totals())
+            recorder.flush()
+            planned = {cell.id for cell in recorder.plan.cells}
+            for line in column_failures(recorder.plan.case,
+                                        [r for r in recorder.records.values()
+                                         if r.cell.id in planned]):
+                self._say(line)
+            kept = recorder.kept_line()
+            if kept:
+                self._say(kept)
+        with self.clock.stage("report"):
+            verdicts = render_results(self.options.results,
+                                      [c.plan.case.id for c in recorders],
+                                      find=dist_finder(self.options.cache_dir, index=self.index),
+                                      releases=self.index.releases)
+        self._say(timing.describe(self.clock.totals(), self.options.jobs))
+        self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
+                  f"last run, not rerun) in {wall:.0f} s; report: "
+                  f"{self.options.results / 'report.md'}")
+        return verdicts
+
+    def _run_as_bases_ready(self, tasks: Sequence[tuple[str, Callable[[], None]]],
+                            base_images: _Bases) -> None:
+        """Run the tasks ``jobs`` at a time, each once its Python's base is prepared: no job is
+        held by a cell waiting for a base, so the columns whose base is ready go first."""
+        by_python: dict[str, list[Callable[[], None]]] = {}
+        for python, task in tasks:
+            by_python.setdefault(python, []).append(task)
+        finished: queue.SimpleQueue[Future[None]] = queue.SimpleQueue()
+        pool = ThreadPoolExecutor(max_workers=self.options.jobs)
+
+        def release(python: str) -> None:
+            for task in by_python[python]:
+                try:
+                    pool.submit(task).add_done_callback(finished.put)
+                except RuntimeError:
+                    return  # the run is stopping: the pool takes nothing more
+
+        try:
+            for python in by_python:
+                # Also when preparing the base failed: its tasks then raise that failure.
+                base_images.when_done(python, release)
+            remaining = len(tasks)
+            while remaining:
+                try:
+                    done = finished.get(timeout=0.5)  # a timeout keeps Ctrl-C prompt
+                except queue.Empty:
+                    continue
+                done.result()
+                remaining -= 1
+        except BaseException:
+            # On Ctrl-C or an engine failure, queued cells must not keep the process alive.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+    def try_cell(self, selection: plan.Selection) -> CellRecord:
+        """Build and run the one cell ``selection`` names, as a run would (same lock, image,
+        sandbox and limit), and return its record: never one stored earlier, and nothing is
+        written to the results folder."""
+        full_plans, releases = make_plan(self.config, selection, self.index)
+        cells = [cell for cp in full_plans for cell in cp.cells]
+        if len(cells) != 1:
+            raise UsageError(f"try: the selection names {len(cells)} cells, not one",
+                             "give one --case, one --python and one --version")
+        (case_plan,) = (cp for cp in full_plans if cp.cells)
+        self._full_plans = {case_plan.case.id: case_plan}
+        files = read_repros([case_plan.case])[case_plan.case.id]  # a syntax error stops here
+        eng = self._connect()
+        eng.remove_leftovers()
+        base_images = self._bases(eng, case_plan.pythons)
+        context = RunContext(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
+                       base_images)
+        recorder = self._recorder(case_plan, releases[case_plan.case.package], base_images,
+                                  files)
+        recorder.previous = {}  # always run: the author is watching this run's output
+        self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
+                  "running; the repro's output follows")
+        try:
+            return self._cell(context, recorder, cells[0])
+        finally:
+            eng.close()
+
+    def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> _Bases:
+        """Each Python's base, prepared in the background (a few at once: bootstraps wait on
+        the network); a cell waits only for its own Python's."""
+        work_dir = self.options.cache_dir / "rootfs"
+
+        def one(python: str) -> BaseImage:
+            self._say(f"base image for Python {python}: preparing")
+            with self.clock.stage("bases"):
+                image = bases.prepare(eng, python, self.config.providers, work_dir,
+                                      self.options.provider)
+            self._say(f"base image for Python {python}: {describe_base(image)}")
+            return image
+
+        pool = ThreadPoolExecutor(max_workers=_Bases.AT_ONCE, thread_name_prefix="bases")
+        futures = {python: pool.submit(one, python) for python in pythons}
+        pool.shutdown(wait=False)  # every base is submitted; the pool ends with the last one
+        return _Bases(futures)
+
+    def _recorder(self, case_plan: plan.CasePlan, releases: Sequence[Release],
+                  base_images: _Bases, files: Mapping[str, bytes]) -> CaseRecorder:
+        case = case_plan.case
+        dates = {r.version: r.upload_time.date().isoformat() for r in releases
+                 if r.upload_time and r.version in case_plan.versions}
+        meta = CaseMeta(
+            case=case.id, package=case.package, description=case.description,
+            claim=claim_to_json(case.claim), matrix_digest=self.config.digest,
+            started_at=now_utc(), repro=_display_path(case.repro, self.config.path.parent),
+            requirements=case.requirements, repro_path=str(case.repro.resolve()),
+            limits=case.outcome.limits, versions=case_plan.versions,
+            pythons=case_plan.pythons,
+            plan_cells=tuple(c.id for c in self._full_plans[case.id].cells),
+            engine=os.environ.get("DOCKER_HOST", "default"), release_dates=dates,
+            command=case.command, env=dict(case.env), folder=case.folder,
+        ).to_json()
+        recorder = CaseRecorder(case_plan, self.options.results, meta, files,
+                                self.options.start_over,
+                                uploads={r.version: r.upload_time for r in releases})
+        for python in case_plan.pythons:
+            base_images.when_ready(python, recorder.set_base)
+        return recorder
+
+    def _finish(self, recorder: CaseRecorder, record: CellRecord) -> None:
+        recorder.add(record)
+        kept = record.cell.id in self._reused
+        self.progress.cell_finished(record, " (inputs unchanged: kept from the last run)"
+                                    if kept else "")
+
+    def _cell_task(self, context: RunContext, recorder: CaseRecorder, cell: Cell) -> None:
+        self.progress.cell_started(cell.id)
+        self._finish(recorder, self._cell(context, recorder, cell))
+
+    def _bisect_task(self, context: RunContext, recorder: CaseRecorder, python: str) -> None:
+        case = recorder.plan.case
+        if not context.bases[python].available:
+            # Nothing to search: every cell of the column is unavailable, as in a full run.
+            for version in recorder.plan.versions:
+                self._finish(recorder, self._cell(context, recorder, Cell(case.id, python,
+                                                                        version)))
+            with recorder.mutex:
+                recorder.meta.setdefault("bisect", {})[python] = {
+                    "cells_run": 0, "introduced": None, "fixed": None,
+                    "non_monotonic": False, "note": "Python unavailable"}
+            return
+
+        def probe(version: str) -> str:
+            cell = Cell(case.id, python, version)
+            self.progress.cell_started(cell.id)
+            record = self._cell(context, recorder, cell)
+            self._finish(recorder, record)
+            return _STATE_OF.get(record.status, UNDETERMINED)
+
+        # Releases not for this Python are known without a probe: recorded, never searched.
+        searched = []
+        for version in recorder.plan.versions:
+            if Cell(case.id, python, version).id in recorder.not_for_python:
+                probe(version)
+            else:
+                searched.append(version)
+        hints = [v for v in case.claim.named_versions() if v in searched]
+        result = bisect_versions(tuple(searched), probe, hints)
+        summary = {"cells_run": result.runs, "introduced": result.introduced,
+                   "fixed": result.fixed, "non_monotonic": result.non_monotonic,
+                   "note": result.note}
+        with recorder.mutex:
+            recorder.meta.setdefault("bisect", {})[python] = summary
+        self._say(f"bisect {case.id} py{python}: {result.runs} cells run, introduced "
+                  f"{result.introduced or '-'}, fixed {result.fixed or '-'}"
+                  + (f"; {result.note}" if result.note else ""))
+
+    def _cell(self, context: RunContext, recorder: CaseRecorder, cell: Cell) -> CellRecord:
+        """Reuse or run one cell: decided by metadata alone, kept from the last run when its
+        inputs are unchanged, else run in the image of the first era cutoff that builds."""
+        base = context.bases[cell.python]
+        case = recorder.plan.case
+        excluded = recorder.not_for_python.get(cell.id)
+        if excluded:  # decided by metadata alone: nothing to resolve, build or run
+            return new_record(cell, classify_not_for_python(excluded), base)
+        if not base.available:
+            return new_record(cell, classify_unavailable(base.unavailable_reason), base)
+        era = self._build_in_era(context.builder, base, case, cell,
+                                 recorder.uploads.get(cell.version))
+        if era.lock is None or era.image is None:
+            assert era.failure is not None
+            return replace(new_record(cell, era.failure, base), attempts=era.attempts,
+                           output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
+        key = cell_input_key(era.image.image_id, case, recorder.files)
+        previous = recorder.previous.get(cell.id)
+        if previous and previous.input_key == key and not self.options.rerun \
+                and not _signature_exit_0_as_passed(previous, case):
+            with self._reused_mutex:
+                self._reused.add(cell.id)
+            # The outcome is kept; the attempts are this run's account of the same cutoffs
+            # (from the same remembered builds), so a clearer account replaces an older one.
+            return replace(previous, attempts=era.attempts)
+        # An engine lost mid-run raises EngineError here: the cell gets no record at all.
+        command, workdir = repro_command(case)
+        rule = case.outcome
+        with self.clock.stage("run"):
+            raw = context.engine.run(era.image.image_id, command, recorder.files,
+                                   rule.timeout_s, labels={f"{engine.LABEL}.cell": cell.id},
+                                   memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
+                                   workdir=workdir, env=dict(case.env),
+                                   on_output=self.options.on_output)
+        lock = era.lock
+        return replace(
+            new_record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
+            exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
+            lock=tuple(lock.as_text().split("\n")[:-1]),
+            build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
+            cutoff=era.cutoff, attempts=era.attempts, image_id=era.image.image_id,
+            image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
+            input_key=key)
+
+    def _cutoffs(self, cell: Cell, uploaded: datetime | None) -> tuple[tuple[str, ...], str]:
+        """The era cutoffs to try for ``cell``, in order, and the floor of its tools' cutoff."""
+        release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
+        cutoffs = era_cutoffs(uploaded, release_day, self.today, self.config.era)
+        return cutoffs, f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
+
+    def _resolve_ahead(self, case_plans: Sequence[plan.CasePlan],
+                       releases: Mapping[str, Sequence[Release]]) -> None:
+        """Start resolving every cell's first era cutoff (and fetching its files) now, so that
+        resolution and downloads overlap base preparation and the builds of earlier cells."""
+        keys = []
+        for case_plan in case_plans:
+            case = case_plan.case
+            uploads = {r.version: r.upload_time for r in releases[case.package]}
+            excluded = dict(case_plan.not_for_python)
+            for cell in case_plan.cells:
+                if cell.id not in excluded:
+                    cutoffs, tools_floor = self._cutoffs(cell, uploads.get(cell.version))
+                    keys.append(lock_key(case, cell, cutoffs[0], tools_floor))
+        self._prefetch.start(keys)
+
+    def _build_in_era(self, builder: Builder, base: BaseImage, case: Case, cell: Cell,
+                      uploaded: datetime | None) -> _EraBuild:
+        """Find a working era cutoff and build: the first cutoff (in ``era_cutoffs``' order)
+        whose lock resolves and whose image builds, else why none did, classified."""
+        cutoffs, tools_floor = self._cutoffs(cell, uploaded)
+        attempts: list[Attempt] = []
+        last_log, last_step = "", "install"
+        for cutoff in cutoffs:
+            lock = self._prefetch.get(lock_key(case, cell, cutoff, tools_floor))
+            if isinstance(lock, ResolveFailure):
+                attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
+                last_log = lock.detail
+                continue
+            with self.clock.stage("build"):
+                built = builder.build(base, lock, case.import_name, cell.id)
+            if not built.ok:
+                log = without_commands(built.log_excerpt)
+                attempts.append(Attempt(cutoff, f"{built.failed_step} failed", log[-500:]))
+                last_log, last_step = log, built.failed_step
+                continue
+            attempts.append(Attempt(cutoff, "ok"))
+            return _EraBuild(tuple(attempts), cutoff, lock, built)
+        # Interrupted meanwhile (Ctrl-C also kills a resolver's subprocess): no verdict on it.
+        engine.check_stopping()
+        never_resolved = all(a.result == "resolve failed" for a in attempts)
+        failure = classify_build_failure(last_step, len(cutoffs),
+                                         last_log if never_resolved else "")
+        return _EraBuild(tuple(attempts), failure=failure, failure_log=last_log)
+
+    def _say(self, line: str) -> None:
+        self.progress.say(line)
+
+
+def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
+    """One line per Python column whose every cell failed the same way, with the error line
+    and what to check (the repro and its requirements, or the case's `import:`)."""
+    lines = []
+    for python in sorted({r.cell.python for r in records}, key=pythons.sort_key):
+        column = [r for r in records if r.cell.python == python]
+        error = common_failure((r.status, r.output_excerpt) for r in column)
+        if not error:
+            continue
+        if all(r.status is Status.CANNOT_INSTALL for r in column):
+            hint = "check the case's `import:`"  # the image's own import check failed
+        elif error.startswith(("ModuleNotFoundError", "ImportError")):
+            hint = "check the repro's dependencies (`requirements:` or its PEP 723 block)"
+        else:
+            hint = "check the repro"
+        lines.append(f"{case.id} py{python}: every cell ({len(column)}): {error} — {hint}")
+    return lines
+
+
+def describe_base(image: BaseImage) -> str:
+    """One line per column: which provider was taken, and why the others were passed over."""
+    if image.available:
+        line = (f"{image.provider}: {image.reference} ({image.source}, Python "
+                f"{image.interpreter_version or '?'})")
+        if image.notes:
+            line += f"; noted: {image.notes}"
+        if image.passed_over:
+            line += "; passed over " + "; ".join(f"{name} ({why})"
+                                                 for name, why in image.passed_over)
+        return line
+    return f"unavailable: {image.unavailable_reason}"
+
+
+def _signature_exit_0_as_passed(record: CellRecord, case: Case) -> bool:
+    """A stored "not reproduced" whose output has the signature: recorded before an exit 0 with
+    the signature decided nothing, so its outcome is not reused but run again."""
+    return (record.status is Status.NOT_REPRODUCED
+            and matched_signature(record.output_excerpt, case.outcome.signatures) is not None)

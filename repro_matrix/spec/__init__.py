@@ -1,0 +1,1 @@
+"""What to run: the matrix file, the plan of cells, the repro files, and `new` scaffolding."""

@@ -1,0 +1,1 @@
+"""Verdicts from records: derivation, boundary explanations, causes, baseline, --fail-on."""
