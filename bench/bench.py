@@ -280,7 +280,8 @@ def _bisect_summary(bisect_dir: Path, full: Path) -> dict[str, Any]:
                 "cells_run": found["cells_run"], "versions": n,
                 "budget": 2 * (max(n - 1, 1).bit_length() + 3),
                 "agrees": (found["introduced"], found["fixed"])
-                == (truth.get("introduced"), truth.get("first_fixed")),
+                == (truth.get("introduced"), truth.get("first_fixed"))
+                if truth.get("introduced") or found["introduced"] else "nothing to find",
                 "note": found["note"]}
     return summary
 
@@ -357,7 +358,8 @@ def render(f: dict[str, Any]) -> str:
     lines += ["", "Bisect (cells run vs. budget 2·(⌈log2 n⌉+3)):"]
     for key, b in f.get("bisect", {}).items():
         lines.append(f"- {key}: {b['cells_run']} of {b['versions']} versions, budget "
-                     f"{b['budget']}, agrees with the full matrix: {b['agrees']}"
+                     f"{b['budget']}, " + (b["agrees"] if isinstance(b["agrees"], str)
+                                          else f"agrees with the full matrix: {b['agrees']}")
                      + (f" ({b['note']})" if b["note"] else ""))
     return "\n".join(lines) + "\n"
 

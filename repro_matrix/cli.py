@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -99,7 +99,8 @@ def _options(parser: argparse.ArgumentParser, *names: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m repro_matrix", description=(
+    # The console script's name, also under `python -m repro_matrix` (nox's sessions run that).
+    parser = _Parser(prog="repro-matrix", description=(
         "Run a reproduction across Python and package versions in real containers and render "
         "a compatibility table with a verdict."))
     parser.add_argument("--version", action="version", version=f"repro-matrix {__version__}")
@@ -147,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a published OSV record (JSON): its ranges become the claim and the "
                           "version window is chosen around its bounds")
     new.add_argument("--import", dest="import_name", default="",
-                     help="the module the cell imports (default: the package name)")
+                     help="the module the cell imports (default: read from the wheel of the "
+                          "package's newest release, else the package name)")
     new.add_argument("--description", default="", help="the bug in one line")
     _OPTIONS["matrix"].add_to(new, help="matrix file to append to, created when missing "
                               "(default: matrix.yaml)")
@@ -304,7 +306,7 @@ def _writer(results: Path, args: argparse.Namespace) -> Iterator[None]:
     """This process is the results folder's only writer while the body runs."""
     from repro_matrix.run import results_lock
 
-    command = "python -m repro_matrix " + shlex.join(args.argv)
+    command = "repro-matrix " + shlex.join(args.argv)
     with results_lock.hold(results, command, lambda line: print(line, file=sys.stderr)):
         yield
 
@@ -319,7 +321,7 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
 def _run_on_engines(args: argparse.Namespace) -> int:
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.report.render import render_results
-    from repro_matrix.resolve.dists import dist_finder
+    from repro_matrix.resolve.dists import dist_finder, index_releases
     from repro_matrix.run.fanout import parse_engines, run_on_engines
     from repro_matrix.run.shard import merge_results
 
@@ -332,7 +334,9 @@ def _run_on_engines(args: argparse.Namespace) -> int:
     engines = parse_engines(args.engines)
     folders = run_on_engines(args.argv, engines, args.results / ".shards")
     merge_results(folders, args.results)
-    render_results(args.results, find=dist_finder(args.cache_dir or default_cache_dir()))
+    cache_dir = args.cache_dir or default_cache_dir()
+    render_results(args.results, find=dist_finder(cache_dir),
+                   releases=index_releases(cache_dir))
     print(f"merged {len(folders)} engine shards into {args.results}", file=sys.stderr)
     return _summarize(args.results, None, conditions, before, args.quiet)
 
@@ -343,11 +347,23 @@ def _new(args: argparse.Namespace) -> int:
     if not args.package:
         raise UsageError("new: --package is required (or --from-osv RECORD)",
                          "e.g. `repro-matrix new mypkg-123 --package mypkg`")
-    from repro_matrix.spec.scaffold import DEFAULT_PYTHONS, CaseDraft, write_case
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.spec.scaffold import (
+        DEFAULT_PYTHONS,
+        CaseDraft,
+        check_draft,
+        learn_module,
+        write_case,
+    )
 
     draft = CaseDraft(case_id=args.id, package=args.package, import_name=args.import_name,
                       description=args.description,
                       pythons=_split(args.python) or DEFAULT_PYTHONS)
+    check_draft(draft)  # a bad id or name stops here, before the index is asked
+    if not draft.import_name:
+        module, note = learn_module(draft.package, default_cache_dir())
+        draft = replace(draft, import_name=module)
+        print(note, file=sys.stderr)
     made = write_case(draft, args.matrix)
     verb = "created" if made.created_matrix else "appended to"
     print(f"case {draft.case_id}: {verb} {made.matrix}; repro skeleton {made.repro}",
@@ -378,11 +394,16 @@ def _try(args: argparse.Namespace) -> int:
     if len(selection.pythons) != 1 or "," in args.release:
         raise UsageError("try: one --python and one --version", "e.g. --python 3.11 "
                          "--version 1.0.2")
-    _check_selection(matrix, selection)
+    with _named_as_try_version(case_ids[0]):
+        _check_selection(matrix, selection)
     read_repros(plan.select_cases(matrix.cases, case_ids))  # a syntax error: exit 2, no engine
     cache_dir = args.cache_dir or default_cache_dir()
     engine.connect()
-    config.check_against_index(matrix, IndexClient(cache_dir).releases, selection)
+    index = IndexClient(cache_dir)
+    with _named_as_try_version(case_ids[0]):
+        config.check_against_index(matrix, index.releases, selection)
+        (case,) = plan.select_cases(matrix.cases, case_ids)
+        plan.select_versions(case, index.releases(case.package), selection.versions)
 
     def show(text: str) -> None:
         sys.stdout.write(text)
@@ -395,9 +416,28 @@ def _try(args: argparse.Namespace) -> int:
     status = record.status
     print(f"{record.cell.id}: {SYMBOLS[status]} {status.value.replace('_', ' ')} "
           f"({record.reason}); nothing written to the results", file=sys.stderr)
+    if status is Status.SIGNATURE_EXIT_0:
+        # The author is here to see it: a run would count this cell as deciding nothing.
+        print(f"repro-matrix: warning: {SYMBOLS[status]} the repro printed the failure "
+              "signature but exited 0, so this cell decides nothing: check the repro's exit "
+              "code (exit 1 when the bug shows, e.g. sys.exit(1))", file=sys.stderr)
     if status is Status.CANNOT_INSTALL and record.output_excerpt:
         print(record.output_excerpt[-2000:], file=sys.stderr)  # the build's log: not streamed
     return 0
+
+
+@contextmanager
+def _named_as_try_version(case_id: str) -> Iterator[None]:
+    """`try` passes its one --version as the selection's versions: an error about them names
+    the option the user typed."""
+    try:
+        yield
+    except UsageError as exc:
+        if not exc.message.startswith("--versions: "):
+            raise
+        raise UsageError("try --version: " + exc.message.removeprefix("--versions: "),
+                         exc.hint or f"`repro-matrix plan --case {case_id}` lists the case's "
+                         "releases") from None
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -442,7 +482,7 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     from repro_matrix.advisories import read as advisory
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.resolve.index import IndexClient
-    from repro_matrix.spec.scaffold import scaffold_from_osv
+    from repro_matrix.spec.scaffold import learn_module, scaffold_from_osv
 
     if not config.CASE_ID.match(args.id):
         raise UsageError(f"new: '{args.id}' is not a case id",
@@ -451,19 +491,23 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     package = advisory.choose_package(record, args.package, str(args.from_osv))
     releases = [r.version for r in IndexClient(default_cache_dir()).releases(package)
                 if not r.yanked and not Version(r.version).is_prerelease]
+    module = args.import_name
+    if not module:
+        module, note = learn_module(package, default_cache_dir())
+        print(note, file=sys.stderr)
     written = scaffold_from_osv(args.from_osv, args.id, args.matrix, releases, package,
-                                _split(args.python) or ("3.9", "3.11", "3.13"))
+                                _split(args.python) or ("3.9", "3.11", "3.13"), module)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     print(f"next: write the repro in {written[1]} and its signature in {args.matrix}, then "
-          f"`python -m repro_matrix run --case {args.id}`", file=sys.stderr)
+          f"`repro-matrix run --case {args.id}`", file=sys.stderr)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.report.render import render_results
-    from repro_matrix.resolve.dists import dist_finder
+    from repro_matrix.resolve.dists import dist_finder, index_releases
     from repro_matrix.run.shard import merge_results
     from repro_matrix.verdict.baseline import alert_changes
     from repro_matrix.verdict.fail_on import stored_verdicts
@@ -477,7 +521,8 @@ def _report(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         render_results(args.results, on_case=lambda case: print(f"rendered {case}",
                                                                 file=sys.stderr),
-                       find=dist_finder(default_cache_dir()))
+                       find=dist_finder(default_cache_dir()),
+                       releases=index_releases(default_cache_dir()))
     print(f"report: {args.results / 'report.md'}", file=sys.stderr)
     code = _summarize(args.results, None, conditions, before)
     if args.baseline:

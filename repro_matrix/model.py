@@ -19,6 +19,9 @@ class Status(str, enum.Enum):
     REPRODUCED = "reproduced"
     NOT_REPRODUCED = "not_reproduced"
     OTHER_FAILURE = "other_failure"
+    # The output has the failure signature but the repro exited 0: the two contradict each
+    # other (a forgotten `sys.exit(1)`), so the cell decides nothing either way.
+    SIGNATURE_EXIT_0 = "signature_exit_0"
     CANNOT_TEST = "cannot_test"
     CANNOT_INSTALL = "cannot_install"
     TIMEOUT = "timeout"

@@ -138,5 +138,10 @@ def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
         return (f"Package `{meta.package}`, bisect over {plural(planned, 'release')} "
                 f"× {plural(pythons, 'Python')}: {plural(len(records), 'cell')} run; "
                 f"{run_words(meta)}.")
+    grid = versions * pythons
+    if len(records) < grid:  # a slice: say so, never a product that does not add up
+        return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
+                f"{plural(pythons, 'Python')}: {len(records)} of the {grid} cells run, the "
+                f"other {grid - len(records)} not run; {run_words(meta)}.")
     return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
             f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; {run_words(meta)}.")

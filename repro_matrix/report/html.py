@@ -276,8 +276,8 @@ def explained_html(explained: Sequence[Explained]) -> str:
                           else ": unchanged.</p>"))
         if item.changelog_file:
             out.append(f"<p>Changelog ({escape(item.changelog_file)}): "
-                       f"{vocabulary.plural(len(item.related_entries), 'entry', 'entries')} touch "
-                       "the changed code.</p>")
+                       f"{vocabulary.entries_touch(len(item.related_entries))} the changed "
+                       "code.</p>")
             out.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in item.related_entries)
                        + "</ul>")
             for version, text in item.changelog:
@@ -322,7 +322,7 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
         '<p class="summary verdict"><strong>Verdict.</strong> '
-        f"{escape(vocabulary.headline(verdict))}</p>",
+        f"{escape(vocabulary.headline(verdict, records).replace('`', ''))}</p>",
         '<p class="summary coverage"><strong>Coverage.</strong> '
         f"{escape(vocabulary.coverage_sentence(meta, records))}</p>",
         f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '

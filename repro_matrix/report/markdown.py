@@ -28,6 +28,7 @@ from repro_matrix.report.vocabulary import (
     branch_sentences,
     claim_sentence,
     coverage_sentence,
+    entries_touch,
     headline,
     look,
     mark,
@@ -76,7 +77,7 @@ def legend(records: Sequence[CellRecord]) -> str:
 def summary_section(verdict: Verdict, meta: CaseMeta | None = None,
                     records: Sequence[CellRecord] = ()) -> str:
     """What a reader needs first: the verdict, its coverage and the claim check."""
-    lines = [f"**Verdict.** {headline(verdict)}", ""]
+    lines = [f"**Verdict.** {headline(verdict, records)}", ""]
     if meta is not None and records:
         lines += [f"**Coverage.** {coverage_sentence(meta, records)}", ""]
     lines.append(f"**Claim check.** {claim_sentence(verdict)}")
@@ -141,7 +142,7 @@ def _changelog_lines(item: Explained) -> list[str]:
         return ["No changelog in the distribution.", ""]
     versions = ", ".join(v for v, _ in item.changelog) or "none"
     head = (f"Changelog ({item.changelog_file}, sections {versions}): "
-            f"{plural(len(item.related_entries), 'entry', 'entries')} touch the changed code")
+            f"{entries_touch(len(item.related_entries))} the changed code")
     top = item.related_entries[:_TOP_ENTRIES]
     more = len(item.related_entries) - len(top)
     head += (f"; the first {len(top)} (all in boundaries.json):" if more > 0
@@ -349,7 +350,7 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     of cells that decided nothing."""
     lines = []
     for case_id, stored_meta, records, verdict in cases:
-        lines += [f"{case_id}: {headline(verdict)}",
+        lines += [f"{case_id}: {headline(verdict, records)}",
                   f"  coverage: {coverage_sentence(CaseMeta.from_json(stored_meta), records)}",
                   f"  claim check: {claim_sentence(verdict, PLAIN_CLAIM_WORDS)}"]
         lines += [f"  {line}" for line in cause_lines(records)]

@@ -2,7 +2,8 @@
 
 0 is "not reproduced", 125 "cannot test", other 1..127 "reproduced" only when the output carries
 the case's failure signature: an uncaught exception or import error also exits 1, and is an
-"other failure" unless it is the bug.
+"other failure" unless it is the bug. Exit 0 with the signature in the output contradicts
+itself and decides nothing ("signature but exit 0").
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from repro_matrix.model import RawRun, Status
 
 CANNOT_TEST_EXIT = 125
 OUT_OF_MEMORY = "out of memory: killed by the kernel at the case's memory limit"
+SIGNATURE_EXIT_0 = ("exit 0, but the output has '{}': signature printed but exit 0: check the "
+                    "repro's exit code")
 # pytest's own exit codes other than 0 (all passed) and 1 (tests failed, read like any failure):
 # they say the run never got to judge the bug.
 PYTEST_EXITS: dict[int, tuple[Status, str]] = {
@@ -53,6 +56,9 @@ def classify(run: RawRun, signatures: Sequence[str], exit_codes: str = "default"
     if code is None:
         return Classification(Status.OTHER_FAILURE, "no exit status")
     if code == 0:
+        signature = matched_signature(run.output, signatures)
+        if signature:
+            return Classification(Status.SIGNATURE_EXIT_0, SIGNATURE_EXIT_0.format(signature))
         return Classification(Status.NOT_REPRODUCED, "exit 0")
     if exit_codes == "pytest" and code in PYTEST_EXITS:
         status, reason = PYTEST_EXITS[code]

@@ -45,6 +45,7 @@ from repro_matrix.run.classify import (
     classify_not_for_python,
     classify_unavailable,
     common_failure,
+    matched_signature,
 )
 from repro_matrix.run.inputs import cell_input_key, read_repros, repro_command
 from repro_matrix.run.prefetch import LockPrefetch, lock_key
@@ -242,7 +243,8 @@ class MatrixRun:
         with self.clock.stage("report"):
             verdicts = render_results(self.options.results,
                                       [c.plan.case.id for c in recorders],
-                                      find=dist_finder(self.options.cache_dir, index=self.index))
+                                      find=dist_finder(self.options.cache_dir, index=self.index),
+                                      releases=self.index.releases)
         self._say(timing.describe(self.clock.totals(), self.options.jobs))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
@@ -418,7 +420,8 @@ class MatrixRun:
                            output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
         key = cell_input_key(era.image.image_id, case, recorder.files)
         previous = recorder.previous.get(cell.id)
-        if previous and previous.input_key == key and not self.options.rerun:
+        if previous and previous.input_key == key and not self.options.rerun \
+                and not _signature_exit_0_as_passed(previous, case):
             with self._reused_mutex:
                 self._reused.add(cell.id)
             # The outcome is kept; the attempts are this run's account of the same cutoffs
@@ -528,3 +531,10 @@ def describe_base(image: BaseImage) -> str:
                                                  for name, why in image.passed_over)
         return line
     return f"unavailable: {image.unavailable_reason}"
+
+
+def _signature_exit_0_as_passed(record: CellRecord, case: Case) -> bool:
+    """A stored "not reproduced" whose output has the signature: recorded before an exit 0 with
+    the signature decided nothing, so its outcome is not reused but run again."""
+    return (record.status is Status.NOT_REPRODUCED
+            and matched_signature(record.output_excerpt, case.outcome.signatures) is not None)

@@ -64,6 +64,8 @@ class Scope:
     branches: tuple[BranchNote, ...]
     undetermined: tuple[str, ...]
     decisive: int
+    # The releases this scope decided (affected or unaffected), in PEP 440 order.
+    decided: tuple[str, ...] = ()
 
     @property
     def introduced(self) -> str | None:
@@ -204,7 +206,7 @@ def scope(name: str, states: Mapping[str, str]) -> Scope:
                                     gap_before_start))
     return Scope(name=name, ranges=tuple(ranges), branches=_branches(decisive, states),
                  undetermined=tuple(v for v in ordered if states[v] == UNDETERMINED),
-                 decisive=len(decisive))
+                 decisive=len(decisive), decided=tuple(decisive))
 
 
 def _series(version: str) -> str:

@@ -26,7 +26,9 @@ import yaml
 
 from repro_matrix import store
 from repro_matrix.containers import engine
+from repro_matrix.containers.bases.registry import REGISTRY_IMAGE_ENV
 from repro_matrix.model import CaseMeta, CellRecord
+from tests.integration.registries import Registry
 
 REPO = Path(__file__).resolve().parents[3]
 PACKAGE, PYTHON, SPEC = "six", "3.11", ">=1.15,<1.18"  # 1.15.0, 1.16.0, 1.17.0
@@ -135,13 +137,26 @@ def test_a_slice_into_full_results_keeps_every_other_cell_and_the_verdict(
 
 
 def test_a_provider_outage_keeps_the_stored_decided_cells(full: Path, tmp_path: Path) -> None:
-    """No registry answers on this machine: `--provider registry` is an outage."""
+    """`--provider registry` pulls from a registry of the test's own (Debian's docker-registry
+    on a loopback port) that holds no Python image: an outage, whichever other registry this
+    machine could reach."""
     matrix, results = _copy(full, tmp_path)
     before = records(results, "record-merge")
-    done = harness(*run_args(matrix, results, "--provider", "registry"))
+    registry = Registry(tmp_path / "registry")
+    try:
+        registry.start()
+    except RuntimeError as exc:
+        if os.environ.get("CI") or os.environ.get("REPRO_MATRIX_REQUIRE_ENGINE"):
+            pytest.fail(f"the outage needs a registry of the test's own: {exc}")
+        pytest.skip(f"the outage needs a registry of the test's own: {exc}")
+    try:
+        done = harness(*run_args(matrix, results, "--provider", "registry"), env={
+            REGISTRY_IMAGE_ENV: f"{registry.address}/library/python:{{python}}-slim"})
+    finally:
+        registry.stop()
     assert done.returncode == 0, done.stderr
-    if "unavailable" not in done.stderr:
-        pytest.skip("a registry answered: no outage to inject")
+    assert (f"unavailable: cannot pull {registry.address}/library/python:{PYTHON}-slim "
+            "(no such image in the registry)") in done.stderr
     assert records(results, "record-merge") == before
     assert (f"record-merge: kept {CELLS} stored record(s) over an infrastructure outage of "
             f"this run ({CELLS} unavailable)") in done.stderr

@@ -215,4 +215,7 @@ def test_new_cli_reads_the_window_from_the_index(tmp_path: Path,
     # The newest bound (3.0, open-ended) is past every final release: the window ends with
     # the newest final one, never a yanked or pre-release.
     assert case.versions.spec.endswith("<=2.1") and case.pythons == ("3.13",)
-    assert "next: write the repro" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "next: write the repro" in err
+    # No wheel listed: the import is the project name, and `new` says so.
+    assert case.import_name == "my_pkg" and "import: my_pkg (the project name: no wheel" in err

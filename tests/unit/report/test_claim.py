@@ -53,7 +53,7 @@ def test_observed_and_published_blocks_are_valid_osv() -> None:
     _, verdict = verdict_for(WRONG)
     for block in (observed_affected("pkg", verdict.overall),
                   published_affected("pkg", WRONG.ranges)):
-        record = {"schema_version": "1.6.0", "id": "REPRO-MATRIX-demo",
+        record = {"schema_version": "1.6.0", "id": "x_REPRO-MATRIX-demo",
                   "modified": "2024-01-02T03:04:05Z", "affected": [block]}
         jsonschema.validate(record, osv_schema())
     observed = observed_affected("pkg", verdict.overall)

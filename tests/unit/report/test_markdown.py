@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -279,7 +279,9 @@ def test_matrix_svg_is_xml_with_one_coloured_square_per_cell() -> None:
 
 def test_step_summary_has_the_two_sentences_and_the_table() -> None:
     text = markdown.step_summary([CaseResult("demo", META, RECORDS, verdict(CLAIM))])
-    assert "**Verdict.** Decided on 3 of 4 Pythons. Python 3.9: introduced in 1.0.0" in text
+    assert ("**Verdict.** Decided on 2 of 4 Pythons; Python 3.12 decided only releases after the "
+            "fix (0.9.0–1.10.0 could not be tested there: mostly `no wheel`). Python 3.9: "
+            "introduced in 1.0.0") in text
     assert "**Coverage.** Python 3.9: 5 of 5 releases decided;" in text
     assert "**Claim check.** The claim \"first fixed in 2.0.0\"" in text
     assert markdown.status_table(RECORDS, META["release_dates"], fold=True) in text
@@ -335,11 +337,58 @@ def test_coverage_names_what_was_not_decided_and_how_much_a_bisect_ran() -> None
     assert bisected == "Python 3.9: bisect: 4 of 5 releases run, 4 decided."
 
 
-def test_headline_claims_only_what_decided_pythons_show() -> None:
-    text = vocabulary.headline(verdict(CLAIM))
-    assert text.startswith("Decided on 3 of 4 Pythons. ")
-    assert "all Pythons" not in text and "3.13" not in text  # 3.13 decided nothing
-    assert "Python 3.12: not reproduced in its only decided release." in text
+def test_headline_claims_only_what_deciding_pythons_show() -> None:
+    text = vocabulary.headline(verdict(CLAIM), RECORDS)
+    # 3.13 decided nothing; 3.12 decided only 2.0.0, after the fix: it decides no boundary.
+    assert text.startswith("Decided on 2 of 4 Pythons; Python 3.12 decided only releases after "
+                           "the fix (0.9.0–1.10.0 could not be tested there: mostly `")
+    assert "all Pythons" not in text and "3.13" not in text
+    assert "Python 3.12: not reproduced" not in text  # no clause for a column with no boundary
+
+
+def _headline(grid: Mapping[str, tuple[Status, ...]], pythons: tuple[str, ...]) -> str:
+    records = [replace(record(python, version, status), attempts=(), output_excerpt=(
+                   "ImportError: cannot import name 'x'\n" if status is CI else ""))
+               for version, statuses in grid.items()
+               for python, status in zip(pythons, statuses)]
+    found = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
+                   Claim())
+    return vocabulary.headline(found, records)
+
+
+def test_a_python_counts_only_when_it_decides_releases_on_both_sides_of_a_boundary() -> None:
+    grid = {"1.0": (N, CI, N), "1.1": (R, CI, CI), "1.2": (R, R, R), "1.3": (N, N, CI)}
+    text = _headline(grid, ("3.9", "3.11", "3.13"))
+    # 3.11 decided 1.2 and 1.3 (both sides of the fix); 3.13 decided 1.0 and 1.2, both sides of
+    # "introduced 1.1", although 1.1 itself could not be tested there: both count.
+    assert text.startswith("Every Python agrees") or text.startswith("Decided on 3 of 3")
+    late = _headline({"1.0": (N, CI), "1.1": (R, CI), "1.2": (N, N), "1.3": (N, N)},
+                     ("3.9", "3.14"))
+    assert late.startswith("Decided on 1 of 2 Pythons; Python 3.14 decided only releases after "
+                           "the fix (1.0–1.1 could not be tested there: `ImportError: cannot "
+                           "import name 'x'`). Python 3.9: introduced in 1.1")
+    early = _headline({"1.0": (N, N), "1.1": (R, CI), "1.2": (N, CI)}, ("3.9", "3.6"))
+    assert "Python 3.6 decided only releases before the bug appeared (1.1–1.2 could not" in early
+
+
+def test_with_no_boundary_every_python_that_decided_counts() -> None:
+    text = _headline({"1.0": (N, CI), "1.1": (N, N)}, ("3.9", "3.14"))
+    assert text == ("Decided on 2 of 2 Pythons. Python 3.9: not reproduced in any of its 2 "
+                    "decided releases. Python 3.14: not reproduced in its only decided release.")
+
+
+def test_a_slice_says_which_cells_of_its_grid_were_not_run() -> None:
+    sliced = [r for r in RECORDS
+              if not (r.cell.python == "3.12" and r.cell.version in ("0.9.0", "1.0.0"))]
+    line = facts_line(CaseMeta.from_json(META), sliced)
+    assert line.startswith("Package `pkg`, 5 releases × 4 Pythons: 18 of the 20 cells run, the "
+                           "other 2 not run; run finished")
+    assert "= 20 cells" in facts_line(CaseMeta.from_json(META), RECORDS)
+
+
+def test_one_changelog_entry_touches() -> None:
+    assert vocabulary.entries_touch(1) == "1 entry touches"
+    assert vocabulary.entries_touch(2) == "2 entries touch"
 
 
 def test_reasons_read_as_words() -> None:

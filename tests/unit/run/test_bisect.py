@@ -77,7 +77,18 @@ def test_two_affected_intervals_are_reported_not_bisected() -> None:
 def test_no_affected_release_is_said_so_within_the_budget() -> None:
     result = bisect_versions(VERSIONS, history(range(0)).__getitem__)
     assert result.introduced is None and "full matrix" in result.note
+    assert result.note.startswith("nothing to find: ")  # not "agrees": nothing was there
+    assert "decided nothing" not in result.note
     assert result.runs <= budget(2)
+
+
+def test_a_column_that_decides_only_late_releases_has_nothing_to_find() -> None:
+    # An interpreter too new for most of the history, every release it runs after the fix.
+    states = history(range(0), untestable=tuple(range(0, 30)))
+    result = bisect_versions(VERSIONS, states.__getitem__)
+    assert (result.introduced, result.fixed) == (None, None)
+    assert result.note.startswith("nothing to find: ")
+    assert f"releases before {VERSIONS[30]} decided nothing on this Python" in result.note
 
 
 def test_mostly_untestable_releases_make_it_give_up_not_scan() -> None:

@@ -26,7 +26,8 @@ def run(exit_code: int | None, output: str = "", timed_out: bool = False,
 
 
 @pytest.mark.parametrize(("raw", "status"), [
-    (run(0, BUG), Status.NOT_REPRODUCED),
+    (run(0, "all good\n"), Status.NOT_REPRODUCED),
+    (run(0, BUG), Status.SIGNATURE_EXIT_0),  # a forgotten sys.exit(1): decides nothing
     (run(125, BUG), Status.CANNOT_TEST),
     (run(1, BUG), Status.REPRODUCED),
     (run(2, "OSError: [Errno 98] Address already in use"), Status.REPRODUCED),
@@ -39,6 +40,15 @@ def run(exit_code: int | None, output: str = "", timed_out: bool = False,
 ])
 def test_exit_code_and_output_give_status(raw: RawRun, status: Status) -> None:
     assert classify(raw, SIGNATURES).status is status
+
+
+@pytest.mark.parametrize("exit_codes", ["default", "pytest"])
+def test_the_signature_with_exit_0_says_to_check_the_exit_code(exit_codes: str) -> None:
+    result = classify(run(0, BUG), SIGNATURES, exit_codes)
+    assert result.status is Status.SIGNATURE_EXIT_0
+    assert not result.status.decisive
+    assert result.reason == ("exit 0, but the output has 'RuntimeError: BOOM': signature printed "
+                             "but exit 0: check the repro's exit code")
 
 
 def test_reproduced_reason_names_the_signature() -> None:
@@ -84,7 +94,7 @@ def test_build_failure_is_cannot_install(step: str, words: str) -> None:
 
 
 @pytest.mark.parametrize(("code", "status", "words"), [
-    (0, Status.NOT_REPRODUCED, "exit 0"),
+    (0, Status.SIGNATURE_EXIT_0, "exit 0, but the output has 'RuntimeError: BOOM'"),
     (1, Status.REPRODUCED, "output has 'RuntimeError: BOOM'"),
     (2, Status.OTHER_FAILURE, "pytest exit 2: interrupted"),
     (3, Status.OTHER_FAILURE, "pytest exit 3: internal error"),

@@ -167,6 +167,21 @@ def test_a_second_run_keeps_cells_whose_inputs_are_unchanged_and_rerun_runs_them
     assert sorted(world["engine"].runs) == sorted(first)
 
 
+def test_a_stored_pass_whose_output_has_the_signature_runs_again(world: dict[str, Any]) -> None:
+    """Recorded before exit 0 with the signature had its own status: not reused as a pass."""
+    _run(world)
+    path = world["tmp"] / "results" / "demo" / "cells.json"
+    stored = json.loads(path.read_text())
+    for cell in stored["cells"]:
+        if cell["cell"]["id"] == "demo/py3.9/1.0":
+            cell.update(status="not_reproduced", exit_code=0, reason="exit 0")
+    path.write_text(json.dumps(stored))
+    world["engine"].runs.clear()
+    _run(world)
+    assert world["engine"].runs == ["demo/py3.9/1.0"]
+    assert _cells(world)["demo/py3.9/1.0"].status is Status.REPRODUCED
+
+
 def test_a_cutoff_that_does_not_resolve_gives_way_to_the_next_one(
         world: dict[str, Any]) -> None:
     tried: set[str] = set()

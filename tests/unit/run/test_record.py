@@ -3,6 +3,7 @@ vanished cells, corrupt cache entries, and paths typed in another folder."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import stat
@@ -211,14 +212,43 @@ def test_results_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None
     assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+_CHECK_WRITABLE = """
+import sys
+from pathlib import Path
+from repro_matrix import store
+from repro_matrix.errors import UsageError
+try:
+    store.check_writable(Path(sys.argv[1]))
+except UsageError as exc:
+    print(exc.one_line())
+    sys.exit(2)
+"""
+
+
+def _as_root_without_dac_override() -> None:
+    """In the child, before it starts Python: root drops the capabilities that let it write
+    through permission bits, from the bounding set (so the exec'd Python has none of them)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
 def test_an_unwritable_results_folder_is_one_usage_error(tmp_path: Path) -> None:
+    """A folder without write permission, checked in a child process; as root (CI) the child
+    has lost the capability to write through permission bits, so the folder is read-only to
+    it as it is to any user."""
     tmp_path.chmod(0o500)
     try:
-        with pytest.raises(UsageError, match="results folder not writable"):
-            store.check_writable(tmp_path / "results")
+        child = subprocess.run(
+            [sys.executable, "-c", _CHECK_WRITABLE, str(tmp_path / "results")],
+            capture_output=True, text=True, timeout=60, check=False,
+            preexec_fn=_as_root_without_dac_override if os.geteuid() == 0 else None)
     finally:
         tmp_path.chmod(0o700)
+    assert child.returncode == 2, child.stdout + child.stderr
+    assert "results folder not writable (Permission denied)" in child.stdout
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_read_only_results_folder_is_one_usage_error(tmp_path: Path,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from repro_matrix.model import Attempt, CellRecord, Status
+from repro_matrix.model import Attempt, Cell, CellRecord, Status
 from repro_matrix.report import markdown
 from repro_matrix.verdict import causes
 from tests.factories import record
@@ -71,3 +71,12 @@ def test_an_attempt_keeps_its_cause_not_the_tools_hints() -> None:
 def test_unavailable_columns_group_across_pythons() -> None:
     (group,) = causes.groups([unavailable("3.7", "1.0"), unavailable("3.8", "1.0")])
     assert group.cause == "no Debian suite is known to ship Python X.Y"
+
+
+def test_a_signature_with_exit_0_is_grouped_by_its_reason_not_the_signature_line() -> None:
+    reason = ("exit 0, but the output has 'OSError: boom': signature printed but exit 0: check "
+              "the repro's exit code")
+    record = CellRecord(Cell("demo", "3.11", "1.0"), Status.SIGNATURE_EXIT_0, reason,
+                        exit_code=0, output_excerpt="Traceback\nOSError: boom\n")
+    assert causes.cause(record) == reason
+    assert [g.status for g in causes.groups([record])] == [Status.SIGNATURE_EXIT_0]

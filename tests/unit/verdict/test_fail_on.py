@@ -32,6 +32,7 @@ def write_case(results: Path, grid: dict[str, Status], claim: dict[str, Any]) ->
 def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     # No released files here and no index: boundaries stay unexplained, nothing is fetched.
     monkeypatch.setattr(dists, "dist_finder", lambda *args, **kw: dists.DistFinder([]))
+    monkeypatch.setattr(dists, "index_releases", lambda *args, **kw: None)
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
