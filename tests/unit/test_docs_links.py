@@ -29,7 +29,7 @@ SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # https:, mailto:, …: not c
 # repro_matrix/schemas/, tests/integration/test_faults.py. Bare module names are not checked.
 PACKAGE_PATH = re.compile(
     r"(?<![\w./-])((?:repro_matrix/)?(?:spec|advisories|resolve|containers|run|verdict|report"
-    r"|schemas)/|tests/(?:unit|integration)/)((?:\w+/)*(?:[\w.]*\w\.(?:py|json)\b|\w+/?)?)")
+    r"|schemas)/|tests/(?:unit|integration)/)((?:[\w-]+/)*(?:[\w.]*\w\.(?:py|json)\b|[\w-]*\w/?)?)")
 
 
 @dataclass(frozen=True)
