@@ -40,20 +40,30 @@ def check_writable(results: Path) -> None:
 
 def record_to_json(record: CellRecord) -> dict[str, Any]:
     data = asdict(record)
-    data["cell"] = {"id": record.cell.id, **asdict(record.cell)}
+    # The axis keys and the per-package cutoffs only when set: a one-axis record reads as before.
+    cell = {k: v for k, v in asdict(record.cell).items()
+            if v or k not in ("axis_package", "axis_version")}
+    data["cell"] = {"id": record.cell.id, **cell}
     data["status"] = record.status.value
+    data.pop("package_cutoffs")
+    if record.package_cutoffs:
+        data["package_cutoffs"] = dict(record.package_cutoffs)
     return data
 
 
 def record_from_json(data: dict[str, Any]) -> CellRecord:
     cell = data["cell"]
-    fields = {k: v for k, v in data.items() if k not in ("cell", "status", "attempts")}
+    fields = {k: v for k, v in data.items()
+              if k not in ("cell", "status", "attempts", "package_cutoffs")}
     for key in ("lock", "build_lock"):
         fields[key] = tuple(fields.get(key, ()))
+    cutoffs = data.get("package_cutoffs") or {}
     return CellRecord(
-        cell=Cell(cell["case_id"], cell["python"], cell["version"]),
+        cell=Cell(cell["case_id"], cell["python"], cell["version"],
+                  str(cell.get("axis_package") or ""), str(cell.get("axis_version") or "")),
         status=Status(data["status"]),
         attempts=tuple(Attempt(**a) for a in data.get("attempts", ())),
+        package_cutoffs=tuple((str(k), str(v)) for k, v in sorted(cutoffs.items())),
         **fields,
     )
 

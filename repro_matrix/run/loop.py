@@ -138,9 +138,6 @@ class _EraBuild:
     failure_log: str = ""
 
 
-_STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
-
-
 class MatrixRun:
     """One invocation of the matrix: owns the engine, resolver, builder and progress output.
 
@@ -380,7 +377,8 @@ class MatrixRun:
             self.progress.cell_started(cell.id)
             record = self._cell(context, recorder, cell)
             self._finish(recorder, record)
-            return _STATE_OF.get(record.status, UNDETERMINED)
+            return (AFFECTED if record.status.affected else UNAFFECTED if record.status.unaffected
+                    else UNDETERMINED)
 
         # Releases not for this Python are known without a probe: recorded, never searched.
         searched = []

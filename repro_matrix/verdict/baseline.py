@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro_matrix import store
-from repro_matrix.model import CellRecord, Status
+from repro_matrix.model import CellRecord
 from repro_matrix.report.vocabulary import look
 
 
@@ -52,7 +52,7 @@ def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
     for record in records:
         before = baseline.get(record.cell.id)
         if before is None:
-            if record.status is Status.REPRODUCED:
+            if record.status.affected:
                 new.append(f"{record.cell.id}: new cell, reproduced")
             continue
         change = f"{record.cell.id}: {look(before.status).words} → {look(record.status).words}"
