@@ -437,7 +437,8 @@ class MatrixRun:
             exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
             lock=tuple(lock.as_text().split("\n")[:-1]),
             build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
-            cutoff=era.cutoff, attempts=era.attempts, image_id=era.image.image_id,
+            cutoff=era.cutoff, package_cutoffs=lock.package_cutoffs,
+            attempts=era.attempts, image_id=era.image.image_id,
             image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
             input_key=key)
 
