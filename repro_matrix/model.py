@@ -165,6 +165,8 @@ class Axis:
 
     package: str
     versions: VersionSelection = VersionSelection()
+    # The module it installs, named in an import failure it causes (default: from the name).
+    import_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -430,6 +430,7 @@ def test_axis_and_compatibility_kind_are_read(folder: Path) -> None:
     (case,) = config.load(write(folder, data)).cases
     assert case.axis is not None
     assert (case.axis.package, case.axis.versions.spec) == ("Dep-Lib", ">=2.2,<3.2")
+    assert case.axis.import_name == ""  # guessed from the name where it is needed
     assert case.outcome.kind == "compatibility"
     assert case.outcome.signatures == ()  # optional in compatibility mode
     assert case.has_repro
