@@ -201,3 +201,23 @@ def test_case_meta_carries_the_kind_and_the_axis_only_when_set() -> None:
     again = CaseMeta.from_json(meta.to_json())
     assert again == meta
     assert CaseMeta.from_json(plain).kind == "bug"
+
+
+def test_axis_cells_order_by_python_release_then_axis_release() -> None:
+    cells = [Cell("demo", "3.11", "1.0", "dep", "10.0"), Cell("demo", "3.9", "1.10", "dep", "2.0"),
+             Cell("demo", "3.9", "1.2", "dep", "9.0"), Cell("demo", "3.9", "1.2", "dep", "10.0")]
+    ordered = store.cell_order([CellRecord(c, Status.WORKS, "") for c in cells])
+    assert [r.cell.id for r in ordered] == [
+        "demo/py3.9/1.2/dep==9.0", "demo/py3.9/1.2/dep==10.0", "demo/py3.9/1.10/dep==2.0",
+        "demo/py3.11/1.0/dep==10.0"]
+
+
+def test_a_slice_of_the_axis_merges_into_the_stored_axis_meta() -> None:
+    stored = {"axis_package": "dep", "axis_versions": ["2.0", "10.0"],
+              "axis_release_dates": {"2.0": "2021-01-01"}}
+    new = {"axis_package": "dep", "axis_versions": ["3.0"],
+           "axis_release_dates": {"3.0": "2023-01-01"}}
+    merged = store.merge_meta(stored, new)
+    assert merged["axis_versions"] == ["2.0", "3.0", "10.0"]
+    assert merged["axis_release_dates"] == {"2.0": "2021-01-01", "3.0": "2023-01-01"}
+    assert "axis_versions" not in store.merge_meta({}, {"versions": ["1.0"]})
