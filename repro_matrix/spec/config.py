@@ -15,7 +15,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from repro_matrix import pythons
 from repro_matrix.advisories import read as advisory
@@ -24,7 +24,6 @@ from repro_matrix.model import (
     DEFAULT_LIMITS,
     KIND_BUG,
     KIND_COMPATIBILITY,
-    OSV_ZERO,
     OUTCOME_KINDS,
     Axis,
     Case,
@@ -36,6 +35,7 @@ from repro_matrix.model import (
     ProviderSettings,
     Release,
     VersionSelection,
+    is_claim_version,
     registry_image_problem,
 )
 from repro_matrix.spec import plan, repro_files
@@ -490,12 +490,8 @@ def _ranges(reader: _Reader, value: Any, key: str) -> tuple[ClaimRange, ...]:
 
 def _claim_version(reader: _Reader, value: Any, key: str, allow_zero: bool = False) -> str:
     text = reader.string(value, key)
-    if allow_zero and text == OSV_ZERO:
-        return text
-    try:
-        Version(text)
-    except InvalidVersion:
-        raise reader.fail(key, f"'{text}' is not a version") from None
+    if not is_claim_version(text, allow_zero):
+        raise reader.fail(key, f"'{text}' is not a version")
     return text
 
 

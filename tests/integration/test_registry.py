@@ -17,6 +17,7 @@ from registries import CuttingProxy, Registry, free_port
 
 from repro_matrix import pythons
 from repro_matrix.containers import bases, engine
+from repro_matrix.containers.bases.registry import REGISTRY_IMAGE_ENV
 from repro_matrix.model import BaseImage, ProviderSettings
 from repro_matrix.run.loop import MatrixRun, RunOptions
 from repro_matrix.spec import config, plan
@@ -100,7 +101,7 @@ def _empty(daemon: SecondDaemon) -> engine.Engine:
 
 def _pull(eng: engine.Engine, template: str | None, work_dir: Path,
           python: str = PYTHON) -> BaseImage:
-    environ = {bases.REGISTRY_IMAGE_ENV: template} if template else {}
+    environ = {REGISTRY_IMAGE_ENV: template} if template else {}
     return bases.prepare(eng, python, REGISTRY, work_dir, environ=environ)
 
 

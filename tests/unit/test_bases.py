@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from repro_matrix.containers import bases
+from repro_matrix.containers.bases import debian, local, registry
 from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.errors import UsageError
 from repro_matrix.model import BaseImage, CaseMeta, ProviderSettings
@@ -64,25 +65,25 @@ def test_the_order_is_registry_then_debian_then_local() -> None:
 
 def test_registry_image_from_environment_before_matrix_file() -> None:
     settings = ProviderSettings(registry_image="mirror.example/library/python:{python}-slim")
-    assert bases.registry_reference("3.8", ProviderSettings(), {}) == "python:3.8-slim"
-    assert bases.registry_reference("3.8", settings, {}) == \
+    assert registry.registry_reference("3.8", ProviderSettings(), {}) == "python:3.8-slim"
+    assert registry.registry_reference("3.8", settings, {}) == \
         "mirror.example/library/python:3.8-slim"
-    env = {bases.REGISTRY_IMAGE_ENV: "127.0.0.1:5000/library/python:{python}-slim"}
-    assert bases.registry_reference("3.8", settings, env) == \
+    env = {registry.REGISTRY_IMAGE_ENV: "127.0.0.1:5000/library/python:{python}-slim"}
+    assert registry.registry_reference("3.8", settings, env) == \
         "127.0.0.1:5000/library/python:3.8-slim"
 
 
 def test_a_malformed_registry_image_in_the_environment_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"REPRO_MATRIX_REGISTRY_IMAGE: .* has no"):
-        bases.registry_reference("3.8", ProviderSettings(),
-                                 {bases.REGISTRY_IMAGE_ENV: "python:3.8-slim"})
+        registry.registry_reference("3.8", ProviderSettings(),
+                                 {registry.REGISTRY_IMAGE_ENV: "python:3.8-slim"})
 
 
 PYENV_36 = Interpreter("3.6", "3.6.15", Path("/root/.pyenv/versions/3.6.15"), "pyenv")
 
 
 def test_local_dockerfile_keeps_the_prefix_path_and_opens_its_parents() -> None:
-    text = bases.render_local_dockerfile(PYENV_36, "bookworm", PYENV_36.prefix, False)
+    text = local.render_local_dockerfile(PYENV_36, "bookworm", PYENV_36.prefix, False)
     assert "FROM repro-matrix/root:debian-bookworm\n" in text
     assert "chmod o+x /root /root/.pyenv /root/.pyenv/versions &&" in text
     assert "ln -sf /root/.pyenv/versions/3.6.15/bin/python3.6 /usr/local/bin/python3.6" in text
@@ -92,11 +93,11 @@ def test_local_dockerfile_keeps_the_prefix_path_and_opens_its_parents() -> None:
 
 def test_a_moved_prefix_gets_its_library_path() -> None:
     moved = Interpreter("3.8", "3.8.18", Path("/tmp/pytest/broken"), "explicit")
-    target = bases.install_path(moved)
+    target = local.install_path(moved)
     assert target == Path("/opt/repro-matrix/python/3.8.18")  # /tmp is a tmpfs in a cell
-    text = bases.render_local_dockerfile(moved, "bookworm", target, True)
+    text = local.render_local_dockerfile(moved, "bookworm", target, True)
     assert "ENV LD_LIBRARY_PATH=/opt/repro-matrix/python/3.8.18/lib\n" in text
-    assert bases.install_path(PYENV_36) == PYENV_36.prefix
+    assert local.install_path(PYENV_36) == PYENV_36.prefix
 
 
 @pytest.mark.parametrize(("relative", "skipped"), [
@@ -111,7 +112,7 @@ def test_a_moved_prefix_gets_its_library_path() -> None:
     ("bin/python3.6", False),
 ])
 def test_only_needless_parts_of_a_prefix_are_left_out(relative: str, skipped: bool) -> None:
-    assert bases._skipped("3.6", relative) is skipped
+    assert local._skipped("3.6", relative) is skipped
 
 
 def test_each_column_says_where_its_interpreter_came_from() -> None:
@@ -145,13 +146,13 @@ def test_each_column_says_where_its_interpreter_came_from() -> None:
 
 def test_debootstrap_keeps_its_packages_in_the_os_cache_unless_told_otherwise(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bases, "_APT_ARCHIVES", tmp_path / "archives")
-    assert bases.deb_cache_dir({}) is None  # no such folder: debootstrap downloads as always
+    monkeypatch.setattr(debian, "_APT_ARCHIVES", tmp_path / "archives")
+    assert debian.deb_cache_dir({}) is None  # no such folder: debootstrap downloads as always
     (tmp_path / "archives").mkdir()
-    assert bases.deb_cache_dir({}) == tmp_path / "archives"
-    assert bases.deb_cache_dir({bases.DEB_CACHE_ENV: "off"}) is None
+    assert debian.deb_cache_dir({}) == tmp_path / "archives"
+    assert debian.deb_cache_dir({debian.DEB_CACHE_ENV: "off"}) is None
     own = tmp_path / "debs"
-    assert bases.deb_cache_dir({bases.DEB_CACHE_ENV: str(own)}) == own and own.is_dir()
+    assert debian.deb_cache_dir({debian.DEB_CACHE_ENV: str(own)}) == own and own.is_dir()
 
 
 def test_a_passed_base_check_is_remembered_per_image_and_a_failed_one_is_not(
@@ -166,10 +167,10 @@ def test_a_passed_base_check_is_remembered_per_image_and_a_failed_one_is_not(
         checks.append(image_id)
         return verdicts[image_id]
 
-    monkeypatch.setattr(bases, "_check", check)
+    monkeypatch.setattr(local, "_check", check)
     for _ in range(2):
-        good = bases._checked(object(), "sha256:good", "3.6", tmp_path)  # type: ignore[arg-type]
-        bad = bases._checked(object(), "sha256:bad", "3.6", tmp_path)  # type: ignore[arg-type]
+        good = local._checked(object(), "sha256:good", "3.6", tmp_path)  # type: ignore[arg-type]
+        bad = local._checked(object(), "sha256:bad", "3.6", tmp_path)  # type: ignore[arg-type]
     assert good == verdicts["sha256:good"] and bad == verdicts["sha256:bad"]
     assert checks == ["sha256:good", "sha256:bad", "sha256:bad"]
 
@@ -185,7 +186,7 @@ def debootstrap_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(bases.subprocess, "run", fake_run)
+    monkeypatch.setattr(debian.subprocess, "run", fake_run)
     return calls
 
 
@@ -193,15 +194,15 @@ def test_with_a_package_cache_debootstrap_fetches_under_a_lock_then_installs_fro
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         debootstrap_calls: list[list[str]]) -> None:
     calls = debootstrap_calls
-    monkeypatch.setenv(bases.DEB_CACHE_ENV, str(tmp_path / "debs"))
-    assert bases._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
+    monkeypatch.setenv(debian.DEB_CACHE_ENV, str(tmp_path / "debs"))
+    assert debian._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
     fetch, install = calls
     assert "--download-only" in fetch and fetch[-2:] == ["bookworm", str(tmp_path / "root-fetch")]
     assert "--download-only" not in install and install[-2:] == ["bookworm", str(tmp_path / "root")]
     assert all(f"--cache-dir={tmp_path / 'debs'}" in c for c in calls)
     calls.clear()
-    monkeypatch.setenv(bases.DEB_CACHE_ENV, "off")
-    assert bases._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
+    monkeypatch.setenv(debian.DEB_CACHE_ENV, "off")
+    assert debian._debootstrap("bookworm", ["libssl3"], tmp_path / "root") == ""
     (only,) = calls
     assert not any(part.startswith("--cache-dir") for part in only)
 
@@ -210,12 +211,12 @@ def test_a_suite_newer_than_debootstrap_gets_the_sid_script_as_its_fourth_argume
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         debootstrap_calls: list[list[str]]) -> None:
     calls = debootstrap_calls
-    monkeypatch.setattr(bases, "_DEBOOTSTRAP_SCRIPTS", tmp_path)
+    monkeypatch.setattr(debian, "_DEBOOTSTRAP_SCRIPTS", tmp_path)
     (tmp_path / "sid").write_text("")
     (tmp_path / "bookworm").write_text("")
-    monkeypatch.setenv(bases.DEB_CACHE_ENV, "off")
-    bases._debootstrap("some-future-suite", ["libc6"], tmp_path / "root")
-    bases._debootstrap("bookworm", ["libc6"], tmp_path / "root")
+    monkeypatch.setenv(debian.DEB_CACHE_ENV, "off")
+    debian._debootstrap("some-future-suite", ["libc6"], tmp_path / "root")
+    debian._debootstrap("bookworm", ["libc6"], tmp_path / "root")
     future, known = calls
     # debootstrap SUITE TARGET [MIRROR [SCRIPT]]: an empty mirror is its default one.
     positional = [part for part in future if not part.startswith("--")][1:]

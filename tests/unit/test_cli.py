@@ -165,6 +165,41 @@ def test_bisect_with_rerun_is_accepted() -> None:
     assert args.bisect and args.rerun
 
 
+@pytest.mark.parametrize("argv", [["run", "--engine", "a,b"],
+                                  ["run", "--engines=a", "--result", "r"],
+                                  ["report", "--base", "old"]])
+def test_abbreviated_options_are_refused(argv: list[str]) -> None:
+    # An abbreviation would survive the exact names a shard's command line strips: with
+    # `--engine a,b` every child shard would fan out again (or fail).
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        build_parser().parse_args(argv)
+
+
+def test_an_abbreviated_engines_option_is_exit_2_and_starts_no_shard(
+        folder: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro_matrix.run import fanout
+
+    def never(*args: Any) -> list[Path]:
+        raise AssertionError("no shard may start")
+
+    monkeypatch.setattr(fanout, "run_on_engines", never)
+    err = fails_cleanly(folder, capsys, ["run", "--matrix", "{dir}/valid.yaml",
+                                         "--engine", "a,b"])
+    assert "--engine a,b" in err
+
+
+def test_a_shard_command_line_parses_to_one_shard_without_engines(tmp_path: Path) -> None:
+    from repro_matrix.run.fanout import shard_command
+
+    argv = ["run", "--engines", "a,b", "--case", "demo", "--results=out", "--python", "3.11"]
+    child = shard_command(argv, 2, 2, tmp_path / "shard-2")
+    assert child[1:3] == ["-m", "repro_matrix"]
+    args = build_parser().parse_args(child[3:])
+    assert (args.engines, args.shard, args.results) == (None, "2/2", tmp_path / "shard-2")
+    assert (args.case, args.python) == (["demo"], ["3.11"])
+
+
 def test_unreachable_engine_is_exit_3_one_line_and_no_results(
         folder: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
