@@ -134,7 +134,7 @@ class _Bases(Mapping[str, BaseImage]):
 class RunContext:
     """What every cell of a run shares: the engine, the builder, the base image per Python."""
 
-    engine: engine.Engine
+    engine: engine.ContainerEngine
     builder: Builder
     bases: Mapping[str, BaseImage]
 
@@ -161,7 +161,7 @@ class MatrixRun:
     def __init__(self, config: MatrixConfig, options: RunOptions,
                  progress: Progress | None = None, *, index: IndexClient | None = None,
                  resolver: Resolver | None = None,
-                 connect: Callable[[], engine.Engine] = engine.connect) -> None:
+                 connect: Callable[[], engine.ContainerEngine] = engine.connect) -> None:
         self.config = config
         self.options = options
         self.progress = progress or Progress(sys.stderr)
@@ -201,7 +201,7 @@ class MatrixRun:
             self._prefetch.stop()
             eng.close()
 
-    def _run_cells(self, eng: engine.Engine, builder: Builder,
+    def _run_cells(self, eng: engine.ContainerEngine, builder: Builder,
                    case_plans: Sequence[plan.CasePlan], releases: Mapping[str, list[Release]],
                    repros: Mapping[str, Mapping[str, bytes]], bisect: bool,
                    started: float) -> list[tuple[str, Verdict]]:
@@ -321,7 +321,7 @@ class MatrixRun:
         finally:
             eng.close()
 
-    def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> _Bases:
+    def _bases(self, eng: engine.ContainerEngine, pythons: Sequence[str]) -> _Bases:
         """Each Python's base, prepared in the background (a few at once: bootstraps wait on
         the network); a cell waits only for its own Python's."""
         work_dir = self.options.cache_dir / "rootfs"

@@ -16,6 +16,7 @@ import yaml
 
 from repro_matrix.cli import build_parser, main
 from repro_matrix.errors import UsageError
+from tests.factories import record
 
 CASE = {"id": "demo", "package": "pkg", "repro": "repro.py", "pythons": ["3.9"],
         "outcome": {"signature": "BOOM"}}
@@ -220,23 +221,22 @@ def test_unreachable_engine_is_exit_3_one_line_and_no_results(
 
 def _stored_case(results: Path) -> Path:
     from repro_matrix import store
-    from repro_matrix.model import Cell, CellRecord, Status
+    from repro_matrix.model import Status
 
-    record = CellRecord(Cell("demo", "3.9", "1.0"), Status.NOT_REPRODUCED, "exit 0")
-    return store.write_cells(results, "demo", [record], {"claim": {}})
+    stored = record("3.9", "1.0", Status.NOT_REPRODUCED, "exit 0")
+    return store.write_cells(results, "demo", [stored], {"claim": {}})
 
 
 def test_full_disk_while_writing_results_is_one_line_and_no_partial_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro_matrix import store
 
     cells = _stored_case(tmp_path)
 
     def full(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(store.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     assert main(["report", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
@@ -267,7 +267,11 @@ def test_sigterm_and_sigint_interrupt_in_one_line_and_stop_the_containers(
     from repro_matrix.containers import engine
 
     stopped = threading.Event()
-    monkeypatch.setattr(engine, "stop_all", lambda: stopped.set() or 0)
+    def stop_all() -> int:
+        stopped.set()
+        return 0
+
+    monkeypatch.setattr(engine, "stop_all", stop_all)
 
     def interrupted_report(args: object) -> int:
         os.kill(os.getpid(), signum)

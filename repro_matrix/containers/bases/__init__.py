@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from repro_matrix.containers.bases import debian, local, registry
-from repro_matrix.containers.engine import Engine
+from repro_matrix.containers.engine import ContainerEngine
 from repro_matrix.model import BaseImage, ProviderSettings
 
 # `auto` takes, per Python, the first provider in this order that has a base: first among
@@ -25,7 +25,7 @@ from repro_matrix.model import BaseImage, ProviderSettings
 ORDER = ("registry", "debian", "local")
 
 
-def prepare(engine: Engine, python: str, settings: ProviderSettings,
+def prepare(engine: ContainerEngine, python: str, settings: ProviderSettings,
             work_dir: Path, provider: str | None = None,
             environ: Mapping[str, str] | None = None) -> BaseImage:
     """A usable base image for ``python``, or an unavailable one with every provider's reason."""

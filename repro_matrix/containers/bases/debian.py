@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from repro_matrix import pythons
-from repro_matrix.containers.engine import LABEL, Engine
+from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.model import BaseImage
 
 _DEBOOTSTRAP_SCRIPTS = Path("/usr/share/debootstrap/scripts")
@@ -28,7 +28,7 @@ def debian_reference(python: str, suite: str) -> str:
     return f"repro-matrix/base:py{python}-debian-{suite}"
 
 
-def base(engine: Engine, python: str, suite: str | None, work_dir: Path,
+def base(engine: ContainerEngine, python: str, suite: str | None, work_dir: Path,
             build: bool) -> BaseImage:
     if suite is None:
         return BaseImage.unavailable(python, "debian", "no Debian suite is known to ship "
@@ -133,7 +133,7 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(descriptor)  # closing releases the lock
 
 
-def _bootstrap(engine: Engine, python: str, suite: str, reference: str,
+def _bootstrap(engine: ContainerEngine, python: str, suite: str, reference: str,
                work_dir: Path) -> str:
     """debootstrap a minimal root with pythonX.Y and import it; returns '' or why it failed."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,7 @@ def _bootstrap(engine: Engine, python: str, suite: str, reference: str,
     return ""
 
 
-def _import_root(engine: Engine, root: Path, tarball: Path, reference: str,
+def _import_root(engine: ContainerEngine, root: Path, tarball: Path, reference: str,
                  changes: list[str]) -> None:
     subprocess.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
     engine.import_rootfs(tarball, reference, changes=[
@@ -174,7 +174,7 @@ def root_reference(suite: str) -> str:
     return f"repro-matrix/root:debian-{suite}"
 
 
-def plain_root(engine: Engine, suite: str, work_dir: Path) -> str:
+def plain_root(engine: ContainerEngine, suite: str, work_dir: Path) -> str:
     """A plain Debian root (no Python) with the libraries CPython's extension modules use,
     bootstrapped on the host (the only place with network) once per suite; '' or why not."""
     reference = root_reference(suite)

@@ -18,7 +18,7 @@ import jinja2
 from repro_matrix import atomic
 from repro_matrix.containers import interpreters, sandbox
 from repro_matrix.containers.bases import debian
-from repro_matrix.containers.engine import LABEL, Engine
+from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.model import BaseImage, ProviderSettings
 
@@ -102,7 +102,7 @@ def _prefix_tar(interpreter: Interpreter, target: Path, tarball: Path) -> None:
         archive.add(str(interpreter.prefix), arcname=arc_root, filter=keep)
 
 
-def base(engine: Engine, python: str, settings: ProviderSettings, work_dir: Path,
+def base(engine: ContainerEngine, python: str, settings: ProviderSettings, work_dir: Path,
            build: bool, environ: Mapping[str, str]) -> BaseImage:
     found = interpreters.find(python, dict(settings.interpreters), environ,
                               interpreters.uv_python_dir(environ))
@@ -144,7 +144,7 @@ def base(engine: Engine, python: str, settings: ProviderSettings, work_dir: Path
                      notes="; ".join(verdict.notes))
 
 
-def _build_local(engine: Engine, interpreter: Interpreter, target: Path, dockerfile: str,
+def _build_local(engine: ContainerEngine, interpreter: Interpreter, target: Path, dockerfile: str,
                  reference: str, work_dir: Path) -> tuple[str | None, str]:
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"local-{interpreter.version}-",
@@ -164,7 +164,7 @@ def _build_local(engine: Engine, interpreter: Interpreter, target: Path, dockerf
 _PROBE = "interpreter-probe.py"
 
 
-def _checked(engine: Engine, image_id: str, python: str,
+def _checked(engine: ContainerEngine, image_id: str, python: str,
              remembered: Path) -> interpreters.ProbeVerdict:
     """``_check``'s verdict, remembered per image and probe once it passed: an image never
     changes, and the check costs a container per Python on every run."""
@@ -180,7 +180,7 @@ def _checked(engine: Engine, image_id: str, python: str,
     return verdict
 
 
-def _check(engine: Engine, image_id: str, python: str) -> interpreters.ProbeVerdict:
+def _check(engine: ContainerEngine, image_id: str, python: str) -> interpreters.ProbeVerdict:
     """Run the interpreter in the base as the sandbox runs cells (uid 65534, no network) and
     check its extension modules find every shared library."""
     raw = engine.run(image_id, [f"python{python}", f"{sandbox.REPRO_DIR}/{_PROBE}"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from repro_matrix.containers.engine import Engine
+from repro_matrix.containers.engine import ContainerEngine
 from repro_matrix.errors import UsageError
 from repro_matrix.model import BaseImage, ProviderSettings, registry_image_problem
 
@@ -24,7 +24,7 @@ def registry_reference(python: str, settings: ProviderSettings,
     return template.replace("{python}", python)
 
 
-def base(engine: Engine, python: str, reference: str, pull: bool = True) -> BaseImage:
+def base(engine: ContainerEngine, python: str, reference: str, pull: bool = True) -> BaseImage:
     image_id = engine.image_id(reference)
     why = f"{reference} not present locally"
     if image_id is None and pull:
