@@ -11,7 +11,7 @@ import pytest
 
 from repro_matrix import atomic, store
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Claim, Status
+from repro_matrix.model import Cell, CellRecord, Claim, Status
 from repro_matrix.verdict.derive import Observation, derive
 from tests.factories import full_record, one_per_status
 

@@ -80,7 +80,7 @@ AXIS_CELLS = [Cell("a", py, v, "dep", d) for py in ("3.9", "3.11") for v in ("1.
 def test_axis_cells_of_one_image_stay_together_and_each_pin_is_its_own_image() -> None:
     shards = partition([*AXIS_CELLS, *(Cell("b", c.python, c.version, "dep", c.axis_version)
                                        for c in AXIS_CELLS)], {"a": "pkg", "b": "pkg"}, 3)
-    where = {}
+    where: dict[tuple[str, str, str], int] = {}
     for i, shard in enumerate(shards):
         for cell in shard:
             assert where.setdefault((cell.python, cell.version, cell.axis_version), i) == i

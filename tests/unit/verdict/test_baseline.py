@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repro_matrix.model import CellRecord, Status
+from repro_matrix.model import Cell, CellRecord, Status
 from repro_matrix.verdict.baseline import compare
 from tests.factories import record
 

@@ -123,7 +123,7 @@ def test_a_compatibility_axis_tells_works_broken_and_declared_incompatible_as_re
         plan.Selection(versions=",".join(FLASKS), axis_versions=",".join(WERKZEUGS)))
     assert sorted(r.cell.id for r in records) == sorted(
         f"flask-werkzeug/py{PYTHON}/{f}/werkzeug=={w}" for f in FLASKS for w in WERKZEUGS)
-    seen = set()
+    seen: set[Status] = set()
     for record in records:
         flask, werkzeug = record.cell.version, record.cell.axis_version
         flask_wheel = _wheel(cache_dir, "flask", flask)
