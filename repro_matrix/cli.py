@@ -72,6 +72,8 @@ _OPTIONS = {
                                           "3.9,3.11 (repeatable)")),
     "versions": _Option(("--versions",), dict(default="", help="a PEP 440 specifier "
                                               "('>=1.0,<1.2') or exact versions ('1.0.2,1.0.3')")),
+    "axis_versions": _Option(("--axis-versions",), dict(
+        default="", help="the same for a case's axis (the dependency its `axis:` names)")),
     "results": _Option(("--results",), dict(type=Path,
                                             help="results folder (default: results)")),
     "invoked_from": _Option(("--invoked-from",), dict(
@@ -90,7 +92,8 @@ _OPTIONS = {
              "changed since the last results: refuted|reproduced|changed (comma-separated or "
              "repeated)")),
 }
-_SELECTION = ("matrix", "case", "python", "versions", "results")  # what a run or plan covers
+# What a run or plan covers.
+_SELECTION = ("matrix", "case", "python", "versions", "axis_versions", "results")
 
 
 def _options(parser: argparse.ArgumentParser, *names: str) -> None:
@@ -167,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                               help="one Python, e.g. 3.11")
     attempt.add_argument("--version", dest="release", required=True,
                          help="one release of the case's package, e.g. 1.0.2")
+    attempt.add_argument("--axis-version", dest="axis_release", default="",
+                         help="one release of the case's axis package (required when the case "
+                              "has an axis), e.g. 3.0.1")
     _options(attempt, "provider", "cache_dir")
 
     rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
@@ -253,7 +259,7 @@ def resolve_paths(args: argparse.Namespace) -> None:
 
 def _selection(args: argparse.Namespace) -> plan.Selection:
     return plan.Selection(case_ids=_split(args.case), pythons=_split(args.python),
-                          versions=args.versions)
+                          versions=args.versions, axis_versions=args.axis_versions)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -316,6 +322,13 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
     for case in plan.select_cases(matrix.cases, selection.case_ids):
         plan.select_pythons(case, selection.pythons)
     plan.parse_version_request(selection.versions)
+    plan.parse_version_request(selection.axis_versions, "--axis-versions")
+    if selection.axis_versions:
+        for case in plan.select_cases(matrix.cases, selection.case_ids):
+            if case.axis is None and selection.case_ids:
+                raise UsageError(f"--axis-versions: case {case.id} has no axis",
+                                 "give the case an `axis:` in the matrix file, or leave the "
+                                 "option out")
 
 
 def _run_on_engines(args: argparse.Namespace) -> int:
@@ -390,10 +403,15 @@ def _try(args: argparse.Namespace) -> int:
     if len(case_ids) != 1:
         raise UsageError(f"{args.matrix} has {len(case_ids)} cases", "choose one with --case")
     selection = plan.Selection(case_ids=case_ids, pythons=_split([args.python]),
-                               versions=args.release)
-    if len(selection.pythons) != 1 or "," in args.release:
+                               versions=args.release, axis_versions=args.axis_release)
+    if len(selection.pythons) != 1 or "," in args.release or "," in args.axis_release:
         raise UsageError("try: one --python and one --version", "e.g. --python 3.11 "
                          "--version 1.0.2")
+    (case,) = plan.select_cases(matrix.cases, case_ids)
+    if (case.axis is not None) != bool(args.axis_release):
+        raise UsageError(f"try: case {case.id} has an axis: name one of its releases with "
+                         "--axis-version" if case.axis else
+                         f"try: --axis-version: case {case.id} has no axis")
     with _named_as_try_version(case_ids[0]):
         _check_selection(matrix, selection)
     read_repros(plan.select_cases(matrix.cases, case_ids))  # a syntax error: exit 2, no engine
@@ -466,10 +484,14 @@ def _plan(args: argparse.Namespace) -> int:
     for entry in shards:
         print(f"shard {entry['shard']}: {entry['cells']} cells, ~{entry['expected_s']:.0f} s")
     for cp in case_plans:
-        print(f"{cp.case.id}: {len(cp.versions)} versions × {len(cp.pythons)} Pythons = "
+        axis = (f" × {len(cp.axis_versions)} {cp.case.axis.package} releases"
+                if cp.case.axis is not None else "")
+        print(f"{cp.case.id}: {len(cp.versions)} versions{axis} × {len(cp.pythons)} Pythons = "
               f"{len(cp.cells)} cells")
         print(f"  Pythons: {', '.join(cp.pythons)}")
         print(f"  versions: {', '.join(cp.versions)}")
+        if cp.case.axis is not None:
+            print(f"  {cp.case.axis.package} (axis): {', '.join(cp.axis_versions)}")
         if cp.not_for_python:
             print(f"  not for their Python (requires-python; nothing built): "
                   f"{', '.join(cell_id for cell_id, _ in cp.not_for_python)}")

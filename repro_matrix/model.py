@@ -29,11 +29,28 @@ class Status(str, enum.Enum):
     # The release's or the repro's requires-python excludes the Python: nothing was resolved,
     # built or run, and the cell decides nothing (kept apart from CANNOT_INSTALL).
     NOT_FOR_PYTHON = "not_for_python"
+    # Compatibility mode (outcome.kind: compatibility): the pair works, or was tried and broke
+    # (the import or the repro failed with the dependency present at the requested release).
+    WORKS = "works"
+    BROKEN = "broken"
+    # The resolver says the declared requirements exclude the pair: nothing was built; decides
+    # nothing, but is an answer of its own (shown apart from CANNOT_INSTALL).
+    DECLARED_INCOMPATIBLE = "declared_incompatible"
+
+    @property
+    def affected(self) -> bool:
+        """The decisive "yes": the bug shows, or the pair is broken."""
+        return self in (Status.REPRODUCED, Status.BROKEN)
+
+    @property
+    def unaffected(self) -> bool:
+        """The decisive "no": the bug does not show, or the pair works."""
+        return self in (Status.NOT_REPRODUCED, Status.WORKS)
 
     @property
     def decisive(self) -> bool:
-        """True when the cell says something about the bug itself."""
-        return self in (Status.REPRODUCED, Status.NOT_REPRODUCED)
+        """True when the cell says something about the bug (or the pair) itself."""
+        return self.affected or self.unaffected
 
 
 # ---- configuration -------------------------------------------------------------------------
@@ -72,6 +89,9 @@ class OutcomeRule:
     tmpfs: str = DEFAULT_LIMITS.tmpfs
     # How exit codes read: "default" (git bisect run's convention) or "pytest" (see classify).
     exit_codes: str = "default"
+    # What a cell answers: "bug" (does the signature show) or "compatibility" (does the pair
+    # work: import check and repro pass; see run/classify).
+    kind: str = "bug"
 
     @property
     def limits(self) -> Limits:
@@ -151,6 +171,21 @@ def claim_from_json(data: Mapping[str, Any]) -> Claim:
     )
 
 
+KIND_BUG = "bug"
+KIND_COMPATIBILITY = "compatibility"
+OUTCOME_KINDS = (KIND_BUG, KIND_COMPATIBILITY)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A second package whose releases form a second axis of the matrix (one pin per cell)."""
+
+    package: str
+    versions: VersionSelection = VersionSelection()
+    # The module it installs, named in an import failure it causes (default: from the name).
+    import_name: str = ""
+
+
 @dataclass(frozen=True)
 class Case:
     """One reproduction: a package, a script, how to read it, and the claim to check."""
@@ -174,6 +209,10 @@ class Case:
     requires_python: str = ""
     # ``repro`` is a folder (copied whole into the container), not a single script.
     folder: bool = False
+    # A dependency whose releases are a second axis: each cell pins it to one of them.
+    axis: Axis | None = None
+    # Compatibility mode may leave the repro out: the image's import check alone decides.
+    has_repro: bool = True
 
 
 @dataclass(frozen=True)
@@ -253,6 +292,12 @@ class CaseMeta:
     # Busy seconds and counts per stage of the run that finished (repro_matrix.stages).
     stages: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     bisect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The case's outcome kind ("bug" or "compatibility") and its second axis, when it has one:
+    # the dependency, its planned releases (oldest first) and their upload dates.
+    kind: str = KIND_BUG
+    axis_package: str = ""
+    axis_versions: tuple[str, ...] = ()
+    axis_release_dates: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -278,6 +323,11 @@ class CaseMeta:
             data["stages"] = {name: dict(entry) for name, entry in self.stages.items()}
         if self.bisect:
             data["bisect"] = {python: dict(summary) for python, summary in self.bisect.items()}
+        if self.kind != KIND_BUG:
+            data["kind"] = self.kind
+        if self.axis_package:
+            data.update(axis_package=self.axis_package, axis_versions=list(self.axis_versions),
+                        axis_release_dates=dict(self.axis_release_dates))
         return {**data, **self.extra}
 
     @classmethod
@@ -310,6 +360,9 @@ class CaseMeta:
             finished_at=text("finished_at"),
             wall_time_s=float(wall) if isinstance(wall, (int, float)) else 0.0,
             stages=mapping("stages"), bisect=mapping("bisect"),
+            kind=text("kind") or KIND_BUG, axis_package=text("axis_package"),
+            axis_versions=texts("axis_versions"),
+            axis_release_dates=mapping("axis_release_dates"),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -340,15 +393,24 @@ class Release:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (case, Python, package version) combination to run."""
+    """One (case, Python, package version[, axis package version]) combination to run."""
 
     case_id: str
     python: str
     version: str
+    # The axis release this cell pins (empty: the case has no axis, and the id is unchanged).
+    axis_package: str = ""
+    axis_version: str = ""
 
     @property
     def id(self) -> str:
-        return f"{self.case_id}/py{self.python}/{self.version}"
+        base = f"{self.case_id}/py{self.python}/{self.version}"
+        return f"{base}/{self.axis_package}=={self.axis_version}" if self.axis_package else base
+
+    @property
+    def axis_requirement(self) -> str:
+        """The axis pin as a requirement line ('' without an axis)."""
+        return f"{self.axis_package}=={self.axis_version}" if self.axis_package else ""
 
 
 # ---- resolve, build and run ----------------------------------------------------------------
@@ -371,6 +433,9 @@ class Lock:
     cutoff: str
     runtime: tuple[Pin, ...]
     build: tuple[Pin, ...]
+    # Per-package cutoffs later than ``cutoff`` (name, ISO time): a pinned requirement whose
+    # releases all came after the era cutoff (uv's --exclude-newer-package).
+    package_cutoffs: tuple[tuple[str, str], ...] = ()
 
     def requirement_lines(self, pins: tuple[Pin, ...]) -> str:
         return "".join(f"{p.name}=={p.version} --hash=sha256:{p.sha256}\n" for p in pins)
@@ -462,3 +527,5 @@ class CellRecord:
     # Digest of everything the outcome depends on (image, repro, reading rule): equal keys mean
     # a stored record still stands and the cell need not run again.
     input_key: str = ""
+    # The lock's per-package cutoffs (Lock.package_cutoffs): pins newer than ``cutoff``.
+    package_cutoffs: tuple[tuple[str, str], ...] = ()

@@ -40,20 +40,30 @@ def check_writable(results: Path) -> None:
 
 def record_to_json(record: CellRecord) -> dict[str, Any]:
     data = asdict(record)
-    data["cell"] = {"id": record.cell.id, **asdict(record.cell)}
+    # The axis keys and the per-package cutoffs only when set: a one-axis record reads as before.
+    cell = {k: v for k, v in asdict(record.cell).items()
+            if v or k not in ("axis_package", "axis_version")}
+    data["cell"] = {"id": record.cell.id, **cell}
     data["status"] = record.status.value
+    data.pop("package_cutoffs")
+    if record.package_cutoffs:
+        data["package_cutoffs"] = dict(record.package_cutoffs)
     return data
 
 
 def record_from_json(data: dict[str, Any]) -> CellRecord:
     cell = data["cell"]
-    fields = {k: v for k, v in data.items() if k not in ("cell", "status", "attempts")}
+    fields = {k: v for k, v in data.items()
+              if k not in ("cell", "status", "attempts", "package_cutoffs")}
     for key in ("lock", "build_lock"):
         fields[key] = tuple(fields.get(key, ()))
+    cutoffs = data.get("package_cutoffs") or {}
     return CellRecord(
-        cell=Cell(cell["case_id"], cell["python"], cell["version"]),
+        cell=Cell(cell["case_id"], cell["python"], cell["version"],
+                  str(cell.get("axis_package") or ""), str(cell.get("axis_version") or "")),
         status=Status(data["status"]),
         attempts=tuple(Attempt(**a) for a in data.get("attempts", ())),
+        package_cutoffs=tuple((str(k), str(v)) for k, v in sorted(cutoffs.items())),
         **fields,
     )
 
@@ -177,7 +187,10 @@ def merge_meta(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
     merged["pythons"] = sorted({*stored.get("pythons", ()), *new.get("pythons", ())},
                                key=sort_key)
     merged["plan_cells"] = _union(stored.get("plan_cells", ()), new.get("plan_cells", ()))
-    for key in ("release_dates", "bases", "bisect"):
+    if "axis_versions" in stored or "axis_versions" in new:
+        merged["axis_versions"] = sorted({*stored.get("axis_versions", ()),
+                                          *new.get("axis_versions", ())}, key=version_key)
+    for key in ("release_dates", "bases", "bisect", "axis_release_dates"):
         if key in stored or key in new:
             merged[key] = {**stored.get(key, {}), **new.get(key, {})}
     return merged
@@ -190,12 +203,18 @@ def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
 
 
 def cell_order(records: Sequence[CellRecord]) -> list[CellRecord]:
-    """Python, then PEP 440 version: the order a full run writes (and a merge restores)."""
-    def key(record: CellRecord) -> tuple[Any, ...]:
+    """Python, then PEP 440 version (then the axis release's): the order a full run writes (and
+    a merge restores)."""
+    def version(text: str) -> tuple[Any, ...]:
         try:
-            return (sort_key(record.cell.python), 0, Version(record.cell.version), "")
+            return (0, Version(text), "")
         except InvalidVersion:
-            return (sort_key(record.cell.python), 1, Version("0"), record.cell.version)
+            return (1, Version("0"), text)
+
+    def key(record: CellRecord) -> tuple[Any, ...]:
+        cell = record.cell
+        return (sort_key(cell.python), *version(cell.version), cell.axis_package,
+                *version(cell.axis_version or "0"))
 
     return sorted(records, key=key)
 

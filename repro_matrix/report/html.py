@@ -173,7 +173,7 @@ def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
         "status": vocabulary.MEANINGS.get(record.status, vocabulary.look(record.status).words),
         # A passing cell has no error to lead with.
-        "error": ("" if record.status is Status.NOT_REPRODUCED
+        "error": ("" if record.status.unaffected
                   else vocabulary.plain(error or record.reason)),
         "reason": vocabulary.plain(record.reason),
         "cause": "" if record.status.decisive else vocabulary.plain(causes.cause(record)),

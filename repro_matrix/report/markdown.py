@@ -30,6 +30,7 @@ from repro_matrix.report.vocabulary import (
     coverage_sentence,
     entries_touch,
     headline,
+    legend_statuses,
     look,
     mark,
     ordered_pythons,
@@ -236,7 +237,7 @@ def evidence_section(records: Sequence[CellRecord], meta: CaseMeta | None = None
     meta = meta or CaseMeta()
     lines: list[str] = []
     tested = ordered_versions(records)
-    for group in causes.groups(records, [s for s in Status if s is not Status.NOT_REPRODUCED]):
+    for group in causes.groups(records, [s for s in Status if not s.unaffected]):
         if group.status in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON):
             continue  # nothing ran: the reason is the evidence, given under "Failure causes"
         others = len(group.records) - 1
@@ -341,7 +342,8 @@ def step_summary(cases: Sequence[CaseResult]) -> str:
         parts += [f"### {case_id}: {meta.description or case_id}", "",
                   summary_section(verdict, meta, records), "",
                   status_table(records, meta.release_dates, fold=True), "",
-                  " · ".join(f"{mark(s)} {look(s).words}" for s in Status), ""]
+                  " · ".join(f"{mark(s)} {look(s).words}" for s in legend_statuses(records)),
+                  ""]
     return "\n".join(parts)
 
 

@@ -53,6 +53,15 @@ VOCABULARY: dict[Status, Look] = {
     Status.NOT_FOR_PYTHON: Look("⛔", "X", "not for this Python",
                                 "the release's or the repro's requires-python excludes it "
                                 "(nothing built)", "#4d4d4d", "#ffffff"),
+    # Compatibility mode (outcome.kind: compatibility): a pair of releases tried together.
+    Status.WORKS: Look("🟢", "W", "works", "the package imports (and the repro passes) with this "
+                       "dependency release", "#1a9641", "#ffffff"),
+    Status.BROKEN: Look("🔴", "B", "broken", "tried and broken: the import or the repro fails "
+                        "with this dependency release installed", "#d7191c", "#ffffff"),
+    Status.DECLARED_INCOMPATIBLE: Look("⛔", "D", "declared incompatible",
+                                       "the declared requirements exclude the pair (the "
+                                       "resolver finds no solution; nothing built)",
+                                       "#2c7bb6", "#ffffff"),
 }
 
 
@@ -61,6 +70,18 @@ def look(status: Status) -> Look:
     words = status.value.replace("_", " ")
     return VOCABULARY.get(status) or Look("◻", words[:1].upper(), words, words, "#dddddd",
                                           "#000000")
+
+
+_COMPATIBILITY = (Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE)
+_BUG = (Status.REPRODUCED, Status.NOT_REPRODUCED)
+
+
+def legend_statuses(records: Sequence[CellRecord]) -> list[Status]:
+    """The statuses a full legend lists: a compatibility case's (works, broken, declared
+    incompatible) replace the bug's (reproduced, not reproduced) when its cells hold any."""
+    compatibility = any(r.status in _COMPATIBILITY for r in records)
+    left_out = _BUG if compatibility else _COMPATIBILITY
+    return [s for s in Status if s not in left_out]
 
 
 def mark(status: Status) -> str:

@@ -85,7 +85,7 @@ def test_report_on_foreign_cells_file_is_one_error_line(tmp_path: Path,
 
 # ---- more bad input: each one line, exit 2, nothing under --results ----------------------------
 
-RELEASES = {"pkg": ("1.0", "1.1", "2.0")}
+RELEASES = {"pkg": ("1.0", "1.1", "2.0"), "dep": ("2.0", "3.0")}
 
 
 @pytest.fixture
@@ -123,6 +123,8 @@ def matrix_with(folder: Path, name: str, **changes: Any) -> str:
     ({}, ["--python", "py3"], "--python: 'py3' is not a Python version"),
     ({}, ["--python", "3.11"], "--python: 3.11 is not among case demo's Pythons"),
     ({}, ["--versions", ">>1"], "--versions: '>>1' is neither a specifier nor a list"),
+    ({}, ["--axis-versions", ">>1"], "--axis-versions: '>>1' is neither a specifier nor a list"),
+    ({}, ["--case", "demo", "--axis-versions", "1.0"], "--axis-versions: case demo has no axis"),
     ({}, ["--quiet", "--verbose"], "--quiet and --verbose: choose one"),
 ])
 def test_bad_matrix_or_option_fails_before_the_engine(
@@ -144,6 +146,12 @@ def test_bad_matrix_or_option_fails_before_the_engine(
     ({"claim": {"first_fixed": "1.0.5"}}, [], "{path}: cases[0].claim.first_fixed: pkg has no "
                                               "release 1.0.5 on the package index"),
     ({}, ["--versions", "9.9"], "--versions: pkg has no release 9.9 on the index"),
+    ({"axis": {"package": "nodep"}}, [], "{path}: cases[0].axis.package: the package index has "
+                                         "no project 'nodep'"),
+    ({"axis": {"package": "dep", "versions": {"spec": ">=9"}}}, [],
+     "{path}: cases[0].axis.versions.spec: '>=9' selects no release of dep"),
+    ({"axis": {"package": "dep"}}, ["--axis-versions", "9.9"],
+     "--axis-versions: dep has no release 9.9 on the index"),
 ])
 def test_what_the_index_contradicts_names_file_key_or_option(
         folder: Path, capsys: pytest.CaptureFixture[str], fake_index: None, command: str,
@@ -311,3 +319,27 @@ def test_syntax_error_in_the_repro_is_one_line_before_the_engine(
     err = fails_cleanly(folder, capsys, ["run", "--matrix", str(folder / "valid.yaml")])
     assert err.startswith(f"repro-matrix: error: {(folder / 'repro.py').resolve()}:2: "
                           "SyntaxError: ")  # the message itself is the host Python's
+
+
+def test_plan_shows_the_axis(folder: Path, capsys: pytest.CaptureFixture[str],
+                             fake_index: None) -> None:
+    path = matrix_with(folder, "axis.yaml", axis={"package": "dep"})
+    assert main(["plan", "--matrix", path, "--axis-versions", ">=3"]) == 0
+    out = capsys.readouterr().out
+    assert "demo: 3 versions × 1 dep releases × 1 Pythons = 3 cells" in out
+    assert "  dep (axis): 3.0" in out
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"), [
+    ({"axis": {"package": "dep"}}, [], "try: case demo has an axis: name one of its releases "
+                                       "with --axis-version"),
+    ({}, ["--axis-version", "2.0"], "try: --axis-version: case demo has no axis"),
+])
+def test_try_wants_an_axis_release_exactly_when_the_case_has_an_axis(
+        folder: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any],
+        extra: list[str], expected: str) -> None:
+    path = matrix_with(folder, "try.yaml", **changes)
+    assert main(["try", "--matrix", path, "--python", "3.9", "--version", "1.0", *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert expected in err

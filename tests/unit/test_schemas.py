@@ -81,7 +81,8 @@ def test_cells_schema_knows_every_status_and_record_field() -> None:
     fields = [f.name for f in dataclasses.fields(CellRecord)]
     assert list(defs["record"]["properties"]) == fields
     # Fields added after schema 1 was first written may be absent from older files.
-    assert defs["record"]["required"] == [f for f in fields if f not in ("input_key",)]
+    assert defs["record"]["required"] == [f for f in fields
+                                          if f not in ("input_key", "package_cutoffs")]
     assert list(defs["cell"]["properties"]) == ["id", *(f.name for f in dataclasses.fields(Cell))]
     assert list(defs["attempt"]["properties"]) == [f.name for f in dataclasses.fields(Attempt)]
 
@@ -147,3 +148,18 @@ def test_case_meta_as_a_run_writes_it_matches_the_schema_and_reads_back_the_same
     plain = CaseMeta(case="demo").to_json()
     assert not {"command", "env", "folder", "finished_at", "bisect"} & set(plain)
     assert CaseMeta.from_json({"package": 3, "versions": "1.0"}) == CaseMeta()
+
+
+def test_axis_cells_and_package_cutoffs_match_the_schema(tmp_path: Path) -> None:
+    axis = CellRecord(Cell("demo", "3.11", "2.2.2", "dep", "3.0.1"), Status.BROKEN,
+                      "import failed", package_cutoffs=(("dep", "2023-10-25T23:59:59Z"),))
+    declared = CellRecord(Cell("demo", "3.11", "2.3.0", "dep", "2.2.0"),
+                          Status.DECLARED_INCOMPATIBLE, "no solution")
+    meta = {**META, "kind": "compatibility", "axis_package": "dep",
+            "axis_versions": ["2.2.0", "3.0.1"], "axis_release_dates": {"3.0.1": "2023-10-25"}}
+    payload = json.loads(store.write_cells(tmp_path, "demo", [axis, declared], meta).read_text())
+    jsonschema.validate(payload, schema("cells"))
+    half = {**payload["cells"][0], "cell": {**payload["cells"][0]["cell"]}}
+    del half["cell"]["axis_version"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**payload, "cells": [half]}, schema("cells"))

@@ -11,7 +11,7 @@ import pytest
 
 from repro_matrix import atomic, store
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Claim, Status
+from repro_matrix.model import Cell, CellRecord, Claim, Status
 from repro_matrix.verdict.derive import Observation, derive
 from tests.factories import full_record, one_per_status
 
@@ -133,3 +133,72 @@ def test_atomic_file_leaves_the_old_file_and_no_temporary_when_the_block_raises(
         raise RuntimeError("checksum mismatch")
     assert target.read_text() == "old"
     assert [p.name for p in target.parent.iterdir()] == ["page.json"]
+
+
+def test_axis_cell_id_names_the_pair_and_round_trips(tmp_path: Path) -> None:
+    cell = Cell("demo", "3.11", "2.2.2", "dep", "3.0.1")
+    record = CellRecord(cell, Status.WORKS, "import ok",
+                        package_cutoffs=(("dep", "2023-10-25T23:59:59Z"),))
+    path = store.write_cells(tmp_path, "demo", [record, full_record()], {})
+    stored = json.loads(path.read_text())["cells"]
+    assert stored[0]["cell"]["id"] == "demo/py3.11/2.2.2/dep==3.0.1"
+    assert stored[0]["package_cutoffs"] == {"dep": "2023-10-25T23:59:59Z"}
+    # A one-axis record is written exactly as before: no axis keys, no cutoffs.
+    assert set(stored[1]["cell"]) == {"id", "case_id", "python", "version"}
+    assert "package_cutoffs" not in stored[1]
+    assert store.read_cells(path)[1] == [record, full_record()]
+
+
+@pytest.mark.parametrize(("status", "affected", "unaffected"), [
+    (Status.REPRODUCED, True, False), (Status.BROKEN, True, False),
+    (Status.NOT_REPRODUCED, False, True), (Status.WORKS, False, True),
+    (Status.DECLARED_INCOMPATIBLE, False, False), (Status.CANNOT_INSTALL, False, False),
+])
+def test_affected_and_unaffected_cover_both_kinds(status: Status, affected: bool,
+                                                  unaffected: bool) -> None:
+    assert (status.affected, status.unaffected, status.decisive) == (
+        affected, unaffected, affected or unaffected)
+
+
+def test_a_legend_lists_the_statuses_of_the_cases_kind() -> None:
+    from repro_matrix.report.vocabulary import legend_statuses
+
+    bug = [CellRecord(Cell("demo", "3.11", "1.0"), Status.REPRODUCED, "")]
+    pair = [CellRecord(Cell("demo", "3.11", "1.0", "dep", "2.0"), Status.BROKEN, "")]
+    assert Status.REPRODUCED in legend_statuses(bug)
+    assert Status.WORKS not in legend_statuses(bug)
+    assert {Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE} <= set(
+        legend_statuses(pair))
+    assert Status.NOT_REPRODUCED not in legend_statuses(pair)
+
+
+def test_case_meta_carries_the_kind_and_the_axis_only_when_set() -> None:
+    from repro_matrix.model import CaseMeta
+
+    plain = CaseMeta(case="demo").to_json()
+    assert not {"kind", "axis_package", "axis_versions"} & set(plain)
+    meta = CaseMeta(case="demo", kind="compatibility", axis_package="dep",
+                    axis_versions=("2.2.0", "3.0.1"), axis_release_dates={"2.2.0": "2022-08-01"})
+    again = CaseMeta.from_json(meta.to_json())
+    assert again == meta
+    assert CaseMeta.from_json(plain).kind == "bug"
+
+
+def test_axis_cells_order_by_python_release_then_axis_release() -> None:
+    cells = [Cell("demo", "3.11", "1.0", "dep", "10.0"), Cell("demo", "3.9", "1.10", "dep", "2.0"),
+             Cell("demo", "3.9", "1.2", "dep", "9.0"), Cell("demo", "3.9", "1.2", "dep", "10.0")]
+    ordered = store.cell_order([CellRecord(c, Status.WORKS, "") for c in cells])
+    assert [r.cell.id for r in ordered] == [
+        "demo/py3.9/1.2/dep==9.0", "demo/py3.9/1.2/dep==10.0", "demo/py3.9/1.10/dep==2.0",
+        "demo/py3.11/1.0/dep==10.0"]
+
+
+def test_a_slice_of_the_axis_merges_into_the_stored_axis_meta() -> None:
+    stored = {"axis_package": "dep", "axis_versions": ["2.0", "10.0"],
+              "axis_release_dates": {"2.0": "2021-01-01"}}
+    new = {"axis_package": "dep", "axis_versions": ["3.0"],
+           "axis_release_dates": {"3.0": "2023-01-01"}}
+    merged = store.merge_meta(stored, new)
+    assert merged["axis_versions"] == ["2.0", "3.0", "10.0"]
+    assert merged["axis_release_dates"] == {"2.0": "2021-01-01", "3.0": "2023-01-01"}
+    assert "axis_versions" not in store.merge_meta({}, {"versions": ["1.0"]})

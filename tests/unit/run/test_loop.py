@@ -8,7 +8,7 @@ import io
 import json
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +276,207 @@ def test_a_lock_still_queued_ahead_is_made_by_the_cell_that_needs_it(
     assert made == [f"pkg==2.0@{threading.current_thread().name}"]
     release.set()
     ahead.stop()
+
+
+# ---- a second axis, compatibility mode --------------------------------------------------------
+
+DEP_VERSIONS = {"1.0": datetime(2019, 1, 1, tzinfo=timezone.utc),
+                "2.0": datetime(2021, 6, 1, tzinfo=timezone.utc),
+                "3.0": datetime(2023, 1, 1, tzinfo=timezone.utc)}
+NO_SOLUTION = "  × No solution found when resolving dependencies:\n  ╰─▶ Because {why}"
+
+
+class AxisIndex(FakeIndex):
+    def releases(self, package: str) -> list[Release]:
+        if package != "dep":
+            return super().releases(package)
+        return [Release(v, day, False, files=(DistFile(f"dep-{v}-py3-none-any.whl", "", "0" * 64,
+                                                       day, None, False),))
+                for v, day in DEP_VERSIONS.items()]
+
+
+class AxisResolver(FakeResolver):
+    """pkg 2.0 declares dep>=2.0 (no solution with dep 1.0 at any cutoff); pkg 1.0 with dep 2.0
+    finds no solution at its own era's first cutoff only (a dependency of dep is too new)."""
+
+    def lock(self, requirement: str, python: str, cutoff: str, tools_cutoff: str,
+             extra: tuple[str, ...] = ()) -> Lock | ResolveFailure:
+        self.calls.append((requirement, python, cutoff))
+        wanted = {r.split("==")[0]: r.split("==")[1] for r in (requirement, *extra)}
+        if wanted["pkg"] == "2.0" and wanted["dep"] == "1.0":
+            return ResolveFailure(cutoff, NO_SOLUTION.format(
+                why="pkg==2.0 depends on dep>=2.0 and you require dep==1.0, we can conclude "
+                    "that your requirements are unsatisfiable."))
+        if (wanted["pkg"], wanted["dep"]) == ("1.0", "2.0") and cutoff < "2023":
+            return ResolveFailure(cutoff, NO_SOLUTION.format(
+                why="only helper<1 is available and dep==2.0 depends on helper>=1"))
+        pins = tuple(Pin(name, version, f"{name}-{version}-py3-none-any.whl", "0" * 64)
+                     for name, version in sorted(wanted.items()))
+        for wheel in (*pins, PIP):
+            (self.wheelhouse / wheel.filename).write_bytes(b"wheel")
+        return Lock(cutoff, pins, (PIP,), package_cutoffs=(("dep", "2023-01-02T00:00:00Z"),)
+                    if wanted["dep"] == "3.0" and cutoff < "2023" else ())
+
+
+def _import_log(module: str) -> str:
+    return ("Traceback (most recent call last):\n  File \"<string>\", line 1, in <module>\n"
+            "  File \"/opt/venv/lib/python3.11/site-packages/pkg/__init__.py\", line 3, in "
+            f"<module>\n    from {module}.urls import url_quote\n"
+            f"ImportError: cannot import name 'url_quote' from '{module}.urls'\n"
+            "repro-matrix: the installed package does not import\n"
+            "The command '/bin/sh -c pip install ...' returned a non-zero code: 1\n")
+
+
+class AxisEngine(FakeEngine):
+    """pkg below 2.0 does not import with dep 3.0 (the error names dep); pkg 1.1 with dep 1.0
+    does not import for another package's sake (the error names 'other'); the repro of pkg 2.0
+    fails with dep 3.0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.builds: list[str] = []
+
+    def build(self, context: Path, tag: str,
+              labels: Mapping[str, str]) -> tuple[str | None, str]:
+        if labels["org.repro-matrix.kind"] != "cell":
+            return super().build(context, tag, labels)
+        cell = labels["org.repro-matrix.cell"]
+        self.builds.append(cell)
+        version, pin = cell.split("/")[2:]
+        dep = pin.split("==")[1]
+        if version < "2.0" and dep == "3.0":
+            return None, _import_log("dep")
+        if (version, dep) == ("1.1", "1.0"):
+            return None, _import_log("other")
+        image_id, log = super().build(context, tag, labels)
+        assert image_id is not None
+        self.version_of[image_id] = f"{version}+{dep}"
+        return image_id, log
+
+    def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
+            labels: Mapping[str, str], **options: Any) -> RawRun:
+        self.runs.append(labels["org.repro-matrix.cell"])
+        broken = self.version_of[image] == "2.0+3.0"
+        return RawRun(exit_code=1 if broken else 0, timed_out=False,
+                      output="Traceback\nTypeError: dep changed\n" if broken else "ok\n",
+                      duration_s=0.5)
+
+
+AXIS_CASE: dict[str, Any] = {
+    "id": "demo", "package": "pkg", "pythons": ["3.11"], "repro": "repro.py",
+    "axis": {"package": "dep"}, "outcome": {"kind": "compatibility"}}
+
+
+@pytest.fixture
+def axis_world(world: dict[str, Any]) -> dict[str, Any]:
+    world["config"] = config.parse({"cases": [AXIS_CASE]}, world["tmp"] / "matrix.yaml",
+                                   digest="d")
+    world["engine"] = AxisEngine()
+    world["resolver"] = AxisResolver(world["resolver"].wheelhouse)
+    return world
+
+
+def _axis_run(world: dict[str, Any], selection: plan.Selection | None = None,
+              bisect: bool = False) -> list[tuple[str, Any]]:
+    options = RunOptions(results=world["tmp"] / "results", cache_dir=world["tmp"] / "cache",
+                         jobs=2)
+    run = MatrixRun(world["config"], options, Progress(io.StringIO()), index=AxisIndex(),
+                    resolver=world["resolver"], connect=lambda: world["engine"])
+    return run.run(selection or plan.Selection(), bisect=bisect)
+
+
+def test_an_axis_case_runs_every_pair_and_tells_works_broken_and_declared_incompatible(
+        axis_world: dict[str, Any]) -> None:
+    _axis_run(axis_world)
+    cells = _cells(axis_world)
+    assert sorted(cells) == sorted(f"demo/py3.11/{v}/dep=={d}" for v in VERSIONS
+                                   for d in DEP_VERSIONS)
+    status = {cell_id.split("/", 2)[2]: r.status for cell_id, r in cells.items()}
+    W, B, D, CI = (Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE,
+                   Status.CANNOT_INSTALL)
+    assert status == {"1.0/dep==1.0": W, "1.0/dep==2.0": W, "1.0/dep==3.0": B,
+                      "1.1/dep==1.0": CI, "1.1/dep==2.0": W, "1.1/dep==3.0": B,
+                      "2.0/dep==1.0": D, "2.0/dep==2.0": W, "2.0/dep==3.0": B}
+    # Broken on import: the error is the evidence, the pin is in the recorded lock, and no
+    # other era cutoff was tried (the pin is the same at every one).
+    broken = cells["demo/py3.11/1.0/dep==3.0"]
+    assert "ImportError: cannot import name 'url_quote' from 'dep.urls'" in broken.reason
+    assert "dep.urls" in broken.output_excerpt
+    assert [a.result for a in broken.attempts] == ["import failed"]
+    assert any(line.startswith("dep==3.0 ") for line in broken.lock)
+    assert broken.package_cutoffs == (("dep", "2023-01-02T00:00:00Z"),)
+    assert not broken.image_id
+    # An import failure that names another package keeps the era search: cannot install.
+    other = cells["demo/py3.11/1.1/dep==1.0"]
+    assert len(other.attempts) > 1 and other.status is Status.CANNOT_INSTALL
+    # Declared incompatible: the resolver's words, checked against today's index, no build.
+    declared = cells["demo/py3.11/2.0/dep==1.0"]
+    assert "pkg==2.0 depends on dep>=2.0" in declared.reason
+    assert declared.attempts[-1].cutoff == (f"{(date.today() + timedelta(days=1)).isoformat()}"
+                                           "T00:00:00Z")
+    assert not any(c.startswith("demo/py3.11/2.0/dep==1.0") for c in axis_world["engine"].builds)
+    # A no-solution the era explains (a dependency of the pin too new then) is searched on.
+    era = cells["demo/py3.11/1.0/dep==2.0"]
+    assert [a.result for a in era.attempts][-1] == "ok" and len(era.attempts) > 1
+    # Broken by the repro: its last error line.
+    assert cells["demo/py3.11/2.0/dep==3.0"].reason == "exit 1: TypeError: dep changed"
+    meta, _ = store.read_cells(axis_world["tmp"] / "results" / "demo" / "cells.json")
+    assert (meta["kind"], meta["axis_package"], meta["axis_versions"]) == (
+        "compatibility", "dep", list(DEP_VERSIONS))
+    assert meta["axis_release_dates"]["3.0"] == "2023-01-01"
+
+
+def test_each_axis_cell_locks_with_its_pin_and_a_rerun_keeps_them(
+        axis_world: dict[str, Any]) -> None:
+    _axis_run(axis_world)
+    first = _cells(axis_world)
+    assert all(r.lock for r in first.values() if r.status is Status.WORKS)
+    axis_world["engine"].runs.clear()
+    axis_world["engine"].builds.clear()
+    _axis_run(axis_world)
+    assert axis_world["engine"].runs == []
+    assert {k: r.status for k, r in _cells(axis_world).items()} == {
+        k: r.status for k, r in first.items()}
+
+
+def test_axis_versions_narrow_the_axis_as_versions_narrow_the_package(
+        axis_world: dict[str, Any]) -> None:
+    _axis_run(axis_world, plan.Selection(versions="2.0", axis_versions=">=2"))
+    assert sorted(_cells(axis_world)) == ["demo/py3.11/2.0/dep==2.0", "demo/py3.11/2.0/dep==3.0"]
+    _axis_run(axis_world, plan.Selection(versions="1.0", axis_versions="1.0"))
+    # A slice merges into the stored record: both runs' cells are there.
+    assert len(_cells(axis_world)) == 3
+
+
+def test_without_a_repro_the_import_check_alone_decides(axis_world: dict[str, Any]) -> None:
+    case = {k: v for k, v in AXIS_CASE.items() if k != "repro"}
+    axis_world["config"] = config.parse({"cases": [case]}, axis_world["tmp"] / "matrix.yaml",
+                                        digest="d")
+    _axis_run(axis_world, plan.Selection(versions="2.0"))
+    cells = _cells(axis_world)
+    assert axis_world["engine"].runs == []
+    assert cells["demo/py3.11/2.0/dep==2.0"].status is Status.WORKS
+    assert "dep==2.0" in cells["demo/py3.11/2.0/dep==2.0"].reason
+    assert cells["demo/py3.11/2.0/dep==3.0"].status is Status.WORKS  # the repro's failure
+    assert cells["demo/py3.11/2.0/dep==1.0"].status is Status.DECLARED_INCOMPATIBLE
+
+
+def test_bisect_searches_each_axis_column(axis_world: dict[str, Any]) -> None:
+    _axis_run(axis_world, bisect=True)
+    meta, records = store.read_cells(axis_world["tmp"] / "results" / "demo" / "cells.json")
+    assert sorted(meta["bisect"]) == [f"3.11/dep=={d}" for d in DEP_VERSIONS]
+    assert all(r.cell.axis_package == "dep" for r in records)
+
+
+def test_a_bug_case_with_an_axis_stops_at_an_import_failure_of_the_pin(
+        axis_world: dict[str, Any]) -> None:
+    bug = {**AXIS_CASE, "outcome": {"signature": "TypeError: dep changed"}}
+    axis_world["config"] = config.parse({"cases": [bug]}, axis_world["tmp"] / "matrix.yaml",
+                                        digest="d")
+    _axis_run(axis_world, plan.Selection(versions="1.0,2.0"))
+    cells = _cells(axis_world)
+    broken = cells["demo/py3.11/1.0/dep==3.0"]
+    assert broken.status is Status.CANNOT_INSTALL and len(broken.attempts) == 1
+    assert "did not import with dep==3.0" in broken.reason
+    assert cells["demo/py3.11/2.0/dep==3.0"].status is Status.REPRODUCED
+    assert cells["demo/py3.11/2.0/dep==1.0"].status is Status.DECLARED_INCOMPATIBLE

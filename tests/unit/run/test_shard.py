@@ -71,3 +71,26 @@ def test_merge_refuses_mixtures(parts: list[tuple[str, dict[str, object], list[C
                                 message: str) -> None:
     with pytest.raises(UsageError, match=message):
         merge_records(parts)
+
+
+AXIS_CELLS = [Cell("a", py, v, "dep", d) for py in ("3.9", "3.11") for v in ("1.0", "1.1")
+              for d in ("2.0", "3.0")]
+
+
+def test_axis_cells_of_one_image_stay_together_and_each_pin_is_its_own_image() -> None:
+    shards = partition([*AXIS_CELLS, *(Cell("b", c.python, c.version, "dep", c.axis_version)
+                                       for c in AXIS_CELLS)], {"a": "pkg", "b": "pkg"}, 3)
+    where: dict[tuple[str, str, str], int] = {}
+    for i, shard in enumerate(shards):
+        for cell in shard:
+            assert where.setdefault((cell.python, cell.version, cell.axis_version), i) == i
+    assert sum(1 for s in shards if s) == 3  # eight images, not four, to spread
+
+
+def test_merge_of_axis_shards_restores_plan_order() -> None:
+    plan_cells = [c.id for c in AXIS_CELLS]
+    first, second = AXIS_CELLS[::2], AXIS_CELLS[1::2]
+    _, merged = merge_records([
+        _part("s2", second, plan_cells=plan_cells), _part("s1", first, plan_cells=plan_cells)])
+    assert [r.cell.id for r in merged] == plan_cells
+    assert merged[0].cell.id == "a/py3.9/1.0/dep==2.0"

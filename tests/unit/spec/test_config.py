@@ -419,3 +419,66 @@ def test_base_images_settings_are_read(folder: Path) -> None:
 
 def test_registry_image_defaults_to_the_official_slim_images(folder: Path) -> None:
     assert config.load(write(folder, VALID)).providers.registry_image == "python:{python}-slim"
+
+
+AXIS = {"package": "Dep-Lib", "versions": {"spec": ">=2.2,<3.2"}}
+
+
+def test_axis_and_compatibility_kind_are_read(folder: Path) -> None:
+    data = with_value(("cases", 0, "axis"), AXIS)
+    data["cases"][0]["outcome"] = {"kind": "compatibility"}
+    (case,) = config.load(write(folder, data)).cases
+    assert case.axis is not None
+    assert (case.axis.package, case.axis.versions.spec) == ("Dep-Lib", ">=2.2,<3.2")
+    assert case.axis.import_name == ""  # guessed from the name where it is needed
+    assert case.outcome.kind == "compatibility"
+    assert case.outcome.signatures == ()  # optional in compatibility mode
+    assert case.has_repro
+
+
+def test_plain_case_has_no_axis_and_the_bug_kind(folder: Path) -> None:
+    (case,) = config.load(write(folder, VALID)).cases
+    assert case.axis is None
+    assert case.outcome.kind == "bug"
+    assert case.has_repro
+
+
+def test_compatibility_case_may_leave_the_repro_out(folder: Path) -> None:
+    data = with_value(("cases", 0, "outcome"), {"kind": "compatibility"})
+    del data["cases"][0]["repro"]
+    (case,) = config.load(write(folder, data)).cases
+    assert not case.has_repro
+    assert not case.folder
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"outcome": {"kind": "works"}}, "cases[0].outcome.kind: expected one of bug, compatibility"),
+    ({"repro": None}, "cases[0].repro: missing (only outcome.kind: compatibility"),
+    ({"axis": "werkzeug"}, "cases[0].axis: expected a mapping, got str"),
+    ({"axis": {"versions": {"spec": ">=1"}}}, "cases[0].axis.package: missing"),
+    ({"axis": {"package": "x y"}}, "cases[0].axis.package: 'x y' is not a valid project name"),
+    ({"axis": {"package": "my_pkg"}}, "cases[0].axis.package: 'my_pkg' is the case's own"),
+    ({"axis": {"package": "dep", "version": {}}}, "cases[0].axis.version: unknown key "
+                                                  "(did you mean 'versions'?)"),
+    ({"axis": {"package": "dep", "versions": {"spec": ">>2"}}},
+     "cases[0].axis.versions.spec: '>>2' is not a PEP 440 specifier"),
+    ({"axis": AXIS, "requirements": ["dep-lib<3"]},
+     "cases[0].requirements[0]: 'dep-lib<3' names the case's axis package"),
+])
+def test_bad_axis_or_kind_is_one_error(folder: Path, change: dict[str, Any],
+                                       expected: str) -> None:
+    data = copy.deepcopy(VALID)
+    for key, value in change.items():
+        if value is None:
+            del data["cases"][0][key]
+        else:
+            data["cases"][0][key] = value
+    message = load_error(write(folder, data))
+    assert message.startswith(f"{folder / 'matrix.yaml'}: {expected}"), message
+
+
+def test_compatibility_without_repro_refuses_a_command(folder: Path) -> None:
+    data = with_value(("cases", 0, "outcome"), {"kind": "compatibility"})
+    del data["cases"][0]["repro"]
+    data["cases"][0]["command"] = "python -c pass"
+    assert "cases[0].command: given without a repro" in load_error(write(folder, data))

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Case, Claim, DistFile, OutcomeRule, Release, VersionSelection
+from repro_matrix.model import (
+    Axis,
+    Case,
+    Claim,
+    DistFile,
+    OutcomeRule,
+    Release,
+    VersionSelection,
+)
 from repro_matrix.spec import plan
 
 
@@ -160,3 +168,50 @@ def test_plan_marks_cells_not_for_python_from_release_and_repro_metadata() -> No
     assert dict(planned.not_for_python) == {
         "demo/py3.9/1.0": "not for Python 3.9: the repro's requires-python is '>=3.11'",
         "demo/py3.9/2.0": "not for Python 3.9: the repro's requires-python is '>=3.11'"}
+
+
+# ---- a second axis ----------------------------------------------------------------------------
+
+def axis_case(spec: str = "") -> Case:
+    return replace(make_case(), axis=Axis("dep", VersionSelection(spec)))
+
+
+DEP = (Release("2.0", datetime(2021, 1, 1, tzinfo=timezone.utc), False),
+       Release("3.0", datetime(2023, 1, 1, tzinfo=timezone.utc), False, files=(
+           DistFile("dep-3.0-py3-none-any.whl", "", "0" * 64, None, ">=3.10", False),)),
+       Release("3.1rc1", datetime(2024, 1, 1, tzinfo=timezone.utc), False))
+
+
+def test_an_axis_multiplies_the_cells_in_python_release_axis_order() -> None:
+    case_plan = plan.plan_case(axis_case(), uploads("1.0", "1.1"), plan.Selection(), DEP)
+    assert case_plan.axis_versions == ("2.0", "3.0")  # no prerelease unless asked for
+    assert [c.id for c in case_plan.cells] == [
+        f"demo/py{p}/{v}/dep=={d}" for p in ("3.9", "3.11") for v in ("1.0", "1.1")
+        for d in ("2.0", "3.0")]
+    # The axis release's requires-python excludes a Python as the package's does.
+    assert dict(case_plan.not_for_python) == {
+        f"demo/py3.9/{v}/dep==3.0": "not for Python 3.9: dep==3.0 requires Python >=3.10"
+        for v in ("1.0", "1.1")}
+
+
+def test_axis_versions_narrow_the_axis_and_name_the_option_in_errors() -> None:
+    case_plan = plan.plan_case(axis_case(), uploads("1.0"), plan.Selection(axis_versions="3.0"),
+                               DEP)
+    assert case_plan.axis_versions == ("3.0",)
+    with pytest.raises(UsageError, match=r"--axis-versions: dep has no release 9\.9"):
+        plan.plan_case(axis_case(), uploads("1.0"), plan.Selection(axis_versions="9.9"), DEP)
+    with pytest.raises(UsageError, match=r"axis.versions.spec '>=5' select no release of dep"):
+        plan.plan_case(axis_case(">=5"), uploads("1.0"), plan.Selection(), DEP)
+
+
+def test_a_case_without_an_axis_keeps_its_cells_and_ignores_axis_versions() -> None:
+    case_plan = plan.plan_case(make_case(), uploads("1.0"), plan.Selection(axis_versions="3.0"))
+    assert [c.id for c in case_plan.cells] == ["demo/py3.9/1.0", "demo/py3.11/1.0"]
+    assert case_plan.axis_versions == ()
+
+
+def test_plan_needs_the_releases_of_axis_packages_too() -> None:
+    cases = [axis_case(), make_case(case_id="other")]
+    assert plan.packages(cases) == ("pkg", "dep")
+    plans = plan.plan(cases, {"pkg": uploads("1.0"), "dep": DEP}, plan.Selection())
+    assert [len(cp.cells) for cp in plans] == [4, 2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repro_matrix.model import CellRecord, Status
+from repro_matrix.model import Cell, CellRecord, Status
 from repro_matrix.verdict.baseline import compare
 from tests.factories import record
 
@@ -43,3 +43,15 @@ def test_claim_answers_tell_apart_what_claim_holds_does_not() -> None:
     assert not compare("c", None, None, records, same, ("holds where checked",) * 2).alert
     # Results written before claim_answer existed compare on claim_holds alone.
     assert compare("c", True, None, records, same, ("holds", None)).claim
+
+
+def test_axis_cells_compare_by_their_pair() -> None:
+    def pair(dep: str, status: Status) -> CellRecord:
+        return CellRecord(Cell("c", "3.11", "2.2", "dep", dep), status, "")
+
+    before = {r.cell.id: r for r in [pair("2.0", Status.WORKS), pair("3.0", Status.WORKS)]}
+    now = [pair("2.0", Status.WORKS), pair("3.0", Status.BROKEN), pair("3.1", Status.BROKEN)]
+    changes = compare("c", None, None, now, before)
+    assert changes.alert
+    assert changes.flipped == ("c/py3.11/2.2/dep==3.0: works → broken",)
+    assert changes.new_reproducing == ("c/py3.11/2.2/dep==3.1: new cell, broken",)
