@@ -1,0 +1,236 @@
+"""A case with an axis: per-row boundaries, the collapsed grid (golden markdown and SVG, synthetic
+cells), verdict.json against its schema, and the HTML blocks' evidence."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import jsonschema
+import pytest
+import tabulate
+
+from repro_matrix import store
+from repro_matrix.model import CaseMeta, Cell, CellRecord, Status
+from repro_matrix.report import grid, markdown, svg
+from repro_matrix.report.render import case_verdict, render_results
+from repro_matrix.verdict.grid import AxisObservation, analyse_row, derive_grid
+
+Golden = Callable[[str, str], None]
+W, B, D = Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE
+CI, TO, UN = Status.CANNOT_INSTALL, Status.TIMEOUT, Status.UNAVAILABLE
+SCHEMAS = Path(__file__).resolve().parents[2] / "repro_matrix" / "schemas"
+
+# A made-up package "app" against a made-up dependency "lib": rows are app releases, one letter
+# per lib release below (W works, B broken, D declared incompatible, I cannot install).
+COLUMNS = ("0.9", "1.0", "1.1", "2.0", "2.1", "3.0")
+ROWS = {
+    "1.0": "WWBBBB",
+    "1.1": "WWBBBB",
+    "1.2": "WWWWBB",
+    "2.0": "DDWWBB",
+    "2.1": "DDDWWW",
+    "2.2": "DDDWWI",
+}
+LETTERS = {"W": W, "B": B, "D": D, "I": CI}
+OUTPUT = {B: "Traceback (most recent call last):\nImportError: cannot import name 'old_api' "
+             "from 'lib'\n",
+          CI: "error: Failed to build `lib==3.0`\n"}
+REASON = {W: "exit 0", B: "the import failed with lib==X installed", CI: "did not install",
+          D: "the declared requirements exclude the pair: app==X depends on lib>=1.1",
+          UN: "no base image"}
+
+
+@pytest.fixture(autouse=True)
+def _plain_widths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tabulate, "WIDE_CHARS_MODE", False)  # as in test_report
+
+
+def cell(python: str, version: str, axis_version: str, status: Status) -> CellRecord:
+    return CellRecord(Cell("pair", python, version, "lib", axis_version), status,
+                      REASON[status], output_excerpt=OUTPUT.get(status, ""))
+
+
+def records(pythons: tuple[str, ...] = ("3.11", "3.12")) -> list[CellRecord]:
+    return [cell(python, version, axis_version, LETTERS[letter])
+            for python in pythons for version, letters in ROWS.items()
+            for axis_version, letter in zip(COLUMNS, letters)]
+
+
+def meta(**changes: Any) -> dict[str, Any]:
+    base = CaseMeta(case="pair", package="app", description="does app work with lib",
+                    kind="compatibility", axis_package="lib", axis_versions=COLUMNS,
+                    versions=tuple(ROWS), pythons=("3.11", "3.12"),
+                    finished_at="2024-01-02T03:04:05Z", wall_time_s=12.0)
+    data = base.to_json()
+    data.update(changes)
+    return data
+
+
+def row_words(letters: str, columns: tuple[str, ...] = COLUMNS) -> str:
+    statuses = {v: LETTERS[x] for v, x in zip(columns, letters) if x != "."}
+    return analyse_row("3.11", "1.0", statuses, columns, "lib").words
+
+
+# ---- the boundary of one row, in words ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("letters", "expected"), [
+    ("WWBBBB", "works with lib >=0.9,<1.1; first lib that breaks: 1.1"),
+    ("DDWWBB", "works with lib >=1.1,<2.1; first lib that breaks: 2.1; declared incompatible "
+               "below 1.1"),
+    ("BWWWBB", "works with lib >=1.0,<2.1; first lib that breaks: 2.1; broken below 1.0"),
+    ("DDDWWW", "works with lib >=2.0; no lib release up to 3.0 breaks it; declared "
+               "incompatible below 2.0"),
+    ("WWWWDD", "works with lib >=0.9,<2.1; declared incompatible from 2.1"),
+    ("DDWWWI", "works with lib >=1.1,<=2.1; no lib release up to 2.1 breaks it; declared "
+               "incompatible below 1.1; not decided: 3.0 (cannot install)"),
+    ("BBBBBB", "broken with every decided lib release (0.9–3.0)"),
+    ("DDBBBB", "works with no lib release: declared incompatible 0.9–1.0, broken 1.1–3.0"),
+    ("IIIIII", "nothing decided: 0.9–3.0 (cannot install)"),
+    ("WBWWBB", "not monotonic along lib (run the full grid for this row): works 0.9, broken "
+               "1.0, works 1.1–2.0, broken 2.1–3.0"),
+])
+def test_each_row_shape_reads_as_its_boundary(letters: str, expected: str) -> None:
+    assert row_words(letters) == expected
+
+
+def test_cells_a_bisection_did_not_run_belong_to_the_run_around_them() -> None:
+    # Only the ends and the two sides of each change ran: the words are those of the full row.
+    assert row_words("W..WBB") == row_words("WWWWBB")
+    assert row_words("D.DW.W") == row_words("DDDWWW")
+
+
+def test_the_verdict_per_python_names_neighbouring_rows_together() -> None:
+    found = case_verdict(meta(), records()).grid
+    assert found is not None
+    assert found.headline() == (
+        "Every Python agrees. Python 3.11 and 3.12: the first lib that breaks app is 1.1 for "
+        "1.0–1.1, 2.1 for 1.2–2.0; no lib release up to 3.0 breaks app 2.1; no lib release up "
+        "to 2.1 breaks app 2.2.")
+    differing = records(("3.11",)) + [cell("3.12", v, a, W) for v in ROWS for a in COLUMNS]
+    split = case_verdict(meta(), differing).grid
+    assert split is not None and split.headline().startswith("Python 3.11: the first lib")
+    assert "Python 3.12: no lib release up to 3.0 breaks app 1.0–2.2." in split.headline()
+
+
+# ---- the collapsed grid -----------------------------------------------------------------------
+
+
+def test_identical_neighbouring_rows_and_columns_collapse_into_ranges() -> None:
+    found = case_verdict(meta(), records()).grid
+    assert found is not None
+    layout = grid.layout(records(), found, "3.11")
+    assert layout.row_labels == ["1.0–1.1", "1.2", "2.0", "2.1", "2.2"]
+    assert layout.column_labels == ["0.9–1.0", "1.1", "2.0", "2.1", "3.0"]
+    first = layout.blocks[0][0]
+    assert (first.status, first.cells) == (W, 4)
+    # The block's evidence: its newest row, at its lowest column.
+    assert first.representative is not None
+    assert (first.representative.cell.version,
+            first.representative.cell.axis_version) == ("1.1", "0.9")
+    uncollapsed = grid.layout(records(), found, "3.11", collapse=False)
+    assert len(uncollapsed.rows) == len(ROWS) and len(uncollapsed.columns) == len(COLUMNS)
+
+
+def test_grid_markdown_matches_golden(golden: Golden) -> None:
+    found = case_verdict(meta(), records()).grid
+    assert found is not None
+    golden("grid_table.md", "\n".join(markdown.grid_tables(CaseMeta.from_json(meta()),
+                                                           records(), found)) + "\n")
+
+
+def test_grid_svg_matches_golden(golden: Golden) -> None:
+    found = case_verdict(meta(), records()).grid
+    assert found is not None
+    picture = svg.grid_svg("pair", records(), found)
+    ElementTree.fromstring(picture)  # well-formed
+    golden("grid.svg", picture)
+
+
+def test_a_bisected_grid_shows_cells_not_run_and_says_what_they_mean() -> None:
+    ran = [r for r in records() if r.cell.axis_version not in ("1.0", "2.0")]
+    found = case_verdict(meta(bisect={"3.11": {"cells_run": 24}}), ran).grid
+    assert found is not None
+    text = "\n".join(markdown.grid_tables(CaseMeta.from_json(meta()), ran, found))
+    assert f" {markdown.NOT_RUN} " in text and "not run" in text
+    assert "not run" in svg.grid_svg("pair", ran, found)
+
+
+def test_a_python_without_a_base_image_is_named_not_drawn() -> None:
+    cells = records(("3.11",)) + [cell("3.13", v, a, UN) for v in ROWS for a in COLUMNS]
+    found = case_verdict(meta(), cells).grid
+    assert found is not None
+    text = "\n".join(markdown.grid_tables(CaseMeta.from_json(meta()), cells, found))
+    assert "#### Python 3.11" in text and "#### Python 3.13" not in text
+    assert "Not shown: Python 3.13" in text
+
+
+def test_the_case_section_names_breaks_declarations_and_evidence_by_pair() -> None:
+    found = case_verdict(meta(), records())
+    text = markdown.render_case("pair", meta(), records(), found)
+    assert "### Broken pairs" in text
+    assert ("(py3.11, py3.12: 1.0–1.1 × 1.1–3.0; 1.2–2.0 × 2.1–3.0): broken, "
+            "`ImportError: cannot import name 'old_api' from 'lib'`") in text
+    assert "### Declared incompatible pairs" in text
+    assert "py3.12 app 2.2 + lib 2.1: cannot install" not in text  # 3.0 is the one
+    assert "app 2.2 + lib 3.0: cannot install" in text
+    assert "### Why the boundary is there" not in text  # no diff of the package along an axis
+
+
+def test_the_terminal_and_the_step_summary_speak_of_the_grid() -> None:
+    case = ("pair", meta(), records(), case_verdict(meta(), records()))
+    lines = markdown.terminal_lines([case])
+    assert lines[0].startswith("pair: Every Python agrees. Python 3.11 and 3.12: the first lib")
+    assert any("cannot install" in line and "2.2 × 3.0" in line for line in lines)
+    assert "#### Python 3.11" in markdown.step_summary([case])
+
+
+# ---- verdict.json and the files a render writes -----------------------------------------------
+
+
+def test_verdict_json_of_a_grid_matches_the_schema_and_carries_each_row(tmp_path: Path) -> None:
+    verdict = case_verdict(meta(), records())
+    path = store.write_verdict(tmp_path, "pair", verdict)
+    payload = json.loads(path.read_text())
+    jsonschema.validate(payload, json.loads((SCHEMAS / "verdict.schema.json").read_text()))
+    rows = payload["axis"]["per_python"]["3.11"]["rows"]
+    assert [r["version"] for r in rows] == list(ROWS)
+    assert rows[3]["works"] == [{"from": "1.1", "to": "2.0", "spec": ">=1.1,<2.1"}]
+    assert rows[3]["first_broken_above"] == "2.1"
+    assert rows[3]["declared_incompatible_below"] == "1.1"
+
+
+def test_verdict_json_without_an_axis_has_no_axis_key(tmp_path: Path) -> None:
+    one = [CellRecord(Cell("demo", "3.11", v), s, "") for v, s in
+           (("1.0", Status.NOT_REPRODUCED), ("1.1", Status.REPRODUCED))]
+    verdict = case_verdict(CaseMeta(case="demo", package="app").to_json(), one)
+    assert verdict.grid is None
+    assert "axis" not in store.verdict_to_json(verdict)
+
+
+def test_a_render_writes_the_grid_everywhere_and_no_osv_record(tmp_path: Path) -> None:
+    store.write_cells(tmp_path, "pair", records(), meta())
+    render_results(tmp_path)
+    folder = tmp_path / "pair"
+    assert not (folder / "osv.json").exists()
+    assert "Python 3.12" in (folder / "matrix.svg").read_text()
+    assert "### Compatibility grid" in (tmp_path / "report.md").read_text()
+    page = (tmp_path / "report.html").read_text()
+    data = json.loads(re.search(r'id="repro-matrix-data">(.*?)</script>', page, re.S)[1])
+    shown = set(re.findall(r'data-cell="([^"]+)"', page))
+    assert shown and shown <= set(data["cells"])
+    info = data["cells"]["pair/py3.11/1.1/lib==0.9"]
+    assert info["version"] == "app 1.1 · lib 0.9"
+    assert "stands for 4 cells" in info["status"]
+
+
+def test_the_grid_derives_from_observations_alone() -> None:
+    observed = [AxisObservation("3.11", "1.0", a, LETTERS[x]) for a, x in zip(COLUMNS, "DWWBBB")]
+    found = derive_grid(observed, "app", "lib")
+    assert found.axis_versions == COLUMNS
+    assert found.per_python[0].rows[0].first_broken_above == "2.0"
