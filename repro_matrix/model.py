@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 
 class Status(str, enum.Enum):
     """What one cell showed; the single vocabulary of every later stage."""
@@ -96,6 +98,18 @@ class OutcomeRule:
 OSV_ZERO = "0"  # OSV's "introduced: 0": affected from the first release on
 
 
+def is_claim_version(text: str, allow_zero: bool = False) -> bool:
+    """A version a claim may name: PEP 440, or OSV's "0" where ``allow_zero`` (the one rule
+    for the matrix file's claims and OSV records alike)."""
+    if allow_zero and text == OSV_ZERO:
+        return True
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class ClaimRange:
     """One claimed affected range, as OSV events: introduced (``"0"`` allowed), then at most one
@@ -165,6 +179,8 @@ class Axis:
 
     package: str
     versions: VersionSelection = VersionSelection()
+    # The module it installs, named in an import failure it causes (default: from the name).
+    import_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -445,6 +461,12 @@ class BaseImage:
     @property
     def available(self) -> bool:
         return not self.unavailable_reason
+
+    @classmethod
+    def unavailable(cls, python: str, provider: str, reason: str) -> BaseImage:
+        """No base from ``provider`` for ``python``, and why."""
+        return cls(python=python, provider=provider, reference="", interpreter="", source="",
+                   unavailable_reason=reason)
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,10 @@ def merge_meta(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
     merged["pythons"] = sorted({*stored.get("pythons", ()), *new.get("pythons", ())},
                                key=sort_key)
     merged["plan_cells"] = _union(stored.get("plan_cells", ()), new.get("plan_cells", ()))
-    for key in ("release_dates", "bases", "bisect"):
+    if "axis_versions" in stored or "axis_versions" in new:
+        merged["axis_versions"] = sorted({*stored.get("axis_versions", ()),
+                                          *new.get("axis_versions", ())}, key=version_key)
+    for key in ("release_dates", "bases", "bisect", "axis_release_dates"):
         if key in stored or key in new:
             merged[key] = {**stored.get(key, {}), **new.get(key, {})}
     return merged
@@ -202,12 +205,18 @@ def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
 
 
 def cell_order(records: Sequence[CellRecord]) -> list[CellRecord]:
-    """Python, then PEP 440 version: the order a full run writes (and a merge restores)."""
-    def key(record: CellRecord) -> tuple[Any, ...]:
+    """Python, then PEP 440 version (then the axis release's): the order a full run writes (and
+    a merge restores)."""
+    def version(text: str) -> tuple[Any, ...]:
         try:
-            return (sort_key(record.cell.python), 0, Version(record.cell.version), "")
+            return (0, Version(text), "")
         except InvalidVersion:
-            return (sort_key(record.cell.python), 1, Version("0"), record.cell.version)
+            return (1, Version("0"), text)
+
+    def key(record: CellRecord) -> tuple[Any, ...]:
+        cell = record.cell
+        return (sort_key(cell.python), *version(cell.version), cell.axis_package,
+                *version(cell.axis_version or "0"))
 
     return sorted(records, key=key)
 

@@ -8,10 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from repro_matrix.errors import UsageError
-from repro_matrix.model import OSV_ZERO, Claim, ClaimRange
+from repro_matrix.model import Claim, ClaimRange, is_claim_version
 
 ECOSYSTEM = "PyPI"
 _END_EVENTS = ("fixed", "last_affected")
@@ -55,12 +53,8 @@ def packages(record: Mapping[str, Any]) -> list[str]:
 def _version(text: Any, where: str) -> str:
     if not isinstance(text, str) or not text:
         raise UsageError(f"{where}: expected a version string")
-    if text == OSV_ZERO:
-        return text
-    try:
-        Version(text)
-    except InvalidVersion:
-        raise UsageError(f"{where}: '{text}' is not a PEP 440 version") from None
+    if not is_claim_version(text, allow_zero=True):
+        raise UsageError(f"{where}: '{text}' is not a PEP 440 version")
     return text
 
 

@@ -21,7 +21,7 @@ from packaging.version import Version
 
 from repro_matrix import atomic
 from repro_matrix.containers import sandbox
-from repro_matrix.containers.engine import LABEL, Engine
+from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.errors import EngineError, HarnessError
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
@@ -124,7 +124,7 @@ class Builder:
     """Builds cell images from locks; remembers failures by content address for this cache
     (``retry_failures``, as with --rerun, builds them again)."""
 
-    def __init__(self, engine: Engine, wheelhouse: Path, cache_dir: Path,
+    def __init__(self, engine: ContainerEngine, wheelhouse: Path, cache_dir: Path,
                  retry_failures: bool = False, use_uv: bool = True) -> None:
         self.engine = engine
         self.wheelhouse = wheelhouse

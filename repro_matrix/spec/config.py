@@ -15,7 +15,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from repro_matrix import pythons
 from repro_matrix.advisories import read as advisory
@@ -24,7 +24,6 @@ from repro_matrix.model import (
     DEFAULT_LIMITS,
     KIND_BUG,
     KIND_COMPATIBILITY,
-    OSV_ZERO,
     OUTCOME_KINDS,
     Axis,
     Case,
@@ -36,6 +35,7 @@ from repro_matrix.model import (
     ProviderSettings,
     Release,
     VersionSelection,
+    is_claim_version,
     registry_image_problem,
 )
 from repro_matrix.spec import plan, repro_files
@@ -47,7 +47,7 @@ _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
     "limits", "command", "env", "requirements", "axis",
 )
-_AXIS_KEYS = ("package", "versions")
+_AXIS_KEYS = ("package", "versions", "import")
 _VERSIONS_KEYS = ("spec", "include_prereleases", "include_yanked")
 _OUTCOME_KEYS = ("signature", "timeout", "exit_codes", "kind")
 EXIT_CODES = ("default", "pytest")
@@ -266,7 +266,8 @@ def _axis(reader: _Reader, value: Any, key: str, package: str) -> Axis:
         raise reader.fail(f"{key}.package", f"'{name}' is the case's own package; the axis "
                           "names a dependency")
     return Axis(package=name, versions=_versions(reader, data.get("versions", {}),
-                                                 f"{key}.versions"))
+                                                 f"{key}.versions"),
+                import_name=reader.optional(data, "import", key, reader.string, ""))
 
 
 def _kind(reader: _Reader, value: Any, key: str) -> str:
@@ -489,12 +490,8 @@ def _ranges(reader: _Reader, value: Any, key: str) -> tuple[ClaimRange, ...]:
 
 def _claim_version(reader: _Reader, value: Any, key: str, allow_zero: bool = False) -> str:
     text = reader.string(value, key)
-    if allow_zero and text == OSV_ZERO:
-        return text
-    try:
-        Version(text)
-    except InvalidVersion:
-        raise reader.fail(key, f"'{text}' is not a version") from None
+    if not is_claim_version(text, allow_zero):
+        raise reader.fail(key, f"'{text}' is not a version")
     return text
 
 
@@ -578,6 +575,8 @@ def check_against_index(matrix: MatrixConfig, releases_of: Callable[[str], Seque
             if Version(value) not in known:
                 raise reader.fail(f"{key}.claim.{name}", f"{case.package} has no release "
                                   f"{value} on the package index")
+        if case.axis is not None:
+            _check_axis(reader, case, f"{key}.axis", releases_of, selection)
         if selection.versions:
             continue  # a narrowed run tests what the option names (plan checks it)
         # A claimed version outside the selected releases is no error: the claim check
@@ -587,3 +586,20 @@ def check_against_index(matrix: MatrixConfig, releases_of: Callable[[str], Seque
         except UsageError:
             raise reader.fail(f"{key}.versions.spec", f"'{case.versions.spec}' selects no "
                               f"release of {case.package}") from None
+
+
+def _check_axis(reader: _Reader, case: Case, key: str,
+                releases_of: Callable[[str], Sequence[Release]],
+                selection: plan.Selection) -> None:
+    assert case.axis is not None
+    try:
+        releases = releases_of(case.axis.package)
+    except UsageError as exc:
+        raise reader.fail(f"{key}.package", exc.message) from None
+    if selection.axis_versions:
+        return  # narrowed by --axis-versions: plan checks what it names
+    try:
+        plan.select_axis_versions(case, releases)
+    except UsageError:
+        raise reader.fail(f"{key}.versions.spec", f"'{case.axis.versions.spec}' selects no "
+                          f"release of {case.axis.package}") from None

@@ -53,7 +53,7 @@ def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
         before = baseline.get(record.cell.id)
         if before is None:
             if record.status.affected:
-                new.append(f"{record.cell.id}: new cell, reproduced")
+                new.append(f"{record.cell.id}: new cell, {look(record.status).words}")
             continue
         change = f"{record.cell.id}: {look(before.status).words} → {look(record.status).words}"
         if before.status.decisive and record.status.decisive and before.status != record.status:

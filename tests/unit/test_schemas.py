@@ -14,6 +14,7 @@ import pytest
 from repro_matrix import store
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, ClaimRange, Status
 from repro_matrix.verdict.derive import AffectedRange, BranchNote, Observation, derive
+from tests.factories import full_record, one_per_status
 
 SCHEMAS = ("cells", "verdict", "osv", "boundaries")
 REPO = Path(__file__).resolve().parents[2]
@@ -26,23 +27,10 @@ def schema(name: str) -> dict[str, Any]:
 
 
 def records() -> list[CellRecord]:
-    full = CellRecord(
-        cell=Cell("demo", "3.9", "1.0"), status=Status.REPRODUCED,
-        reason="exit 1, output has 'BOOM'", exit_code=1, duration_s=0.25,
-        lock=("pkg==1.0 --hash=sha256:" + "a" * 64,),
-        build_lock=("pip==20.2.4 --hash=sha256:" + "c" * 64,), cutoff="2021-01-02T00:00:00Z",
-        attempts=(Attempt("2020-10-06T00:00:00Z", "resolve failed", "no solution"),
-                  Attempt("2021-01-02T00:00:00Z", "ok")),
-        image_id="sha256:" + "d" * 64, image_ref="repro-matrix/cell:0123456789abcdef0123",
-        base_provider="debian", base_source="debian bullseye via debootstrap",
-        interpreter_version="3.9.2", output_excerpt="RuntimeError: BOOM\n",
-        finished_at="2024-01-02T03:04:05Z")
-    others = [CellRecord(Cell("demo", "3.11", f"1.{i}"), status, f"reason {i}")
-              for i, status in enumerate(Status)]
-    return [full, *others]
+    return [full_record(), *one_per_status()]
 
 
-META: dict[str, Any] = {  # shaped like pipeline.MatrixRun's
+META: dict[str, Any] = {  # shaped like the run loop's (run.loop.MatrixRun)
     "case": "demo", "package": "pkg", "description": "pkg crashes",
     "claim": {"first_fixed": "1.2", "introduced": None, "source": "changelog"},
     "matrix_digest": "e" * 64, "started_at": "2024-01-02T03:00:00Z",

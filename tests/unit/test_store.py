@@ -11,32 +11,13 @@ import pytest
 
 from repro_matrix import atomic, store
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.model import Cell, CellRecord, Claim, Status
 from repro_matrix.verdict.derive import Observation, derive
-
-LOCK = ("pkg==1.0 --hash=sha256:" + "a" * 64, "dep==2.0 --hash=sha256:" + "b" * 64)
-
-
-def full_record() -> CellRecord:
-    return CellRecord(
-        cell=Cell("demo", "3.9", "1.0"), status=Status.REPRODUCED,
-        reason="exit 1, output has 'BOOM'", exit_code=1, duration_s=0.25, lock=LOCK,
-        build_lock=("pip==20.2.4 --hash=sha256:" + "c" * 64,), cutoff="2021-01-02T00:00:00Z",
-        attempts=(Attempt("2020-10-06T00:00:00Z", "resolve failed", "no solution"),
-                  Attempt("2021-01-02T00:00:00Z", "ok")),
-        image_id="sha256:" + "d" * 64, image_ref="repro-matrix/cell:0123456789abcdef0123",
-        base_provider="registry", base_source="registry image python:3.9-slim",
-        interpreter_version="3.9.18", output_excerpt="RuntimeError: BOOM\n",
-        finished_at="2024-01-02T03:04:05Z")
-
-
-def minimal_records() -> list[CellRecord]:
-    return [CellRecord(Cell("demo", "3.11", f"1.{i}"), status, f"reason {i}")
-            for i, status in enumerate(Status)]
+from tests.factories import full_record, one_per_status
 
 
 def test_cells_round_trip(tmp_path: Path) -> None:
-    records = [full_record(), *minimal_records()]
+    records = [full_record(), *one_per_status()]
     path = store.write_cells(tmp_path, "demo", records, {"package": "pkg"})
     meta, loaded = store.read_cells(path)
     assert path == tmp_path / "demo" / "cells.json"
@@ -50,7 +31,7 @@ def test_stored_cell_carries_its_id_and_status_value(tmp_path: Path) -> None:
     (cell,) = json.loads(path.read_text())["cells"]
     assert cell["cell"]["id"] == "demo/py3.9/1.0"
     assert cell["status"] == "reproduced"
-    assert cell["lock"] == list(LOCK)
+    assert cell["lock"] == list(full_record().lock)
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -108,7 +89,7 @@ def test_full_disk_is_one_usage_error_and_keeps_the_old_file(
     def full(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-    monkeypatch.setattr(store.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     with pytest.raises(UsageError) as info:
         store.write_atomic(target, "new\n")
     assert info.value.message == f"{target}: cannot write results (No space left on device)"
@@ -201,3 +182,23 @@ def test_case_meta_carries_the_kind_and_the_axis_only_when_set() -> None:
     again = CaseMeta.from_json(meta.to_json())
     assert again == meta
     assert CaseMeta.from_json(plain).kind == "bug"
+
+
+def test_axis_cells_order_by_python_release_then_axis_release() -> None:
+    cells = [Cell("demo", "3.11", "1.0", "dep", "10.0"), Cell("demo", "3.9", "1.10", "dep", "2.0"),
+             Cell("demo", "3.9", "1.2", "dep", "9.0"), Cell("demo", "3.9", "1.2", "dep", "10.0")]
+    ordered = store.cell_order([CellRecord(c, Status.WORKS, "") for c in cells])
+    assert [r.cell.id for r in ordered] == [
+        "demo/py3.9/1.2/dep==9.0", "demo/py3.9/1.2/dep==10.0", "demo/py3.9/1.10/dep==2.0",
+        "demo/py3.11/1.0/dep==10.0"]
+
+
+def test_a_slice_of_the_axis_merges_into_the_stored_axis_meta() -> None:
+    stored = {"axis_package": "dep", "axis_versions": ["2.0", "10.0"],
+              "axis_release_dates": {"2.0": "2021-01-01"}}
+    new = {"axis_package": "dep", "axis_versions": ["3.0"],
+           "axis_release_dates": {"3.0": "2023-01-01"}}
+    merged = store.merge_meta(stored, new)
+    assert merged["axis_versions"] == ["2.0", "3.0", "10.0"]
+    assert merged["axis_release_dates"] == {"2.0": "2021-01-01", "3.0": "2023-01-01"}
+    assert "axis_versions" not in store.merge_meta({}, {"versions": ["1.0"]})
