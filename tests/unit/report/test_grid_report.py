@@ -1,5 +1,5 @@
-"""A case with an axis: per-row boundaries, the collapsed grid (golden markdown and SVG, synthetic
-cells), verdict.json against its schema, and the HTML blocks' evidence."""
+"""report.grid: a case with an axis as a collapsed grid per Python (golden markdown and SVG from
+synthetic cells), its sections, verdict.json against its schema, and the HTML blocks' evidence."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from repro_matrix import store
 from repro_matrix.model import CaseMeta, Cell, CellRecord, Status
 from repro_matrix.report import grid, markdown, svg
 from repro_matrix.report.render import case_verdict, render_results
-from repro_matrix.verdict.grid import AxisObservation, analyse_row, derive_grid
+from repro_matrix.verdict.derive import CaseResult
 
 Golden = Callable[[str, str], None]
 W, B, D = Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE
 CI, TO, UN = Status.CANNOT_INSTALL, Status.TIMEOUT, Status.UNAVAILABLE
-SCHEMAS = Path(__file__).resolve().parents[2] / "repro_matrix" / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[3] / "repro_matrix" / "schemas"
 
 # A made-up package "app" against a made-up dependency "lib": rows are app releases, one letter
 # per lib release below (W works, B broken, D declared incompatible, I cannot install).
@@ -69,53 +69,6 @@ def meta(**changes: Any) -> dict[str, Any]:
     data = base.to_json()
     data.update(changes)
     return data
-
-
-def row_words(letters: str, columns: tuple[str, ...] = COLUMNS) -> str:
-    statuses = {v: LETTERS[x] for v, x in zip(columns, letters) if x != "."}
-    return analyse_row("3.11", "1.0", statuses, columns, "lib").words
-
-
-# ---- the boundary of one row, in words ------------------------------------------------------
-
-
-@pytest.mark.parametrize(("letters", "expected"), [
-    ("WWBBBB", "works with lib >=0.9,<1.1; first lib that breaks: 1.1"),
-    ("DDWWBB", "works with lib >=1.1,<2.1; first lib that breaks: 2.1; declared incompatible "
-               "below 1.1"),
-    ("BWWWBB", "works with lib >=1.0,<2.1; first lib that breaks: 2.1; broken below 1.0"),
-    ("DDDWWW", "works with lib >=2.0; no lib release up to 3.0 breaks it; declared "
-               "incompatible below 2.0"),
-    ("WWWWDD", "works with lib >=0.9,<2.1; declared incompatible from 2.1"),
-    ("DDWWWI", "works with lib >=1.1,<=2.1; no lib release up to 2.1 breaks it; declared "
-               "incompatible below 1.1; not decided: 3.0 (cannot install)"),
-    ("BBBBBB", "broken with every decided lib release (0.9–3.0)"),
-    ("DDBBBB", "works with no lib release: declared incompatible 0.9–1.0, broken 1.1–3.0"),
-    ("IIIIII", "nothing decided: 0.9–3.0 (cannot install)"),
-    ("WBWWBB", "not monotonic along lib (run the full grid for this row): works 0.9, broken "
-               "1.0, works 1.1–2.0, broken 2.1–3.0"),
-])
-def test_each_row_shape_reads_as_its_boundary(letters: str, expected: str) -> None:
-    assert row_words(letters) == expected
-
-
-def test_cells_a_bisection_did_not_run_belong_to_the_run_around_them() -> None:
-    # Only the ends and the two sides of each change ran: the words are those of the full row.
-    assert row_words("W..WBB") == row_words("WWWWBB")
-    assert row_words("D.DW.W") == row_words("DDDWWW")
-
-
-def test_the_verdict_per_python_names_neighbouring_rows_together() -> None:
-    found = case_verdict(meta(), records()).grid
-    assert found is not None
-    assert found.headline() == (
-        "Every Python agrees. Python 3.11 and 3.12: the first lib that breaks app is 1.1 for "
-        "1.0–1.1, 2.1 for 1.2–2.0; no lib release up to 3.0 breaks app 2.1; no lib release up "
-        "to 2.1 breaks app 2.2.")
-    differing = records(("3.11",)) + [cell("3.12", v, a, W) for v in ROWS for a in COLUMNS]
-    split = case_verdict(meta(), differing).grid
-    assert split is not None and split.headline().startswith("Python 3.11: the first lib")
-    assert "Python 3.12: no lib release up to 3.0 breaks app 1.0–2.2." in split.headline()
 
 
 # ---- the collapsed grid -----------------------------------------------------------------------
@@ -183,7 +136,7 @@ def test_the_case_section_names_breaks_declarations_and_evidence_by_pair() -> No
 
 
 def test_the_terminal_and_the_step_summary_speak_of_the_grid() -> None:
-    case = ("pair", meta(), records(), case_verdict(meta(), records()))
+    case = CaseResult("pair", meta(), records(), case_verdict(meta(), records()))
     lines = markdown.terminal_lines([case])
     assert lines[0].startswith("pair: Every Python agrees. Python 3.11 and 3.12: the first lib")
     assert any("cannot install" in line and "2.2 × 3.0" in line for line in lines)
@@ -221,16 +174,11 @@ def test_a_render_writes_the_grid_everywhere_and_no_osv_record(tmp_path: Path) -
     assert "Python 3.12" in (folder / "matrix.svg").read_text()
     assert "### Compatibility grid" in (tmp_path / "report.md").read_text()
     page = (tmp_path / "report.html").read_text()
-    data = json.loads(re.search(r'id="repro-matrix-data">(.*?)</script>', page, re.S)[1])
+    found = re.search(r'id="repro-matrix-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    data = json.loads(found[1])
     shown = set(re.findall(r'data-cell="([^"]+)"', page))
     assert shown and shown <= set(data["cells"])
     info = data["cells"]["pair/py3.11/1.1/lib==0.9"]
     assert info["version"] == "app 1.1 · lib 0.9"
     assert "stands for 4 cells" in info["status"]
-
-
-def test_the_grid_derives_from_observations_alone() -> None:
-    observed = [AxisObservation("3.11", "1.0", a, LETTERS[x]) for a, x in zip(COLUMNS, "DWWBBB")]
-    found = derive_grid(observed, "app", "lib")
-    assert found.axis_versions == COLUMNS
-    assert found.per_python[0].rows[0].first_broken_above == "2.0"
