@@ -4,6 +4,7 @@ collapsed into ranges, as a heat map does."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -157,12 +158,34 @@ def _neighbours(first: str, second: str, order: Sequence[str]) -> bool:
         return False
 
 
-def cause_groups(records: Sequence[CellRecord], statuses: Sequence[Status]) -> list[causes.Group]:
-    """causes.groups over the given statuses, members in grid order (Python, row, column)."""
-    found = causes.groups(records, statuses)
-    return [causes.Group(g.status, g.cause, tuple(sorted(
-        g.records, key=lambda r: (py.sort_key(r.cell.python), Version(r.cell.version),
-                                  version_key(r.cell.axis_version))))) for g in found]
+def pair_cause(record: CellRecord, package: str) -> str:
+    """``causes.cause`` with the cell's own pins masked ("flask==…", "werkzeug==…"): a
+    resolver's refusal names them, and cells refused for the same declared requirement belong
+    in one group."""
+    text = causes.cause(record)
+    cell = record.cell
+    for name, version in ((package, cell.version), (cell.axis_package, cell.axis_version)):
+        if name and version:
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}=={re.escape(version)}(?![\w.])",
+                          f"{name}==…", text, flags=re.IGNORECASE)
+    return text
+
+
+def cause_groups(records: Sequence[CellRecord], statuses: Sequence[Status],
+                 package: str) -> list[causes.Group]:
+    """Cells of the given statuses grouped by status and ``pair_cause``, biggest first, each
+    group's cells in grid order (Python, row, column)."""
+    wanted = set(statuses)
+    found: dict[tuple[Status, str], list[CellRecord]] = {}
+    for record in records:
+        if record.status in wanted:
+            found.setdefault((record.status, pair_cause(record, package)), []).append(record)
+    ordered = sorted(found.items(), key=lambda item: (-len(item[1]), item[0][0].value,
+                                                      item[0][1]))
+    return [causes.Group(status, text, tuple(sorted(
+        members, key=lambda r: (py.sort_key(r.cell.python), Version(r.cell.version),
+                                version_key(r.cell.axis_version)))))
+        for (status, text), members in ordered]
 
 
 def facts(meta: CaseMeta, records: Sequence[CellRecord]) -> str:

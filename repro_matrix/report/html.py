@@ -416,7 +416,7 @@ def render_grid_case(case_id: str, meta: CaseMeta, records: Sequence[CellRecord]
                     f"{vocabulary.look(g.status).words} ({grid.where(g.records, found)}): "
                     f"{vocabulary.plain(g.cause)}"
                     for g in grid.cause_groups(records, [s for s in Status
-                                                         if not s.unaffected])]
+                                                         if not s.unaffected], meta.package)]
     html = "\n".join([
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(meta.description or case_id)}</h2>",

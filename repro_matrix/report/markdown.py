@@ -366,7 +366,7 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
                       f"  coverage: {grid.coverage(meta, records)}"]
             lines += [f"  {plural(len(g.records), 'cell')} {look(g.status).words} "
                       f"({grid.where(g.records, verdict.grid)}): {plain(g.cause)}"
-                      for g in grid.cause_groups(records, _UNDECIDED)]
+                      for g in grid.cause_groups(records, _UNDECIDED, meta.package)]
             continue
         lines += [f"{case_id}: {headline(verdict)}",
                   f"  coverage: {coverage_sentence(CaseMeta.from_json(stored_meta), records)}",
@@ -430,7 +430,7 @@ def grid_summary(meta: CaseMeta, records: Sequence[CellRecord], found: Grid) -> 
 def grid_causes(records: Sequence[CellRecord], found: Grid, statuses: Sequence[Status],
                 empty: str) -> str:
     """Cells of the given statuses grouped by cause, with where they are in the grid."""
-    groups = grid.cause_groups(records, statuses)
+    groups = grid.cause_groups(records, statuses, found.package)
     if not groups:
         return empty
     return "\n".join(f"- {mark(g.status)} {plural(len(g.records), 'cell')} "
@@ -457,7 +457,8 @@ def render_grid_case(case_id: str, meta: CaseMeta, records: Sequence[CellRecord]
     """The section of a case with an axis: the verdict per Python, a grid per Python with
     each row's boundary, what broke and what was declared incompatible, and the evidence."""
     evidence: list[str] = []
-    for group in grid.cause_groups(records, [s for s in Status if not s.unaffected]):
+    for group in grid.cause_groups(records, [s for s in Status if not s.unaffected],
+                                   meta.package):
         if group.status in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON):
             continue
         others = len(group.records) - 1

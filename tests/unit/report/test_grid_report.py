@@ -41,7 +41,6 @@ OUTPUT = {B: "Traceback (most recent call last):\nImportError: cannot import nam
              "from 'lib'\n",
           CI: "error: Failed to build `lib==3.0`\n"}
 REASON = {W: "exit 0", B: "the import failed with lib==X installed", CI: "did not install",
-          D: "the declared requirements exclude the pair: app==X depends on lib>=1.1",
           UN: "no base image"}
 
 
@@ -50,9 +49,17 @@ def _plain_widths(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tabulate, "WIDE_CHARS_MODE", False)  # as in test_report
 
 
+# What each app release declares: the resolver's refusal names it, and the pins it refuses.
+DECLARED = {"2.0": ">=1.1", "2.1": ">=2.0", "2.2": ">=2.0"}
+
+
 def cell(python: str, version: str, axis_version: str, status: Status) -> CellRecord:
+    reason = REASON.get(status, "")
+    if status is D:
+        reason = (f"the declared requirements exclude the pair: Because app=={version} depends "
+                  f"on lib{DECLARED[version]} and you require lib=={axis_version}, no solution")
     return CellRecord(Cell("pair", python, version, "lib", axis_version), status,
-                      REASON[status], output_excerpt=OUTPUT.get(status, ""))
+                      reason, output_excerpt=OUTPUT.get(status, ""))
 
 
 def records(pythons: tuple[str, ...] = ("3.11", "3.12")) -> list[CellRecord]:
@@ -182,3 +189,16 @@ def test_a_render_writes_the_grid_everywhere_and_no_osv_record(tmp_path: Path) -
     info = data["cells"]["pair/py3.11/1.1/lib==0.9"]
     assert info["version"] == "app 1.1 · lib 0.9"
     assert "stands for 4 cells" in info["status"]
+
+
+def test_refusals_for_one_declared_requirement_group_together_whatever_the_pins() -> None:
+    found = case_verdict(meta(), records()).grid
+    assert found is not None
+    text = markdown.grid_causes(records(), found, [D], "none")
+    assert text.splitlines() == [
+        "- ⛔ D 12 cells (py3.11, py3.12: 2.1–2.2 × 0.9–1.1): declared incompatible, `the "
+        "declared requirements exclude the pair: Because app==… depends on lib>=2.0 and you "
+        "require lib==…, no solution`",
+        "- ⛔ D 4 cells (py3.11, py3.12: 2.0 × 0.9–1.0): declared incompatible, `the declared "
+        "requirements exclude the pair: Because app==… depends on lib>=1.1 and you require "
+        "lib==…, no solution`"]
