@@ -5,7 +5,7 @@ collapsed into ranges, as a heat map does."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -15,17 +15,32 @@ from repro_matrix.model import CaseMeta, CellRecord, Status
 from repro_matrix.report.cells import run_words
 from repro_matrix.report.vocabulary import look, plural
 from repro_matrix.verdict import causes
-from repro_matrix.verdict.grid import Grid, Row, span, spans, version_key
+from repro_matrix.verdict.grid import (
+    UNDECIDED,
+    Grid,
+    Row,
+    axis_state,
+    span,
+    spans,
+    version_key,
+)
 
 
 @dataclass(frozen=True)
 class Block:
-    """The cells of one row range by one column range: one status (None: none ran), and the
-    cell that stands for them (the newest row's, at the lowest column: where a change shows)."""
+    """The cells of one row range by one column range: one status (None: none ran and none
+    can be inferred), how many ran, and the cell that stands for them (the newest row's, at the
+    lowest column: where a change shows)."""
 
     status: Status | None
     cells: int
     representative: CellRecord | None
+    size: int = 0  # the cells the block spans (rows by columns)
+
+    @property
+    def inferred(self) -> bool:
+        """No cell of the block ran: a bisection infers its status from both sides."""
+        return self.status is not None and self.cells == 0
 
 
 @dataclass(frozen=True)
@@ -70,12 +85,10 @@ def layout(records: Sequence[CellRecord], grid: Grid, python: str,
     versions = [v for v in grid.versions if any(r.cell.version == v for r in mine)]
     columns = list(grid.axis_versions)
 
-    def status(version: str, axis_version: str) -> Status | None:
-        found = by_key.get((version, axis_version))
-        return found.status if found else None
-
-    row_keys = [tuple(status(v, a) for a in columns) for v in versions]
-    column_keys = [tuple(status(v, a) for v in versions) for a in columns]
+    filled = {(v, a): status for v in versions
+              for a, status in inferred_row(by_key, v, columns).items()}
+    row_keys = [tuple(filled.get((v, a)) for a in columns) for v in versions]
+    column_keys = [tuple(filled.get((v, a)) for v in versions) for a in columns]
     row_runs = (_runs(row_keys) if collapse
                 else [range(i, i + 1) for i in range(len(versions))])
     column_runs = (_runs(column_keys) if collapse
@@ -89,7 +102,8 @@ def layout(records: Sequence[CellRecord], grid: Grid, python: str,
             representative = (max(found, key=lambda r: (version_key(r.cell.version),
                                                         -columns.index(r.cell.axis_version)))
                               if found else None)
-            line.append(Block(found[0].status if found else None, len(found), representative))
+            line.append(Block(filled.get((versions[rows.start], columns[cols.start])),
+                              len(found), representative, len(rows) * len(cols)))
         blocks.append(tuple(line))
     empty = Row(python, "", (), (), None, None, None, True, (), "no cell ran", "")
     shown = [row_words.get(versions[rows.start], empty) for rows in row_runs]
@@ -99,6 +113,22 @@ def layout(records: Sequence[CellRecord], grid: Grid, python: str,
         columns=tuple(tuple(columns[j] for j in cols) for cols in column_runs),
         blocks=tuple(blocks), words=tuple(row.words for row in shown),
         short=tuple(row.short for row in shown))
+
+
+def inferred_row(by_key: Mapping[tuple[str, str], CellRecord], version: str,
+                 columns: Sequence[str]) -> dict[str, Status]:
+    """One row's statuses along the axis: the cells that ran, and those a bisection did not run
+    between two decided cells in one state (that state's status, as the row's words read them);
+    none before the first decided cell, after the last, or between two states."""
+    ran = {a: by_key[(version, a)].status for a in columns if (version, a) in by_key}
+    decided = [a for a in columns if a in ran and axis_state(ran[a]) != UNDECIDED]
+    found = dict(ran)
+    for left, right in zip(decided, decided[1:]):
+        if axis_state(ran[left]) != axis_state(ran[right]):
+            continue
+        for axis_version in columns[columns.index(left) + 1:columns.index(right)]:
+            found.setdefault(axis_version, ran[left])
+    return found
 
 
 def layouts(records: Sequence[CellRecord], grid: Grid) -> list[GridLayout]:

@@ -68,6 +68,7 @@ ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4
 _GRID_CSS = """table.matrix.grid td.words { color: #333; font-size: 12px; padding: 0 8px;
                                   min-width: 280px; }
 table.matrix.grid th { font-size: 12px; } table.matrix.grid th.words { text-align: left; }
+table.matrix.grid td.cell.inferred { opacity: 0.4; cursor: default; }
 .grids { flex: 1 1 600px; overflow-x: auto; }
 """
 
@@ -374,6 +375,12 @@ def grid_table(layout: grid.GridLayout, meta: CaseMeta, axis: str) \
         for column, block in zip(layout.column_labels, blocks):
             where = f"py{layout.python} {meta.package} {label} × {axis} {column}"
             record = block.representative
+            if block.status is not None and block.inferred:
+                cells.append(f'<td class="cell s-{block.status.value} inferred" '
+                             f'title="{escape(where)}: {vocabulary.look(block.status).words}, '
+                             'not run (the cells on both sides agree)">'
+                             f"{vocabulary.CODES[block.status].lower()}</td>")
+                continue
             if block.status is None or record is None:
                 cells.append(f'<td class="empty" title="{escape(where)}: not run"></td>')
                 continue

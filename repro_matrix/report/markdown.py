@@ -389,7 +389,7 @@ NOT_RUN = "·"
 def grid_table(layout: grid.GridLayout, package: str, axis: str) -> str:
     """Rows package releases, columns axis releases (neighbours with identical cells collapsed
     into ranges), emoji and letter per block, and each row's boundary in words."""
-    rows = [[label, *[mark(b.status) if b.status else NOT_RUN for b in blocks], words]
+    rows = [[label, *[_block_mark(b) for b in blocks], words]
             for label, blocks, words in zip(layout.row_labels, layout.blocks, layout.words)]
     headers = [f"{package} ↓ {axis} →", *layout.column_labels, "boundary"]
     return tabulate(rows, headers=headers, tablefmt="github",
@@ -397,12 +397,29 @@ def grid_table(layout: grid.GridLayout, package: str, axis: str) -> str:
                     disable_numparse=True)
 
 
+def _block_mark(block: grid.Block) -> str:
+    if block.status is None:
+        return NOT_RUN
+    if block.inferred:  # lower case: not run, read from the cells on both sides
+        return f"{look(block.status).symbol} {look(block.status).code.lower()}"
+    return mark(block.status)
+
+
 def grid_legend(records: Sequence[CellRecord], layouts: Sequence[grid.GridLayout]) -> str:
     counts = {status: sum(1 for r in records if r.status is status) for status in Status}
     lines = [f"- {mark(s)} {MEANINGS[s]} ({plural(counts[s], 'cell')})"
              for s in grid.legend_order(records)]
-    if any(b.status is None for layout in layouts for line in layout.blocks for b in line):
-        lines.append(f"- {NOT_RUN} not run (a bisection infers these from its neighbours)")
+    blocks = [b for layout in layouts for line in layout.blocks for b in line]
+    if any(b.status is not None and 0 < b.cells < b.size for b in blocks):
+        lines.append("- a bisection did not run every cell of a block: those it did not run "
+                     "lie between cells that ran and agree, and read as they do (how many ran "
+                     "per block: matrix.svg's tooltips)")
+    if any(b.inferred for b in blocks):
+        lines.append("- a lower-case letter: no cell of the block ran; the bisection reads it "
+                     "from the cells on both sides, which agree")
+    if any(b.status is None for b in blocks):
+        lines.append(f"- {NOT_RUN} not run, and the cells on either side disagree or are "
+                     "missing")
     return "\n".join(lines)
 
 

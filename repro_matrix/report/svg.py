@@ -130,7 +130,8 @@ def grid_svg(case_id: str, records: Sequence[CellRecord], found: Grid) -> str:
         y += 16
     legend = grid.legend_order(records)
     counts = {s: sum(1 for r in records if r.status is s) for s in Status}
-    unrun = any(b.status is None for g in layouts for line in g.blocks for b in line)
+    unrun = any(b.status is None or b.inferred for g in layouts for line in g.blocks
+                for b in line)
     height = y + 4 + (len(legend) + unrun) * 18 + 10
     head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
@@ -150,8 +151,8 @@ def grid_svg(case_id: str, records: Sequence[CellRecord], found: Grid) -> str:
         top = y + 4 + len(legend) * 18
         out.append(f'<rect x="10" y="{top}" width="14" height="14" fill="#ffffff" '
                    f'stroke="#cccccc" stroke-dasharray="2,2"/>')
-        out.append(f'<text x="32" y="{top + 11}" {_FONT}>not run (a bisection infers it)'
-                   "</text>")
+        out.append(f'<text x="32" y="{top + 11}" {_FONT}>not run (pale, lower case: the '
+                   "cells on both sides agree)</text>")
     return "\n".join([*head, *out, "</svg>"]) + "\n"
 
 
@@ -163,8 +164,15 @@ def _block(x: int, y: int, w: int, block: Block, where: str) -> list[str]:
                 f'stroke="#cccccc" stroke-dasharray="2,2"><title>{escape(where)}: not run'
                 "</title></rect>"]
     fill, ink = COLOURS[block.status]
-    tip = f"{where}: {look(block.status).words} ({plural(block.cells, 'cell')})"
-    return [f'<rect x="{x}" y="{y}" width="{bw}" height="{bh}" fill="{fill}">'
+    code = CODES[block.status]
+    ran = (plural(block.cells, 'cell') if block.cells >= block.size
+           else f"{block.cells} of {plural(block.size, 'cell')} run")
+    tip = f"{where}: {look(block.status).words} ({ran})"
+    faded = ""
+    if block.inferred:  # not run: paler, lower case, read from the cells on both sides
+        tip = f"{where}: {look(block.status).words}, not run (the cells on both sides agree)"
+        faded, code, ink = ' fill-opacity="0.35"', code.lower(), "#000000"
+    return [f'<rect x="{x}" y="{y}" width="{bw}" height="{bh}" fill="{fill}"{faded}>'
             f"<title>{escape(tip)}</title></rect>",
             f'<text x="{x + bw / 2:g}" y="{y + 12}" {_FONT} text-anchor="middle" '
-            f'fill="{ink}" pointer-events="none">{CODES[block.status]}</text>']
+            f'fill="{ink}" pointer-events="none">{code}</text>']

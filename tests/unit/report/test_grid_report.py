@@ -112,13 +112,36 @@ def test_grid_svg_matches_golden(golden: Golden) -> None:
     golden("grid.svg", picture)
 
 
-def test_a_bisected_grid_shows_cells_not_run_and_says_what_they_mean() -> None:
+def test_a_bisected_grid_reads_cells_not_run_from_both_sides_only_when_they_agree() -> None:
     ran = [r for r in records() if r.cell.axis_version not in ("1.0", "2.0")]
     found = case_verdict(meta(bisect={"3.11": {"cells_run": 24}}), ran).grid
     assert found is not None
+    layout = grid.layout(ran, found, "3.11", collapse=False)
+    row = dict(zip(COLUMNS, layout.blocks[0]))  # app 1.0: W . B . B B
+    assert row["1.0"].status is None  # between works and broken: not known
+    assert row["2.0"].status is B and row["2.0"].inferred  # between two broken cells
+    assert not row["2.1"].inferred
     text = "\n".join(markdown.grid_tables(CaseMeta.from_json(meta()), ran, found))
-    assert f" {markdown.NOT_RUN} " in text and "not run" in text
+    assert f" {markdown.NOT_RUN} " in text and "🔴 b" in text and "lower-case" in text
     assert "not run" in svg.grid_svg("pair", ran, found)
+
+
+def test_a_bisection_that_settled_every_boundary_collapses_like_the_full_grid() -> None:
+    full = case_verdict(meta(), records()).grid
+    assert full is not None
+    # What a row search runs here: each row's ends and the two sides of each change.
+    kept = {"1.0": ("0.9", "1.0", "1.1", "3.0"), "1.1": ("0.9", "1.0", "1.1", "3.0"),
+            "1.2": ("0.9", "2.0", "2.1", "3.0"), "2.0": ("0.9", "1.0", "1.1", "2.0", "2.1", "3.0"),
+            "2.1": ("0.9", "1.1", "2.0", "3.0"), "2.2": ("0.9", "1.1", "2.0", "2.1", "3.0")}
+    ran = [r for r in records() if r.cell.axis_version in kept[r.cell.version]]
+    bisected = case_verdict(meta(), ran).grid
+    assert bisected is not None
+    both = grid.layout(records(), full, "3.11"), grid.layout(ran, bisected, "3.11")
+    assert both[0].row_labels == both[1].row_labels
+    assert both[0].column_labels == both[1].column_labels
+    assert both[0].words == both[1].words
+    assert [[b.status for b in line] for line in both[0].blocks] == [
+        [b.status for b in line] for line in both[1].blocks]
 
 
 def test_a_python_without_a_base_image_is_named_not_drawn() -> None:
