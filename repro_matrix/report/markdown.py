@@ -332,7 +332,9 @@ def render(cases: Sequence[CaseResult],
     parts = ["# repro-matrix report", "",
              "Generated from the stored cell results; every verdict below is computed from "
              "them. Interactive version: [report.html](report.html); machine-readable: each "
-             "case's `cells.json`, `verdict.json`, `boundaries.json` and `osv.json`.", ""]
+             "case's `cells.json`, `verdict.json`, `boundaries.json` and `osv.json`"
+             + (" (`osv.json` only for cases without an axis)"
+                if any(case[3].grid is not None for case in cases) else "") + ".", ""]
     parts += [render_case(*case, (explained or {}).get(case[0], ())) for case in cases]
     return "\n".join(parts)
 
