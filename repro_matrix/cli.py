@@ -154,6 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the module the cell imports (default: read from the wheel of the "
                           "package's newest release, else the package name)")
     new.add_argument("--description", default="", help="the bug in one line")
+    _OPTIONS["versions"].add_to(new, help="the releases to test: versions.spec, a PEP 440 "
+                                "specifier such as '>=2.0' (default: every release)")
+    new.add_argument("--axis", metavar="PACKAGE", default="",
+                     help="a dependency whose releases form a second axis: the case asks "
+                          "whether each pair works (outcome.kind: compatibility)")
+    _OPTIONS["axis_versions"].add_to(new, help="the axis releases to test: a PEP 440 "
+                                     "specifier (default: every release)")
+    new.add_argument("--requirements", action="append", metavar="REQ", default=[],
+                     help="a requirement the repro needs besides the package, PEP 508 "
+                          "(repeatable: one requirement per option)")
+    new.add_argument("--signature", action="append", metavar="TEXT", default=[],
+                     help="text the repro prints when the bug shows (repeatable; default "
+                          "'BUG: ID reproduced'; with --axis none is needed)")
     _OPTIONS["matrix"].add_to(new, help="matrix file to append to, created when missing "
                               "(default: matrix.yaml)")
     _OPTIONS["python"].add_to(new, help="the case's Pythons, e.g. 3.9,3.11 (default: 3.9, "
@@ -356,6 +369,13 @@ def _run_on_engines(args: argparse.Namespace) -> int:
 
 def _new(args: argparse.Namespace) -> int:
     if args.from_osv:
+        given = [flag for flag, value in (("--axis", args.axis), ("--versions", args.versions),
+                                          ("--axis-versions", args.axis_versions),
+                                          ("--requirements", args.requirements),
+                                          ("--signature", args.signature)) if value]
+        if given:  # the record chooses the window and leaves the signature to the author
+            raise UsageError(f"new: {given[0]} does not go with --from-osv",
+                             "scaffold from the record, then edit the case in the matrix file")
         return _new_from_osv(args)
     if not args.package:
         raise UsageError("new: --package is required (or --from-osv RECORD)",
@@ -371,7 +391,11 @@ def _new(args: argparse.Namespace) -> int:
 
     draft = CaseDraft(case_id=args.id, package=args.package, import_name=args.import_name,
                       description=args.description,
-                      pythons=_split(args.python) or DEFAULT_PYTHONS)
+                      pythons=_split(args.python) or DEFAULT_PYTHONS,
+                      spec=args.versions.strip(), axis=args.axis.strip(),
+                      axis_spec=args.axis_versions.strip(),
+                      requirements=tuple(r.strip() for r in args.requirements),
+                      signatures=tuple(args.signature))
     check_draft(draft)  # a bad id or name stops here, before the index is asked
     if not draft.import_name:
         module, note = learn_module(draft.package, default_cache_dir())
@@ -381,8 +405,11 @@ def _new(args: argparse.Namespace) -> int:
     verb = "created" if made.created_matrix else "appended to"
     print(f"case {draft.case_id}: {verb} {made.matrix}; repro skeleton {made.repro}",
           file=sys.stderr)
-    print(f"next: write reproduces() in {made.repro}, set versions.spec, then "
-          f"`repro-matrix try --case {draft.case_id} --python 3.11 --version V`",
+    write = "works()" if draft.axis else "reproduces()"
+    narrow = "" if draft.spec else ", set versions.spec"
+    pair = " --axis-version A" if draft.axis else ""
+    print(f"next: write {write} in {made.repro}{narrow}, then "
+          f"`repro-matrix try --case {draft.case_id} --python 3.11 --version V{pair}`",
           file=sys.stderr)
     return 0
 

@@ -137,6 +137,8 @@ def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
                            for s in verdict.per_python},
         },
         "differs_by_python": list(verdict.differs_by_python),
+        # A case with an axis: the boundary of each row (verdict.grid), schema'd likewise.
+        **({"axis": verdict.grid.to_json()} if verdict.grid is not None else {}),
     }
 
 

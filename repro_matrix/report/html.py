@@ -8,7 +8,7 @@ from html import escape
 from typing import Any
 
 from repro_matrix.model import CaseMeta, CellRecord, Status
-from repro_matrix.report import vocabulary
+from repro_matrix.report import grid, vocabulary
 from repro_matrix.report.cells import (
     boundary_cells,
     cause_lines,
@@ -20,6 +20,7 @@ from repro_matrix.report.cells import (
 from repro_matrix.verdict import causes
 from repro_matrix.verdict.boundary import INTRODUCED, Explained
 from repro_matrix.verdict.derive import CaseResult, Verdict
+from repro_matrix.verdict.grid import Grid
 
 DATA_ID = "repro-matrix-data"
 # Nothing on the page may load anything: styles and script are inline, images data: only.
@@ -61,6 +62,14 @@ pre.diff { background: #fff; border: 1px solid #e0e0e0; padding: 6px; overflow: 
 ul.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 16px; }
 .swatch { display: inline-block; width: 16px; height: 14px; text-align: center;
           font-size: 11px; border-radius: 2px; margin-right: 4px; }
+"""
+
+# Only pages with a case with an axis carry it (every other page stays as it was).
+_GRID_CSS = """table.matrix.grid td.words { color: #333; font-size: 12px; padding: 0 8px;
+                                  min-width: 280px; }
+table.matrix.grid th { font-size: 12px; } table.matrix.grid th.words { text-align: left; }
+table.matrix.grid td.cell.inferred { opacity: 0.4; cursor: default; }
+.grids { flex: 1 1 600px; overflow-x: auto; }
 """
 
 _JS = r"""
@@ -225,18 +234,19 @@ def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str]
             + "\n".join(rows) + "\n</tbody></table>")
 
 
-def _legend(records: Sequence[CellRecord]) -> str:
+def _legend(records: Sequence[CellRecord], boundary_note: bool = True) -> str:
     items = []
-    for status in Status:
+    for status in (Status if boundary_note else grid.legend_order(records)):
         count = sum(1 for r in records if r.status is status)
         if not count:
             continue
         items.append(f'<li><span class="swatch s-{status.value}">{vocabulary.CODES[status]}</span>'
                      f"{escape(vocabulary.MEANINGS[status])} "
                      f"({vocabulary.plural(count, 'cell')})</li>")
-    items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000"></span>'
-                 "outlined: a boundary cell (introduced, last affected or fixed, per Python)"
-                 "</li>")
+    if boundary_note:
+        items.append('<li><span class="swatch" style="box-shadow: inset 0 0 0 2px #000">'
+                     "</span>outlined: a boundary cell (introduced, last affected or fixed, "
+                     "per Python)</li>")
     return '<ul class="legend">' + "".join(items) + "</ul>"
 
 
@@ -309,8 +319,10 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
                 verdict: Verdict, explained: Sequence[Explained] = ()) \
         -> tuple[str, dict[str, Any]]:
     """A case's <section> and the per-cell data its panel reads."""
-    boundaries = {b.record.cell.id: b.roles for b in boundary_cells(records, verdict)}
     meta = CaseMeta.from_json(stored_meta)
+    if verdict.grid is not None:
+        return render_grid_case(case_id, meta, records, verdict.grid)
+    boundaries = {b.record.cell.id: b.roles for b in boundary_cells(records, verdict)}
     title = meta.description or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
     evidence = [f"Deciding cells: {vocabulary.plain('; '.join(verdict.claim.evidence))}."] \
@@ -349,6 +361,93 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
     return html, data
 
 
+# ---- a case with an axis --------------------------------------------------------------------
+
+
+def grid_table(layout: grid.GridLayout, meta: CaseMeta, axis: str) \
+        -> tuple[str, dict[str, Any]]:
+    """One Python's collapsed grid: a coloured block per row range and column range whose
+    panel shows the cell standing for it; each row's boundary in words at its end."""
+    head = "".join(f'<th scope="col">{escape(label)}</th>' for label in layout.column_labels)
+    rows, data = [], {}
+    for label, blocks, words in zip(layout.row_labels, layout.blocks, layout.words):
+        cells = []
+        for column, block in zip(layout.column_labels, blocks):
+            where = f"py{layout.python} {meta.package} {label} × {axis} {column}"
+            record = block.representative
+            if block.status is not None and block.inferred:
+                cells.append(f'<td class="cell s-{block.status.value} inferred" '
+                             f'title="{escape(where)}: {vocabulary.look(block.status).words}, '
+                             'not run (the cells on both sides agree)">'
+                             f"{vocabulary.CODES[block.status].lower()}</td>")
+                continue
+            if block.status is None or record is None:
+                cells.append(f'<td class="empty" title="{escape(where)}: not run"></td>')
+                continue
+            stands = (f"; {vocabulary.plural(block.cells, 'cell')}, shown: "
+                      f"{meta.package} {record.cell.version} + {axis} "
+                      f"{record.cell.axis_version}" if block.cells > 1 else "")
+            tip = (f"{where}: {vocabulary.look(block.status).words}{stands}; "
+                   f"{record.reason}")
+            cells.append(f'<td class="cell s-{block.status.value}" '
+                         f'data-cell="{escape(record.cell.id)}" title="{escape(tip)}" '
+                         f'tabindex="0" role="button">{vocabulary.CODES[block.status]}</td>')
+            info = cell_data(record, meta, ())
+            info["version"] = (f"{meta.package} {record.cell.version} · {axis} "
+                               f"{record.cell.axis_version}")
+            if block.cells > 1:
+                info["status"] += (f" (stands for {vocabulary.plural(block.cells, 'cell')}: "
+                                   f"{meta.package} {label} × {axis} {column}; every cell is "
+                                   "in cells.json)")
+            data[record.cell.id] = info
+        rows.append(f'<tr><th scope="row" class="version">{escape(label)}</th>'
+                    + "".join(cells) + f'<td class="words">{escape(words)}</td></tr>')
+    table = (f'<h3>Python {escape(layout.python)}</h3><table class="matrix grid"><thead><tr>'
+             f'<th scope="col">{escape(meta.package)} ↓ {escape(axis)} →</th>{head}'
+             '<th scope="col" class="words">boundary</th></tr></thead>\n<tbody>\n' + "\n".join(rows)
+             + "\n</tbody></table>")
+    return table, data
+
+
+def render_grid_case(case_id: str, meta: CaseMeta, records: Sequence[CellRecord],
+                     found: Grid) -> tuple[str, dict[str, Any]]:
+    """The <section> of a case with an axis: the verdict per Python, a grid per Python and
+    the cells that stand for its blocks."""
+    tables, data = [], {}
+    for layout in grid.layouts(records, found):
+        table, cells = grid_table(layout, meta, found.axis_package)
+        tables.append(table)
+        data.update(cells)
+    missing = grid.unavailable_pythons(records)
+    causes_lines = [f"{vocabulary.plural(len(g.records), 'cell')} "
+                    f"{vocabulary.look(g.status).words} ({grid.where(g.records, found)}): "
+                    f"{vocabulary.plain(g.cause)}"
+                    for g in grid.cause_groups(records, [s for s in Status
+                                                         if not s.unaffected], meta.package)]
+    html = "\n".join([
+        f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
+        f"<h2>{escape(case_id)}: {escape(meta.description or case_id)}</h2>",
+        f'<p class="summary verdict"><strong>Verdict.</strong> {escape(found.headline())}</p>',
+        '<p class="summary coverage"><strong>Coverage.</strong> '
+        f"{escape(grid.coverage(meta, records))}</p>",
+        f'<p class="facts">{escape(grid.facts(meta, records).replace("`", ""))}</p>',
+        f'<p class="hint">Rows are {escape(meta.package)} releases, columns '
+        f"{escape(found.axis_package)} releases (PEP 440 order); neighbouring rows and columns "
+        "whose cells are identical are collapsed into ranges. Click a block to see the cell "
+        "that stands for it.</p>",
+        '<div class="layout">', '<div class="grids">', *tables, "</div>",
+        '<aside class="panel" aria-live="polite"><p class="hint">Click a block (or focus it '
+        "and press Enter) to see its evidence. Hover for a summary.</p></aside>",
+        "</div>",
+        (f'<p class="folded">Not shown: Python {escape(", ".join(missing))}, unavailable for '
+         "every cell (see Coverage).</p>" if missing else ""),
+        _legend(records, boundary_note=False),
+        _list("Broken, declared incompatible and undecided pairs", causes_lines),
+        "</section>",
+    ])
+    return html, data
+
+
 def render(cases: Sequence[CaseResult],
            explained: Mapping[str, Sequence[Explained]] | None = None) -> str:
     """The whole page; it fetches nothing."""
@@ -364,7 +463,9 @@ def render(cases: Sequence[CaseResult],
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         "<title>repro-matrix report</title>",
-        f"<style>{_CSS}\n{_status_css()}\n</style>",
+        f"<style>{_CSS}\n{_status_css()}\n"
+        + (_GRID_CSS if any(case[3].grid is not None for case in cases) else "")
+        + "</style>",
         "</head><body>",
         "<header><h1>repro-matrix report</h1>",
         '<p class="hint">Generated from the stored cell results; every verdict is computed '

@@ -10,6 +10,7 @@ from tabulate import tabulate
 
 from repro_matrix import pythons as py
 from repro_matrix.model import CaseMeta, CellRecord, Status
+from repro_matrix.report import grid
 from repro_matrix.report.cells import (
     REPRO_PLACEHOLDER,
     Boundary,
@@ -22,6 +23,7 @@ from repro_matrix.report.cells import (
     rerun_command,
 )
 from repro_matrix.report.claim import ranges_section
+from repro_matrix.report.grid import cell_words
 from repro_matrix.report.vocabulary import (
     MEANINGS,
     PLAIN_CLAIM_WORDS,
@@ -41,6 +43,7 @@ from repro_matrix.report.vocabulary import (
 from repro_matrix.verdict import causes
 from repro_matrix.verdict.boundary import INTRODUCED, Explained
 from repro_matrix.verdict.derive import CaseResult, Verdict
+from repro_matrix.verdict.grid import Grid
 
 _EXCERPT_LINES = 6
 
@@ -248,8 +251,7 @@ def evidence_section(records: Sequence[CellRecord], meta: CaseMeta | None = None
 
 
 def _cell_evidence(record: CellRecord, meta: CaseMeta, standing_for: str = "") -> list[str]:
-    cell = record.cell
-    head = (f"<details><summary>{mark(record.status)} py{cell.python} {cell.version}: "
+    head = (f"<details><summary>{mark(record.status)} {cell_words(record, meta.package)}: "
             f"{look(record.status).words}, {plain(record.reason)}"
             + (f"; representative {standing_for}" if standing_for else "") + "</summary>")
     facts = []
@@ -301,6 +303,8 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
                 verdict: Verdict, explained: Sequence[Explained] = ()) -> str:
     """One case's section of report.md, from its cells.json (``stored_meta`` and records)."""
     meta = CaseMeta.from_json(stored_meta)
+    if verdict.grid is not None:
+        return render_grid_case(case_id, meta, records, verdict.grid)
     title = meta.description or case_id
     folded = folded_note(records)
     lines = [f"## {case_id}: {title}", "", summary_section(verdict, meta, records), "",
@@ -329,7 +333,9 @@ def render(cases: Sequence[CaseResult],
     parts = ["# repro-matrix report", "",
              "Generated from the stored cell results; every verdict below is computed from "
              "them. Interactive version: [report.html](report.html); machine-readable: each "
-             "case's `cells.json`, `verdict.json`, `boundaries.json` and `osv.json`.", ""]
+             "case's `cells.json`, `verdict.json`, `boundaries.json` and `osv.json`"
+             + (" (`osv.json` only for cases without an axis)"
+                if any(case[3].grid is not None for case in cases) else "") + ".", ""]
     parts += [render_case(*case, (explained or {}).get(case[0], ())) for case in cases]
     return "\n".join(parts)
 
@@ -339,6 +345,11 @@ def step_summary(cases: Sequence[CaseResult]) -> str:
     parts = ["## repro-matrix", ""]
     for case_id, stored_meta, records, verdict in cases:
         meta = CaseMeta.from_json(stored_meta)
+        if verdict.grid is not None:
+            parts += [f"### {case_id}: {meta.description or case_id}", "",
+                      grid_summary(meta, records, verdict.grid), "",
+                      *grid_tables(meta, records, verdict.grid, level="####"), ""]
+            continue
         parts += [f"### {case_id}: {meta.description or case_id}", "",
                   summary_section(verdict, meta, records), "",
                   status_table(records, meta.release_dates, fold=True), "",
@@ -352,6 +363,14 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     of cells that decided nothing."""
     lines = []
     for case_id, stored_meta, records, verdict in cases:
+        if verdict.grid is not None:
+            meta = CaseMeta.from_json(stored_meta)
+            lines += [f"{case_id}: {verdict.grid.headline()}",
+                      f"  coverage: {grid.coverage(meta, records)}"]
+            lines += [f"  {plural(len(g.records), 'cell')} {look(g.status).words} "
+                      f"({grid.where(g.records, verdict.grid)}): {plain(g.cause)}"
+                      for g in grid.cause_groups(records, _UNDECIDED, meta.package)]
+            continue
         lines += [f"{case_id}: {headline(verdict, records)}",
                   f"  coverage: {coverage_sentence(CaseMeta.from_json(stored_meta), records)}",
                   f"  claim check: {claim_sentence(verdict, PLAIN_CLAIM_WORDS)}"]
@@ -362,3 +381,130 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
 def svg_link(case_id: str) -> str:
     """Where report.md finds a case's matrix.svg, relative to the results folder."""
     return f"{quote(case_id)}/matrix.svg"
+
+
+# ---- a case with an axis: per Python a grid of package by dependency releases ---------------
+
+_UNDECIDED = [s for s in Status if not s.decisive and s is not Status.DECLARED_INCOMPATIBLE]
+NOT_RUN = "·"
+
+
+def grid_table(layout: grid.GridLayout, package: str, axis: str) -> str:
+    """Rows package releases, columns axis releases (neighbours with identical cells collapsed
+    into ranges), emoji and letter per block, and each row's boundary in words."""
+    rows = [[label, *[_block_mark(b) for b in blocks], words]
+            for label, blocks, words in zip(layout.row_labels, layout.blocks, layout.words)]
+    headers = [f"{package} ↓ {axis} →", *layout.column_labels, "boundary"]
+    return tabulate(rows, headers=headers, tablefmt="github",
+                    colalign=("left", *["center"] * len(layout.columns), "left"),
+                    disable_numparse=True)
+
+
+def _block_mark(block: grid.Block) -> str:
+    if block.status is None:
+        return NOT_RUN
+    if block.inferred:  # lower case: not run, read from the cells on both sides
+        return f"{look(block.status).symbol} {look(block.status).code.lower()}"
+    return mark(block.status)
+
+
+def grid_legend(records: Sequence[CellRecord], layouts: Sequence[grid.GridLayout]) -> str:
+    counts = {status: sum(1 for r in records if r.status is status) for status in Status}
+    lines = [f"- {mark(s)} {MEANINGS[s]} ({plural(counts[s], 'cell')})"
+             for s in grid.legend_order(records)]
+    blocks = [b for layout in layouts for line in layout.blocks for b in line]
+    if any(b.status is not None and 0 < b.cells < b.size for b in blocks):
+        lines.append("- a bisection did not run every cell of a block: those it did not run "
+                     "lie between cells that ran and agree, and read as they do (how many ran "
+                     "per block: matrix.svg's tooltips)")
+    if any(b.inferred for b in blocks):
+        lines.append("- a lower-case letter: no cell of the block ran; the bisection reads it "
+                     "from the cells on both sides, which agree")
+    if any(b.status is None for b in blocks):
+        lines.append(f"- {NOT_RUN} not run, and the cells on either side disagree or are "
+                     "missing")
+    return "\n".join(lines)
+
+
+def grid_tables(meta: CaseMeta, records: Sequence[CellRecord], found: Grid,
+                level: str = "####") -> list[str]:
+    """Per Python its heading and grid, then the Pythons not shown and the legend."""
+    layouts = grid.layouts(records, found)
+    lines: list[str] = []
+    for layout in layouts:
+        lines += [f"{level} Python {layout.python}", "",
+                  grid_table(layout, meta.package, found.axis_package), ""]
+    missing = grid.unavailable_pythons(records)
+    if missing:
+        lines += [f"Not shown: Python {', '.join(missing)}, unavailable for every cell "
+                  "(see Coverage).", ""]
+    lines.append(grid_legend(records, layouts))
+    return lines
+
+
+def grid_summary(meta: CaseMeta, records: Sequence[CellRecord], found: Grid) -> str:
+    return "\n".join([f"**Verdict.** {found.headline()}", "",
+                      f"**Coverage.** {grid.coverage(meta, records)}"])
+
+
+def grid_causes(records: Sequence[CellRecord], found: Grid, statuses: Sequence[Status],
+                empty: str) -> str:
+    """Cells of the given statuses grouped by cause, with where they are in the grid."""
+    groups = grid.cause_groups(records, statuses, found.package)
+    if not groups:
+        return empty
+    return "\n".join(f"- {mark(g.status)} {plural(len(g.records), 'cell')} "
+                     f"({grid.where(g.records, found)}): {look(g.status).words}, "
+                     f"`{plain(g.cause)}`" for g in groups)
+
+
+def bisect_notes(meta: CaseMeta) -> list[str]:
+    """What a bisection along the axis says about rows it could not settle."""
+    lines = []
+    for python, summary in meta.bisect.items():
+        rows = summary.get("rows") if isinstance(summary, Mapping) else None
+        if not isinstance(rows, Mapping):
+            continue
+        for version, row in rows.items():
+            note = row.get("note") if isinstance(row, Mapping) else ""
+            if note:
+                lines.append(f"- py{python} {meta.package} {version}: {note}")
+    return lines
+
+
+def render_grid_case(case_id: str, meta: CaseMeta, records: Sequence[CellRecord],
+                     found: Grid) -> str:
+    """The section of a case with an axis: the verdict per Python, a grid per Python with
+    each row's boundary, what broke and what was declared incompatible, and the evidence."""
+    evidence: list[str] = []
+    for group in grid.cause_groups(records, [s for s in Status if not s.unaffected],
+                                   meta.package):
+        if group.status in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON):
+            continue
+        others = len(group.records) - 1
+        evidence += _cell_evidence(group.representative, meta,
+                                   f"for {plural(len(group.records), 'cell')} "
+                                   f"({grid.where(group.records, found)})" if others else "")
+    notes = bisect_notes(meta)
+    lines = [f"## {case_id}: {meta.description or case_id}", "",
+             grid_summary(meta, records, found), "", grid.facts(meta, records), "",
+             "### Compatibility grid", "",
+             f"![{case_id}: one grid per Python, coloured by status]({svg_link(case_id)})", "",
+             f"Rows are {meta.package} releases, columns {found.axis_package} releases (PEP 440 "
+             "order); neighbouring rows and columns whose cells are identical are collapsed "
+             "into ranges.", "",
+             *grid_tables(meta, records, found), "",
+             *(["### Bisect", "", *notes, ""] if notes else []),
+             "### Broken pairs", "",
+             grid_causes(records, found, [s for s in Status if s.affected],
+                         "No pair was tried and broken."), "",
+             "### Declared incompatible pairs", "",
+             grid_causes(records, found, [Status.DECLARED_INCOMPATIBLE],
+                         "No pair is excluded by the declared requirements."), "",
+             "### Failure causes", "",
+             grid_causes(records, found, _UNDECIDED,
+                         "Every cell decided: none failed for another reason."), "",
+             *base_images_section(meta),
+             "### Evidence", "",
+             "\n".join(evidence).rstrip() or "Every pair works."]
+    return "\n".join(lines).rstrip() + "\n"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from repro_matrix.model import CaseMeta, CellRecord, Release, claim_from_json
 from repro_matrix.report import html, markdown, svg
 from repro_matrix.verdict import boundary
 from repro_matrix.verdict.derive import CaseResult, Observation, Verdict, derive
+from repro_matrix.verdict.grid import AxisObservation, derive_grid
 
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
@@ -44,12 +46,15 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
             explained[case_id] = _stored_boundaries(results, case_id)
             continue
         store.write_verdict(results, case_id, verdict)
-        store.write_case_file(results, case_id, "osv.json", dumps(to_osv(
-            case_id, meta, records, verdict, _not_run(results, case_id, meta, records,
-                                                      releases))))
+        if verdict.grid is None:
+            # An OSV record states ranges of one package: a grid of pairs has no such form.
+            store.write_case_file(results, case_id, "osv.json", dumps(to_osv(
+                case_id, meta, records, verdict, _not_run(results, case_id, meta, records,
+                                                          releases))))
         explained[case_id] = _explain_boundaries(results, case_id, meta, records, verdict, find)
         store.write_case_file(results, case_id, "matrix.svg",
-                              svg.matrix_svg(case_id, records, verdict))
+                              svg.matrix_svg(case_id, records, verdict) if verdict.grid is None
+                              else svg.grid_svg(case_id, records, verdict.grid))
         verdicts.append((case_id, verdict))
         if on_case:
             on_case(case_id)
@@ -70,9 +75,7 @@ def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
     cases: list[CaseResult] = []
     for case_id in case_ids:
         meta, records = store.read_cells(store.case_dir(results, case_id) / "cells.json")
-        verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
-                         claim_from_json(CaseMeta.from_json(meta).claim))
-        cases.append(CaseResult(case_id, meta, records, verdict))
+        cases.append(CaseResult(case_id, meta, records, case_verdict(meta, records)))
     return cases
 
 
@@ -93,6 +96,21 @@ def _not_run(results: Path, case_id: str, meta: dict[str, Any], records: Sequenc
     except (OSError, ValueError):
         return None
     return stored_not_run(stored) if isinstance(stored, dict) else None
+
+
+def case_verdict(stored_meta: Mapping[str, Any], records: Sequence[CellRecord]) -> Verdict:
+    """The verdict of one case's cells; with an axis, each row's boundaries along it too."""
+    meta = CaseMeta.from_json(stored_meta)
+    verdict = derive([Observation(r.cell.python, r.cell.version, r.status) for r in records],
+                     claim_from_json(meta.claim))
+    axis = meta.axis_package or next((r.cell.axis_package for r in records
+                                      if r.cell.axis_package), "")
+    if not axis:
+        return verdict
+    observed = [AxisObservation(r.cell.python, r.cell.version, r.cell.axis_version, r.status)
+                for r in records if r.cell.axis_package]
+    return replace(verdict, grid=derive_grid(observed, meta.package, axis, meta.versions,
+                                             meta.axis_versions))
 
 
 def _stored_boundaries(results: Path, case_id: str) -> list[boundary.Explained]:

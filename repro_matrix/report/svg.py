@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from html import escape
 
 from repro_matrix.model import CellRecord, Status
+from repro_matrix.report import grid
+from repro_matrix.report.grid import Block
 from repro_matrix.report.vocabulary import (
     CODES,
     COLOURS,
@@ -16,6 +18,7 @@ from repro_matrix.report.vocabulary import (
     plural,
 )
 from repro_matrix.verdict.derive import Scope, Verdict
+from repro_matrix.verdict.grid import Grid
 
 _CELL_W, _CELL_H, _GAP = 44, 18, 2
 
@@ -89,3 +92,87 @@ def matrix_svg(case_id: str, records: Sequence[CellRecord], verdict: Verdict) ->
                    f" ({plural(counts[status], 'cell')})</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def grid_svg(case_id: str, records: Sequence[CellRecord], found: Grid) -> str:
+    """A case with an axis: per Python a heat map of package releases (rows) by axis releases
+    (columns), identical neighbours collapsed into ranges, each row's boundary at its right."""
+    layouts = grid.layouts(records, found)
+    package, axis = found.package, found.axis_package
+    label_w = max([len(label) for g in layouts for label in g.row_labels] + [7]) * 7 + 16
+    widths = [[max(_CELL_W, len(label) * 7 + 8) for label in g.column_labels] for g in layouts]
+    note_w = max([len(text) for g in layouts for text in g.short] + [0]) * 7 + 24
+    grid_w = max([sum(w) for w in widths] + [0])
+    width = max(label_w + grid_w + note_w, 440) + 10
+    title = f"{case_id}: {package} releases (rows) × {axis} releases (columns), per Python"
+    out: list[str] = []
+    y = 40
+    for g, column_widths in zip(layouts, widths):
+        out.append(f'<text x="10" y="{y + 12}" {_FONT} font-weight="bold">'
+                   f"Python {escape(g.python)}</text>")
+        y += 34
+        x = label_w
+        for label, w in zip(g.column_labels, column_widths):
+            out.append(f'<text x="{x + w / 2:g}" y="{y - 8}" {_FONT} text-anchor="middle">'
+                       f"{escape(label)}</text>")
+            x += w
+        for label, blocks, short, words in zip(g.row_labels, g.blocks, g.short, g.words):
+            out.append(f'<text x="{label_w - 8}" y="{y + 13}" {_FONT} text-anchor="end">'
+                       f"{escape(label)}</text>")
+            x = label_w
+            for column, block, w in zip(g.column_labels, blocks, column_widths):
+                out += _block(x, y, w, block, f"py{g.python} {package} {label} × {axis} "
+                              f"{column}")
+                x += w
+            out.append(f'<text x="{label_w + sum(column_widths) + 8}" y="{y + 13}" {_FONT} '
+                       f'fill="#333333">← {escape(short)}<title>{escape(words)}</title></text>')
+            y += _CELL_H
+        y += 16
+    legend = grid.legend_order(records)
+    counts = {s: sum(1 for r in records if r.status is s) for s in Status}
+    unrun = any(b.status is None or b.inferred for g in layouts for line in g.blocks
+                for b in line)
+    height = y + 4 + (len(legend) + unrun) * 18 + 10
+    head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+            f"<title>{escape(title)}</title>",
+            f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+            f'<text x="10" y="20" {_FONT} font-weight="bold">{escape(title)}</text>']
+    for k, status in enumerate(legend):
+        top = y + 4 + k * 18
+        fill, ink = COLOURS[status]
+        out.append(f'<rect x="10" y="{top}" width="14" height="14" fill="{fill}" '
+                   f'stroke="#999999"/>')
+        out.append(f'<text x="17" y="{top + 11}" {_FONT} text-anchor="middle" fill="{ink}">'
+                   f"{CODES[status]}</text>")
+        out.append(f'<text x="32" y="{top + 11}" {_FONT}>{escape(look(status).words)}'
+                   f" ({plural(counts[status], 'cell')})</text>")
+    if unrun:
+        top = y + 4 + len(legend) * 18
+        out.append(f'<rect x="10" y="{top}" width="14" height="14" fill="#ffffff" '
+                   f'stroke="#cccccc" stroke-dasharray="2,2"/>')
+        out.append(f'<text x="32" y="{top + 11}" {_FONT}>not run (pale, lower case: the '
+                   "cells on both sides agree)</text>")
+    return "\n".join([*head, *out, "</svg>"]) + "\n"
+
+
+def _block(x: int, y: int, w: int, block: Block, where: str) -> list[str]:
+    """One collapsed block: a square coloured and lettered by its status."""
+    bw, bh = w - _GAP, _CELL_H - _GAP
+    if block.status is None:
+        return [f'<rect x="{x}" y="{y}" width="{bw}" height="{bh}" fill="#ffffff" '
+                f'stroke="#cccccc" stroke-dasharray="2,2"><title>{escape(where)}: not run'
+                "</title></rect>"]
+    fill, ink = COLOURS[block.status]
+    code = CODES[block.status]
+    ran = (plural(block.cells, 'cell') if block.cells >= block.size
+           else f"{block.cells} of {plural(block.size, 'cell')} run")
+    tip = f"{where}: {look(block.status).words} ({ran})"
+    faded = ""
+    if block.inferred:  # not run: paler, lower case, read from the cells on both sides
+        tip = f"{where}: {look(block.status).words}, not run (the cells on both sides agree)"
+        faded, code, ink = ' fill-opacity="0.35"', code.lower(), "#000000"
+    return [f'<rect x="{x}" y="{y}" width="{bw}" height="{bh}" fill="{fill}"{faded}>'
+            f"<title>{escape(tip)}</title></rect>",
+            f'<text x="{x + bw / 2:g}" y="{y + 12}" {_FONT} text-anchor="middle" '
+            f'fill="{ink}" pointer-events="none">{code}</text>']

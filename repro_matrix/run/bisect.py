@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED
+from repro_matrix.verdict.grid import UNDECIDED, is_monotonic, segments_of
 
 Probe = Callable[[str], str]
 
@@ -224,3 +225,154 @@ def _confirm(search: _Search, start: int, end: int | None) -> None:
         result.non_monotonic = True
         result.note = ("the probes do not fit one affected interval (the history is not "
                        "monotonic in version order); run the full matrix for this Python")
+
+
+# ---- along a case's axis: one row (Python, package release) at a time ------------------------
+
+
+@dataclass
+class RowSearch:
+    """What the search along the axis saw for one row: the state of each probed axis release
+    (verdict.grid's WORKS, BROKEN or DECLARED, else UNDETERMINED), and the boundaries it
+    settled."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    # (below, above): neighbouring decided probes in different states, with nothing but
+    # untestable releases between them; the next row starts from these.
+    boundaries: list[tuple[str, str]] = field(default_factory=list)
+    non_monotonic: bool = False
+    note: str = ""
+
+    @property
+    def runs(self) -> int:
+        return len(self.states)
+
+
+def row_budget(count: int, seeds: int = 0) -> int:
+    """Probes one row may take: the two ends, ⌈log2 n⌉ + 1 for each of up to four boundaries
+    (declared incompatible | broken | works | broken | declared incompatible), two per seed."""
+    return 2 + 4 * (max(count - 1, 1).bit_length() + 1) + 2 * seeds
+
+
+def bisect_row(versions: Sequence[str], probe: Probe,
+               seeds: Sequence[tuple[str, str]] = ()) -> RowSearch:
+    """Find where a row changes state along ``versions`` (the axis, PEP 440 order) with a
+    logarithmic number of probes; ``probe`` answers in verdict.grid's states (``axis_state``).
+
+    ``seeds`` are the previous row's boundaries: neighbouring rows usually share them, so both
+    sides of each are probed first, and a row that agrees costs two probes per boundary plus
+    its two ends. Every pair of neighbouring probes in different states is then narrowed by
+    halving until they are next to each other. The search assumes the row rises to "works" and
+    falls again once (declared incompatible, broken, works, broken, declared incompatible, each
+    part optional), checks that against everything it probed, and says when it does not hold.
+    """
+    def along_axis(version: str) -> str:  # the search steps over undecided cells as such
+        state = probe(version)
+        return UNDETERMINED if state == UNDECIDED else state
+
+    search = _Search(versions, along_axis, row_budget(len(versions), len(seeds)))
+    result = RowSearch(states=search.result.states)
+    try:
+        _search_row(search, seeds, result)
+    except _Exhausted:
+        result.note = (f"gave up after {search.budget} probes without settling every boundary "
+                       "(untestable releases?); run the full grid for this row")
+    decided = [(i, result.states[v]) for i, v in enumerate(search.versions)
+               if result.states.get(v, UNDETERMINED) != UNDETERMINED]
+    result.boundaries = [(search.versions[i], search.versions[j])
+                         for (i, a), (j, b) in zip(decided, decided[1:]) if a != b]
+    along = {v: (UNDECIDED if state == UNDETERMINED else state)
+             for v, state in result.states.items()}
+    if not is_monotonic(segments_of(along, search.versions)):
+        result.non_monotonic = True
+        result.note = ("the probes do not rise to 'works' and fall again once along the axis "
+                       "(not monotonic); run the full grid for this row")
+    return result
+
+
+def _search_row(search: _Search, seeds: Sequence[tuple[str, str]], result: RowSearch) -> None:
+    last = len(search.versions) - 1
+    if last < 0:
+        return
+    index = {v: i for i, v in enumerate(search.versions)}
+    for below, above in seeds:
+        for version in (below, above):
+            if version in index:
+                search.state(index[version])
+    # A row undecided at both ends and in the middle (and at the seeds) is most likely one
+    # whose package release does not install at all: three probes say so, not a search.
+    search.state(0)
+    search.state(last)
+    if _decided(search) == [] and last > 1:
+        search.state(last // 2)
+    if not _decided(search):
+        result.note = ("nothing decided at either end or in the middle of the axis; not "
+                       "searched further")
+        return
+    before = result.runs
+    oldest = search.first_decisive(0, last, 1)
+    newest = search.first_decisive(last, 0, -1)
+    # Crossing untestable runs at the ends comes on top of the budget, as in bisect_versions.
+    search.budget += max(result.runs - before - 2, 0)
+    if oldest is None or newest is None:
+        result.note = "no release along the axis could be tested"
+        return
+    if _all_one_state(search):
+        _midpoints_until_change(search, oldest, newest)
+    settled: set[tuple[int, int]] = set()
+    while True:
+        pair = _open_pair(search, settled)
+        if pair is None:
+            return
+        low, high = pair
+        middle = search.decisive_near((low + high) // 2, low + 1, high - 1)
+        if middle is None:  # only untestable releases between: the boundary lies among them
+            settled.add(pair)
+        else:
+            search.state(middle)
+
+
+def _decided(search: _Search) -> list[int]:
+    return [i for i, v in enumerate(search.versions)
+            if search.result.states.get(v, UNDETERMINED) != UNDETERMINED]
+
+
+def _all_one_state(search: _Search) -> bool:
+    return len({search.result.states[search.versions[i]] for i in _decided(search)}) <= 1
+
+
+def _open_pair(search: _Search, settled: set[tuple[int, int]]) -> tuple[int, int] | None:
+    """Neighbouring decided probes in different states with releases left between them."""
+    decided = _decided(search)
+    for low, high in zip(decided, decided[1:]):
+        if (high - low > 1 and (low, high) not in settled
+                and search.result.states[search.versions[low]]
+                != search.result.states[search.versions[high]]):
+            return low, high
+    return None
+
+
+# How many levels of midpoints a row whose probes all agree gets: 1 + 2 probes, enough to find
+# a stretch a quarter of the axis long (a shorter one shows only in the full grid).
+_MIDPOINT_LEVELS = 2
+
+
+def _midpoints_until_change(search: _Search, oldest: int, newest: int) -> None:
+    """Every probe so far agrees: look between them, level by level, for another state."""
+    segments = [(oldest, newest)]
+    try:
+        for _ in range(_MIDPOINT_LEVELS):
+            deeper = []
+            for low, high in segments:
+                if high - low < 2:
+                    continue
+                middle = search.decisive_near((low + high) // 2, low + 1, high - 1)
+                if middle is None:
+                    continue
+                search.state(middle)
+                if not _all_one_state(search):
+                    return
+                deeper += [(low, middle), (middle, high)]
+            segments = deeper
+    except _Exhausted:
+        return  # one state everywhere probed: the answer the budget allows

@@ -39,7 +39,7 @@ from repro_matrix.resolve.dists import dist_finder
 from repro_matrix.resolve.index import IndexClient
 from repro_matrix.resolve.lock import ResolveFailure, Resolver, era_cutoffs
 from repro_matrix.run import timing
-from repro_matrix.run.bisect import bisect_versions
+from repro_matrix.run.bisect import bisect_row, bisect_versions
 from repro_matrix.run.classify import (
     Classification,
     classify_build_failure,
@@ -62,6 +62,7 @@ from repro_matrix.run.record import CaseRecorder, new_record, now_utc
 from repro_matrix.run.shard import ShardSpec, shard_plans
 from repro_matrix.spec import plan
 from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED, Verdict
+from repro_matrix.verdict.grid import axis_state
 
 _EXCERPT_CHARS = 4000
 
@@ -382,16 +383,63 @@ class MatrixRun:
         self._finish(recorder, self._cell(context, recorder, cell))
 
     def _bisect_task(self, context: RunContext, recorder: CaseRecorder, python: str) -> None:
-        """Per Python (and, with an axis, per axis release): a boundary search over the
-        package's releases."""
+        """Per Python: a boundary search over the package's releases, or, with an axis, one
+        along the axis per package release."""
         case = recorder.plan.case
         case_plan = recorder.plan
+        if case.axis is not None:
+            self._bisect_rows(context, recorder, python)
+            return
         for axis_version in case_plan.axis_versions or ("",):
             line = {cell.version: cell for cell in case_plan.cells
                     if cell.python == python and cell.axis_version == axis_version}
             cells = [line[version] for version in case_plan.versions]
             key = python if not axis_version else f"{python}/{cells[0].axis_requirement}"
             self._bisect_line(context, recorder, cells, case.claim.named_versions(), key)
+
+    def _bisect_rows(self, context: RunContext, recorder: CaseRecorder, python: str) -> None:
+        """With an axis: per package release (a row, oldest first) a search along the axis
+        releases, each row starting from the boundaries of the row before (neighbouring rows
+        usually share them). Stored in the case's "bisect" meta under ``python``."""
+        case_plan = recorder.plan
+        case = case_plan.case
+        axis = case.axis.package if case.axis is not None else ""
+        cells = {(c.version, c.axis_version): c for c in case_plan.cells if c.python == python}
+        if not context.bases[python].available:
+            for cell in cells.values():  # every cell unavailable, as in a full run
+                self._finish(recorder, self._cell(context, recorder, cell))
+            with recorder.mutex:
+                recorder.meta.setdefault("bisect", {})[python] = {
+                    "along": axis, "cells_run": 0, "rows": {}, "note": "Python unavailable"}
+            return
+        seeds: list[tuple[str, str]] = []
+        rows: dict[str, dict[str, object]] = {}
+        run = 0
+        for version in case_plan.versions:
+            def probe(axis_version: str, version: str = version) -> str:
+                cell = cells[(version, axis_version)]
+                self.progress.cell_started(cell.id)
+                record = self._cell(context, recorder, cell)
+                self._finish(recorder, record)
+                return axis_state(record.status)
+
+            # Pairs not for this Python are known without a probe: recorded, never searched.
+            searched = []
+            for axis_version in case_plan.axis_versions:
+                if cells[(version, axis_version)].id in recorder.not_for_python:
+                    probe(axis_version)
+                else:
+                    searched.append(axis_version)
+            result = bisect_row(searched, probe, seeds)
+            seeds = result.boundaries or seeds
+            run += result.runs
+            rows[version] = {"cells_run": result.runs,
+                             "boundaries": [list(pair) for pair in result.boundaries],
+                             "non_monotonic": result.non_monotonic, "note": result.note}
+        with recorder.mutex:
+            recorder.meta.setdefault("bisect", {})[python] = {
+                "along": axis, "cells_run": run, "rows": rows}
+        self._say(f"bisect {case.id} py{python} along {axis}: {run} of {len(cells)} cells run")
 
     def _bisect_line(self, context: RunContext, recorder: CaseRecorder, cells: Sequence[Cell],
                      hints: Sequence[str], key: str, along: Callable[[Cell], str] | None = None,

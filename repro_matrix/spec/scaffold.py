@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from repro_matrix import atomic, pythons
 from repro_matrix.advisories import read as advisory
 from repro_matrix.errors import HarnessError, UsageError, unwritable_results
-from repro_matrix.model import OSV_ZERO, ClaimRange, DistFile
+from repro_matrix.model import KIND_BUG, KIND_COMPATIBILITY, OSV_ZERO, ClaimRange, DistFile
 from repro_matrix.resolve.index import IndexClient
 
 CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # the same rule the matrix file's loader applies
@@ -41,10 +43,21 @@ class CaseDraft:
     first_fixed: str = ""
     introduced: str = ""
     claim_source: str = ""
+    # A dependency whose releases form a second axis (the case then asks whether each pair
+    # works: outcome.kind compatibility), and the spec of its releases.
+    axis: str = ""
+    axis_spec: str = ""
+    requirements: tuple[str, ...] = ()  # what the repro needs besides the package (PEP 508)
+    signatures: tuple[str, ...] = ()  # what the repro prints when the bug shows
 
     @property
     def signature(self) -> str:
-        return f"BUG: {self.case_id} reproduced"
+        """The text the repro skeleton prints when the bug shows."""
+        return self.signatures[0] if self.signatures else f"BUG: {self.case_id} reproduced"
+
+    @property
+    def kind(self) -> str:
+        return KIND_COMPATIBILITY if self.axis else KIND_BUG
 
     @property
     def module(self) -> str:
@@ -173,35 +186,84 @@ def check_draft(draft: CaseDraft) -> None:
     for python in draft.pythons:
         if not pythons.is_feature_version(python):
             raise UsageError(f"--python: '{python}' is not a Python version spelled X.Y")
+    for option, spec in (("--versions", draft.spec), ("--axis-versions", draft.axis_spec)):
+        try:
+            SpecifierSet(spec)
+        except InvalidSpecifier:
+            raise UsageError(f"{option}: '{spec}' is not a PEP 440 specifier",
+                             "e.g. '>=2.0,<3'") from None
+    if draft.axis_spec and not draft.axis:
+        raise UsageError("--axis-versions: given without --axis", "name the dependency with "
+                         "--axis PACKAGE")
+    if draft.axis and not PROJECT_NAME.match(draft.axis):
+        raise UsageError(f"--axis: '{draft.axis}' is not a valid project name")
+    pinned = {canonicalize_name(draft.package): "the case's own package (narrow --versions)"}
+    if draft.axis:
+        if canonicalize_name(draft.axis) in pinned:
+            raise UsageError(f"--axis: '{draft.axis}' is the case's own package",
+                             "the axis names a dependency")
+        pinned[canonicalize_name(draft.axis)] = "the axis package (narrow --axis-versions)"
+    for text in draft.requirements:
+        try:
+            name = canonicalize_name(Requirement(text).name)
+        except InvalidRequirement:
+            raise UsageError(f"--requirements: '{text}' is not a requirement",
+                             "one PEP 508 requirement per option, e.g. 'requests>=2'") from None
+        if name in pinned:
+            raise UsageError(f"--requirements: '{text}' names {pinned[name]}",
+                             "the matrix pins it to each release")
+    if any(not text.strip() for text in draft.signatures):
+        raise UsageError("--signature: empty", "give the text the repro prints when the bug "
+                         "shows")
 
 
 def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid YAML scalar
 
 
+def _spec_line(spec: str, indent: str) -> str:
+    return (f"{indent}spec: {_quoted(spec)}" if spec else
+            f'{indent}spec: ">=0"                # every release; narrow it (PEP 440)')
+
+
 def case_entry(draft: CaseDraft, repro: str) -> str:
     """The YAML text of one `cases:` item, indented as a list item of the matrix file."""
     columns = ", ".join(_quoted(p) for p in draft.pythons)
+    what = (f"does {draft.package} work with each {draft.axis} release" if draft.axis
+            else "TODO: the bug in one line")
     lines = [
         f"  - id: {draft.case_id}",
-        f"    description: {_quoted(draft.description or 'TODO: the bug in one line')}",
+        f"    description: {_quoted(draft.description or what)}",
         f"    package: {draft.package}",
         f"    import: {draft.module}",
         "    versions:",
-        f"      spec: {_quoted(draft.spec)}" if draft.spec else
-        '      spec: ">=0"                # every release; narrow it (PEP 440)',
-        f"    pythons: [{columns}]",
-        f"    repro: {repro}",
-        "    outcome:",
-        f"      signature: {_quoted(draft.signature)}   # printed by the repro when the bug shows",
-        "      timeout: 60",
+        _spec_line(draft.spec, "      "),
     ]
+    if draft.axis:
+        lines += ["    axis:                        # a second axis: one pin per cell",
+                  f"      package: {draft.axis}",
+                  "      versions:",
+                  _spec_line(draft.axis_spec, "        ")]
+    lines.append(f"    pythons: [{columns}]")
+    if draft.requirements:
+        lines.append(f"    requirements: [{', '.join(_quoted(r) for r in draft.requirements)}]")
+    lines += [f"    repro: {repro}", "    outcome:"]
+    signature = (_quoted(draft.signature) if len(draft.signatures) < 2
+                 else "[" + ", ".join(_quoted(s) for s in draft.signatures) + "]")
+    if draft.axis:
+        lines.append("      kind: compatibility      # per pair: works (exit 0) or broken (the "
+                     "import or the repro fails)")
+        if draft.signatures:
+            lines.append(f"      signature: {signature}   # only a failure showing it is broken")
+    else:
+        lines.append(f"      signature: {signature}   # printed by the repro when the bug shows")
+    lines.append("      timeout: 60")
     claim = [f"      {key}: {_quoted(value)}" for key, value in (
         ("first_fixed", draft.first_fixed), ("introduced", draft.introduced),
         ("source", draft.claim_source)) if value]
     if claim:
         lines += ["    claim:", *claim]
-    else:
+    elif not draft.axis:  # a grid of pairs has no affected range to claim
         lines += ["    # claim:                   # what a changelog or an issue says",
                   '    #   first_fixed: "X.Y.Z"',
                   '    #   source: "where the claim comes from"']
@@ -210,6 +272,8 @@ def case_entry(draft: CaseDraft, repro: str) -> str:
 
 def repro_skeleton(draft: CaseDraft) -> str:
     """A repro script following the exit-code convention, with a PEP 723 block."""
+    if draft.axis:
+        return pair_skeleton(draft)
     return f'''# /// script
 # dependencies = []   # other packages the repro needs (PEP 508), locked in the cell's era
 # ///
@@ -245,6 +309,52 @@ def main():
         print(SIGNATURE)
         return 1
     print("not reproduced")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+'''
+
+
+def pair_skeleton(draft: CaseDraft) -> str:
+    """A compatibility repro: exit 0 when the pair works, 1 (with the error) when it does not."""
+    title = draft.description or f"does {draft.package} work with this {draft.axis} release?"
+    return f'''# /// script
+# dependencies = []   # other packages the repro needs (PEP 508), locked in the cell's era
+# ///
+"""{draft.case_id}: {title}
+
+Runs inside one cell (one Python, one {draft.package} release, one {draft.axis} release pinned,
+no network). The image already imports {draft.module}: an import that fails because of
+{draft.axis} is "broken" before this script runs. Exit codes:
+  0    the pair works
+  1    the pair is broken (an exception that escapes is broken too; its last line is the
+       evidence)
+  125  this pair cannot tell (for example the API the test needs does not exist yet)
+"""
+
+import sys
+
+import {draft.module}
+
+
+def works():
+    """True when the pair works, False when it does not, None when this pair cannot tell."""
+    # TODO: use {draft.module} the way its users do, for example:
+    #   return {draft.module}.some_call(...) == expected
+    return None
+
+
+def main():
+    result = works()
+    if result is None:
+        print("cannot tell: the check is not written yet")
+        return 125
+    if not result:
+        print("broken: {draft.module} does not work with this {draft.axis} release")
+        return 1
+    print("works")
     return 0
 
 

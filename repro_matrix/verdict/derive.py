@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from packaging.version import Version
 
 from repro_matrix.model import OSV_ZERO, CellRecord, Claim, ClaimRange, Status
+from repro_matrix.verdict.grid import Grid
 
 # Aggregated per-version state across Pythons.
 AFFECTED = "affected"
@@ -152,6 +153,9 @@ class Verdict:
     overall: Scope
     differs_by_python: tuple[str, ...]
     claim: ClaimCheck
+    # A case with an axis: each row's boundaries along it (the scopes above then read a
+    # package release as affected when any of its pairs broke).
+    grid: Grid | None = None
 
 
 class CaseResult(NamedTuple):

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from repro_matrix import store
-from repro_matrix.model import Attempt, CellRecord, Status
+from repro_matrix.model import Attempt, Cell, CellRecord, Status
 from repro_matrix.report.render import render_results
 from repro_matrix.resolve.dists import DistFinder
 from tests.factories import ran, record
@@ -175,5 +175,53 @@ def test_matrix_svg_renders(chromium: str, results: Path, tmp_path: Path) -> Non
     shot = tmp_path / "matrix.png"
     _run(chromium, tmp_path, f"--screenshot={shot}", "--window-size=500,400",
          (results / "demo" / "matrix.svg").as_uri())
+    _, _, pixels = _png_pixels(shot.read_bytes())
+    assert len(set(pixels)) > 20
+
+
+# ---- a case with an axis: a grid per Python, a block's evidence on click --------------------
+
+W, B, D = Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE
+PAIRS = {"1.0": (W, W, B), "1.1": (W, W, B), "2.0": (D, W, W)}  # app release -> lib 1, 2, 3
+BLOCK = "pair/py3.11/1.1/lib==3"  # the block of app 1.0 to 1.1 by lib 3 shows its newest row
+
+
+@pytest.fixture(scope="module")
+def grid_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("grid") / "results"
+    cells = []
+    for version, statuses in PAIRS.items():
+        for lib, status in zip(("1", "2", "3"), statuses):
+            output = ("Traceback (most recent call last):\nImportError: cannot import name "
+                      "'gone' from 'lib'\n" if status is B else "")
+            cells.append(CellRecord(Cell("pair", "3.11", version, "lib", lib), status,
+                                    "exit 1" if status is B else "", output_excerpt=output))
+    store.write_cells(folder, "pair", cells, {
+        "case": "pair", "package": "app", "kind": "compatibility", "axis_package": "lib",
+        "axis_versions": ["1", "2", "3"], "versions": list(PAIRS),
+        "finished_at": "2024-01-02T03:04:05Z"})
+    saved = os.environ.pop("GITHUB_STEP_SUMMARY", None)
+    try:
+        render_results(folder)
+    finally:
+        if saved is not None:
+            os.environ["GITHUB_STEP_SUMMARY"] = saved
+    return folder
+
+
+def test_a_grid_page_collapses_rows_and_opens_a_blocks_evidence(
+        chromium: str, grid_results: Path, tmp_path: Path) -> None:
+    dom = _dom(chromium, tmp_path, grid_results / "report.html",
+               "#cell=" + quote(BLOCK, safe=""))
+    assert '<th scope="row" class="version">1.0–1.1</th>' in dom
+    assert "works with lib &gt;=1,&lt;3; first lib that breaks: 3" in dom
+    assert f'data-open-cell="{BLOCK}"' in dom
+    panel = dom.split(f'data-open-cell="{BLOCK}"', 1)[1].split("</aside>", 1)[0]
+    for shown in ("py3.11 · app 1.1 · lib 3", "stands for 2 cells",
+                  "ImportError: cannot import name 'gone' from 'lib'"):
+        assert shown in panel, shown
+    shot = tmp_path / "grid.png"
+    _run(chromium, tmp_path, f"--screenshot={shot}", "--window-size=600,300",
+         (grid_results / "pair" / "matrix.svg").as_uri())
     _, _, pixels = _png_pixels(shot.read_bytes())
     assert len(set(pixels)) > 20

@@ -126,3 +126,32 @@ def test_new_learns_the_import_name_from_the_newest_wheel_on_the_index(
                           "run_name='__main__')"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert ran.returncode == 125, ran.stdout + ran.stderr
+
+
+PAIR_REPRO = '''\
+import flask
+
+app = flask.Flask(__name__)
+app.route("/")(lambda: "hello")
+assert app.test_client().get("/").get_data(as_text=True) == "hello"
+print("OK")
+'''
+
+
+def test_a_two_axis_question_is_one_new_command_and_a_repro(
+        tmp_path: Path, docker_engine: engine.Engine) -> None:
+    made = subprocess.run(_cli("new", "pair-1", "--package", "flask", "--versions", ">=2.2",
+                               "--axis", "werkzeug", "--axis-versions", ">=2.3",
+                               "--python", PYTHON), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    assert "--axis-version A" in made.stderr  # how to try one pair
+    (tmp_path / "cases" / "pair-1" / "repro.py").write_text(PAIR_REPRO)
+    # Flask 2.2.5's test client reads werkzeug.__version__, which Werkzeug 3.1.0 removed.
+    tried = subprocess.run(_cli("try", "--python", PYTHON, "--version", "2.2.5",
+                                "--axis-version", "3.1.0"), cwd=tmp_path, capture_output=True,
+                           text=True, timeout=900, check=False)
+    assert tried.returncode == 0, tried.stderr
+    assert "AttributeError: module 'werkzeug' has no attribute '__version__'" in tried.stdout
+    assert "pair-1/py3.11/2.2.5/werkzeug==3.1.0: 🔴 broken" in tried.stderr
+    assert not (tmp_path / "results").exists()

@@ -18,6 +18,7 @@ from repro_matrix import store
 from repro_matrix.containers import bases
 from repro_matrix.errors import IndexUnavailable
 from repro_matrix.model import BaseImage, DistFile, Lock, Pin, RawRun, Release, Status
+from repro_matrix.report.render import case_verdict
 from repro_matrix.resolve.index import IndexClient
 from repro_matrix.resolve.lock import ResolveFailure
 from repro_matrix.run.loop import MatrixRun, RunOptions
@@ -461,11 +462,21 @@ def test_without_a_repro_the_import_check_alone_decides(axis_world: dict[str, An
     assert cells["demo/py3.11/2.0/dep==1.0"].status is Status.DECLARED_INCOMPATIBLE
 
 
-def test_bisect_searches_each_axis_column(axis_world: dict[str, Any]) -> None:
+def test_bisect_searches_along_the_axis_row_by_row(axis_world: dict[str, Any]) -> None:
     _axis_run(axis_world, bisect=True)
     meta, records = store.read_cells(axis_world["tmp"] / "results" / "demo" / "cells.json")
-    assert sorted(meta["bisect"]) == [f"3.11/dep=={d}" for d in DEP_VERSIONS]
+    summary = meta["bisect"]["3.11"]
+    assert summary["along"] == "dep" and list(summary["rows"]) == list(VERSIONS)
+    assert summary["cells_run"] == len(records)
+    assert summary["rows"]["2.0"]["boundaries"] == [["1.0", "2.0"], ["2.0", "3.0"]]
     assert all(r.cell.axis_package == "dep" for r in records)
+    found = case_verdict(meta, records).grid
+    assert found is not None
+    assert [row.words for row in found.per_python[0].rows] == [
+        "works with dep >=1.0,<3.0; first dep that breaks: 3.0",
+        "works with dep >=2.0,<3.0; first dep that breaks: 3.0; not decided: 1.0 (cannot "
+        "install)",
+        "works with dep >=2.0,<3.0; first dep that breaks: 3.0; declared incompatible below 2.0"]
 
 
 def test_a_bug_case_with_an_axis_stops_at_an_import_failure_of_the_pin(

@@ -339,3 +339,70 @@ def test_try_names_its_own_option_when_the_release_is_wrong(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"repro-matrix: error: {message}"), line
     assert "--versions" not in line
+
+
+# ---- a two-axis question: `new --axis` ------------------------------------------------------
+
+
+def test_new_with_an_axis_writes_a_compatibility_case_the_loader_reads(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    assert cli.main(["new", "app-lib", "--package", "app", "--versions", ">=2.0",
+                     "--axis", "lib", "--axis-versions", ">=1.1,<4", "--requirements",
+                     "helper>=1,<2", "--requirements", "other", "--python", "3.11",
+                     "--matrix", str(matrix)]) == 0
+    case = config.load(matrix).cases[1]
+    assert (case.id, case.package, case.versions.spec) == ("app-lib", "app", ">=2.0")
+    assert case.axis is not None
+    assert (case.axis.package, case.axis.versions.spec) == ("lib", ">=1.1,<4")
+    assert case.outcome.kind == "compatibility" and case.outcome.signatures == ()
+    assert case.requirements == ("helper>=1,<2", "other")
+    assert case.pythons == ("3.11",)
+    skeleton = (tmp_path / "cases" / "app-lib" / "repro.py").read_text()
+    assert "def works():" in skeleton and "import app\n" in skeleton
+
+
+def test_the_pair_skeleton_runs_and_cannot_tell_until_written(tmp_path: Path) -> None:
+    made = write_case(CaseDraft("pair", "demo", import_name="json", axis="lib"),
+                      _matrix(tmp_path))
+    run = subprocess.run([sys.executable, str(made.repro)], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 125, run.stderr
+
+
+def test_new_takes_signatures_and_versions_for_a_bug_case(tmp_path: Path) -> None:
+    matrix = _matrix(tmp_path)
+    assert cli.main(["new", "b-1", "--package", "demo", "--versions", "<3",
+                     "--signature", "ValueError: boom", "--signature", "KeyError: 'x'",
+                     "--matrix", str(matrix)]) == 0
+    case = config.load(matrix).cases[1]
+    assert case.outcome.kind == "bug" and case.axis is None
+    assert case.outcome.signatures == ("ValueError: boom", "KeyError: 'x'")
+    assert case.versions.spec == "<3"
+    assert 'SIGNATURE = "ValueError: boom"' in (tmp_path / "cases" / "b-1" / "repro.py"
+                                                ).read_text()
+    paired = CaseDraft("p-1", "demo", axis="lib", signatures=("TypeError: x",))
+    assert '      signature: "TypeError: x"' in case_entry(paired, "r.py")
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--versions", ">>2"], "--versions: '>>2' is not a PEP 440 specifier"),
+    (["--axis", "lib", "--axis-versions", "2.0"], "--axis-versions: '2.0' is not"),
+    (["--axis-versions", ">=2"], "--axis-versions: given without --axis"),
+    (["--axis", "demo"], "--axis: 'demo' is the case's own package"),
+    (["--axis", "not a name"], "--axis: 'not a name' is not a valid project name"),
+    (["--requirements", "demo>=1"], "names the case's own package"),
+    (["--axis", "lib", "--requirements", "Lib==2"], "names the axis package"),
+    (["--requirements", "a b c"], "--requirements: 'a b c' is not a requirement"),
+    (["--signature", " "], "--signature: empty"),
+    (["--from-osv", "x.json", "--axis", "lib"], "--axis does not go with --from-osv"),
+])
+def test_new_refuses_what_the_loader_would_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
+        message: str) -> None:
+    matrix = _matrix(tmp_path)
+    before = matrix.read_text()
+    assert cli.main(["new", "n-1", "--package", "demo", "--matrix", str(matrix), *extra]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert message in line
+    assert matrix.read_text() == before
+    assert not (tmp_path / "cases" / "n-1").exists()
