@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sysconfig
 import threading
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from repro_matrix import store
+from repro_matrix import cpu, store
 from repro_matrix.errors import IndexUnavailable, ResolveToolError
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
 from repro_matrix.resolve.index import IndexClient, file_sha256
@@ -186,7 +185,7 @@ class Resolver:
             chosen = choose_file(release.files, tags, hashes) if release else None
             if chosen is None:
                 raise _Unresolvable(f"{name}=={version}: no file for CPython {python} on Linux")
-            self.index.download(chosen, self.wheelhouse)
+            # Fetched by ensure_files, in its own stage: a resolution only chooses the files.
             pins.append(Pin(name, version, chosen.filename, chosen.sha256))
         return tuple(pins)
 
@@ -206,8 +205,8 @@ class Resolver:
             command += ["--exclude-newer-package", f"setuptools={now}",
                         "--exclude-newer-package", f"wheel={now}"]
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
-        proc = subprocess.run(command, input="\n".join(requirements) + "\n", capture_output=True,
-                              text=True, env=env, timeout=600, check=False)
+        # cpu.run: uv's CPU seconds count towards the stage clock's "resolve".
+        proc = cpu.run(command, input="\n".join(requirements) + "\n", env=env, timeout=600)
         if proc.returncode != 0:
             raise _Unresolvable(_tail(proc.stderr))
         return parse_compiled(proc.stdout)

@@ -185,7 +185,7 @@ def debootstrap_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(bases.subprocess, "run", fake_run)
+    monkeypatch.setattr(bases.cpu, "run", fake_run)
     return calls
 
 
