@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from repro_matrix import cpu, store
 from repro_matrix.errors import IndexUnavailable, ResolveToolError
-from repro_matrix.model import DistFile, EraPolicy, Lock, Pin
+from repro_matrix.model import DistFile, EraPolicy, Lock, Pin, Release
 from repro_matrix.resolve.index import IndexClient, file_sha256
 
 # Oldest glibc among the supported base images (Debian bullseye): wheels newer than this are out.
@@ -104,6 +105,38 @@ def parse_compiled(text: str) -> dict[str, tuple[str, set[str]]]:
     return pins
 
 
+def tool_pin(name: str, releases: Sequence[Release], python: str, cutoff: str,
+             tags: Sequence[Tag]) -> Pin | None:
+    """The build tool ``name`` as of ``cutoff``, read from its index page: the newest final
+    release with a file uploaded by ``cutoff`` whose requires-python admits ``python`` and that
+    fits ``tags`` (what uv chooses for a tool without dependencies, without running uv)."""
+    moment = datetime.fromisoformat(cutoff.replace("Z", "+00:00"))
+    target = Version(python)
+    for release in sorted(releases, key=lambda r: Version(r.version), reverse=True):
+        version = Version(release.version)
+        if version.is_prerelease or version.is_devrelease:
+            continue
+        files = [f for f in release.files
+                 if not f.yanked and f.upload_time is not None and f.upload_time <= moment
+                 and _admits(f.requires_python, target)]
+        chosen = choose_file(files, tags, set())
+        if chosen is not None:
+            return Pin(str(canonicalize_name(name)), release.version, chosen.filename,
+                       chosen.sha256)
+    return None
+
+
+def _admits(requires_python: str | None, python: Version) -> bool:
+    """Whether a file's requires-python admits the target Python X.Y (an unreadable one
+    admits it, as installers read it)."""
+    if not requires_python:
+        return True
+    try:
+        return python in SpecifierSet(requires_python, prereleases=True)
+    except InvalidSpecifier:
+        return True
+
+
 @dataclass(frozen=True)
 class ResolveFailure:
     """Why no lock could be made for one cutoff (cell data, not an exception)."""
@@ -128,11 +161,13 @@ class Resolver:
              extra: Sequence[str] = ()) -> Lock | ResolveFailure:
         """Lock ``requirement`` together with the repro's ``extra`` requirements as of
         ``cutoff``; build tools as of ``tools_cutoff``."""
-        # Without extras the key is what it always was, so existing cached locks stay valid.
+        # Without extras the requirement is a string, as it was before extras existed.
         wanted: str | list[str] = [requirement, *extra] if extra else requirement
+        # The format is in the key too: locks of an older harness (build tools resolved by uv)
+        # and of this one sit side by side and never stand in for each other.
         key = hashlib.sha256(json.dumps([wanted, python, cutoff, tools_cutoff,
-                                         platform.machine(),
-                                         _GLIBC_FLOOR]).encode()).hexdigest()[:24]
+                                         platform.machine(), _GLIBC_FLOOR,
+                                         f"format {LOCK_FORMAT}"]).encode()).hexdigest()[:24]
         with self._lock_for(key):
             cached = _read_lock(self.locks_dir / f"{key}.json")
             if cached is not None:
@@ -170,10 +205,22 @@ class Resolver:
             runtime = self._pins(requirements, python, cutoff, tags, host_build_tools=True)
             has_sdist = any(not pin.filename.endswith(".whl") for pin in runtime)
             tools = ["pip", "setuptools", "wheel"] if has_sdist else ["pip"]
-            build = self._pins(tools, python, tools_cutoff, tags, host_build_tools=False)
+            build = self._tool_pins(tools, python, tools_cutoff, tags)
         except _Unresolvable as exc:
             return ResolveFailure(cutoff, str(exc))
         return Lock(cutoff=cutoff, runtime=runtime, build=build)
+
+    def _tool_pins(self, tools: list[str], python: str, cutoff: str,
+                   tags: list[Tag]) -> tuple[Pin, ...]:
+        """The build tools, which have no dependencies, from the index pages (``tool_pin``):
+        a second uv run per lock cost as much as the lock itself."""
+        pins = []
+        for name in tools:
+            pin = tool_pin(name, self.index.releases(name), python, cutoff, tags)
+            if pin is None:
+                raise _Unresolvable(f"{name}: no release by {cutoff} for CPython {python}")
+            pins.append(pin)
+        return tuple(sorted(pins, key=lambda pin: pin.name))
 
     def _pins(self, requirements: list[str], python: str, cutoff: str,
               tags: list[Tag], host_build_tools: bool) -> tuple[Pin, ...]:
@@ -249,7 +296,8 @@ def find_uv() -> str:
 
 
 # The on-disk format of cached locks; entries written before it had a field are format 1.
-LOCK_FORMAT = 1
+# Format 2: build tools read from the index pages (tool_pin), not resolved by uv.
+LOCK_FORMAT = 2
 
 
 def _read_lock(path: Path) -> Lock | ResolveFailure | None:
