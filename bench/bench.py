@@ -48,7 +48,9 @@ sys.path.insert(0, str(REPO))
 from bench import figures  # noqa: E402
 from repro_matrix import store  # noqa: E402
 from repro_matrix.containers import engine, sandbox  # noqa: E402
+from repro_matrix.containers.cache import default_cache_dir  # noqa: E402
 from repro_matrix.model import Case, CellRecord, RawRun, Status  # noqa: E402
+from repro_matrix.resolve.index import IndexClient  # noqa: E402
 from repro_matrix.run.classify import classify  # noqa: E402
 from repro_matrix.run.inputs import read_repros, repro_command  # noqa: E402
 from repro_matrix.spec import config  # noqa: E402
@@ -62,19 +64,26 @@ COLD_PARTS = ("cold-pair", "cold-full")
 # ---- machine readings ---------------------------------------------------------------------
 
 
-def _proc_cpu(names: Sequence[str]) -> float:
-    """CPU seconds of the live processes with these names, and their reaped children."""
-    total = 0.0
+def _proc_cpu(names: Sequence[str], root: int | None = None) -> float:
+    """CPU seconds of the live processes with these names (or, given ``root``, of that process
+    and its descendants: one engine among several), with their reaped children's."""
     tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, int, float]] = {}  # pid: (name, parent, CPU seconds)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, tail = stat.read_text().rsplit(")", 1)
-            if head.split("(", 1)[1] in names:
-                fields = tail.split()
-                total += sum(int(v) for v in fields[11:15]) / tick
+            fields = tail.split()
+            found[int(stat.parent.name)] = (head.split("(", 1)[1], int(fields[1]),
+                                            sum(int(v) for v in fields[11:15]) / tick)
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    if root is None:
+        return sum(cpu for name, _, cpu in found.values() if name in names)
+    tree, grew = {root}, True
+    while grew:
+        grown = tree | {pid for pid, (_, parent, _) in found.items() if parent in tree}
+        grew, tree = grown != tree, grown
+    return sum(found[pid][2] for pid in tree if pid in found)
 
 
 def _machine_busy() -> float:
@@ -106,9 +115,13 @@ DAEMONS = ("dockerd", "containerd")
 class Readings:
     """CPU counters at one moment, to subtract."""
 
-    daemons: float = field(default_factory=lambda: _proc_cpu(DAEMONS))
+    engine_pid: int | None = None
+    daemons: float = 0.0
     machine: float = field(default_factory=_machine_busy)
     containers: float | None = None
+
+    def __post_init__(self) -> None:
+        self.daemons = _proc_cpu(DAEMONS, self.engine_pid)
 
 
 def _git(*args: str) -> str:
@@ -156,14 +169,14 @@ def harness_run(options: argparse.Namespace, results: Path, *extra: str,
     command = [sys.executable, "-m", "repro_matrix", "run", "--quiet", "--jobs",
                str(options.jobs), "--matrix", str(matrix or options.matrix), "--results",
                str(results), *(options.selection if selection else ()), *extra]
-    before = Readings(containers=_containers_cpu(options.cgroup_parent))
+    before = Readings(options.engine_pid, containers=_containers_cpu(options.cgroup_parent))
     started = time.monotonic()
     child = subprocess.Popen(command, cwd=checkout, env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bench: the harness failed: {' '.join(command)}")
-    after = Readings(containers=_containers_cpu(options.cgroup_parent))
+    after = Readings(options.engine_pid, containers=_containers_cpu(options.cgroup_parent))
     containers = (after.containers - before.containers
                   if after.containers is not None and before.containers is not None else None)
     return HarnessRun(wall, {"harness": usage.ru_utime + usage.ru_stime,
@@ -321,15 +334,17 @@ class Bench:
         for record in chosen:
             groups.setdefault((record.cell.case_id, record.cell.python), []).append(
                 record.cell.version)
-        full_meta = {path.parent.name: store.read_cells(path)[0]
-                     for path in self.full.glob("*/cells.json")}
+        # Every release on the index, not only the full run's: a release the full run's
+        # --versions left out must not slip into the range either.
+        index = IndexClient(default_cache_dir())
         cases = []
         for (case_id, python), versions in sorted(groups.items()):
             entry = json.loads(json.dumps(by_case[case_id]))
             entry["id"] = f"{case_id}--py{python}"
             entry["pythons"] = [python]
+            released = [r.version for r in index.releases(self.cases[case_id].package)]
             entry.setdefault("versions", {})["spec"] = figures.versions_spec(
-                entry["versions"].get("spec", ""), full_meta[case_id]["versions"], versions)
+                entry["versions"].get("spec", ""), released, versions)
             entry["repro"] = str(self.cases[case_id].repro.resolve())
             claim = entry.get("claim") or {}
             if "osv" in claim:
@@ -618,6 +633,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the results file (results.md is written beside it)")
     parser.add_argument("--cgroup-parent", default="docker",
                         help="the engine's cgroup parent, for the containers' CPU")
+    parser.add_argument("--engine-pid", type=int,
+                        help="the engine's dockerd: its CPU and its children's (default: every "
+                             "dockerd and containerd on the machine)")
     parser.add_argument("--case", action="append", default=[])
     parser.add_argument("--python", action="append", default=[])
     parser.add_argument("--versions", default="")

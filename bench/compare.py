@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=REPO / "bench" / "work")
     parser.add_argument("--matrix", type=Path, default=REPO / "matrix.yaml")
     parser.add_argument("--cgroup-parent", default="docker")
+    parser.add_argument("--engine-pid", type=int)
     parser.add_argument("--case", action="append", default=[])
     parser.add_argument("--python", action="append", default=[])
     parser.add_argument("--versions", default="")
