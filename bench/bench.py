@@ -153,10 +153,15 @@ def provenance(options: argparse.Namespace) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class HarnessRun:
+    """One harness run: its wall seconds, CPU seconds, peak RSS, and what it stored (read at
+    once: the next repeat writes into the same folder)."""
+
     wall_s: float
     cpu_s: dict[str, float | None]
     rss_mib: float
     results: Path
+    stages: dict[str, Any]
+    cells: dict[str, int]
 
 
 def harness_run(options: argparse.Namespace, results: Path, *extra: str,
@@ -183,7 +188,8 @@ def harness_run(options: argparse.Namespace, results: Path, *extra: str,
                              "engine_daemons": after.daemons - before.daemons,
                              "containers": containers,
                              "whole_machine": after.machine - before.machine},
-                      usage.ru_maxrss / 1024, results)
+                      usage.ru_maxrss / 1024, results, stages_of(results),
+                      counts(records_of(results)))
 
 
 def records_of(results: Path) -> list[CellRecord]:
@@ -209,11 +215,10 @@ def timed_measure(label: str, runs: Sequence[HarnessRun], options: argparse.Name
     """A measure from repeated harness runs: the wall spread; cells, stages and CPU of the run
     whose wall time is the median; the largest peak RSS."""
     middle = sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
-    records = records_of(middle.results)
     return {"label": label, "provenance": started,
-            "wall_s": figures.spread([r.wall_s for r in runs]), "cells": counts(records),
+            "wall_s": figures.spread([r.wall_s for r in runs]), "cells": middle.cells,
             "cpu_s": middle.cpu_s, "rss_mib": max(r.rss_mib for r in runs),
-            "stages": stages_of(middle.results)}
+            "stages": middle.stages}
 
 
 def _drop_harness_images() -> None:
@@ -257,9 +262,10 @@ class Bench:
               flush=True)
 
     def ensure_full(self) -> list[CellRecord]:
-        """The warm full run's records (a run first when there are none)."""
-        if not list(self.full.glob("*/cells.json")):
-            harness_run(self.options, self.full, "--replace")
+        """The full run's records, with their images present: a run first (nothing to do
+        when warm; after a cold part, whose bases are new, the cells are built and run
+        again)."""
+        harness_run(self.options, self.full)
         return records_of(self.full)
 
     # warm ------------------------------------------------------------------------------------
