@@ -46,12 +46,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import figures  # noqa: E402
-from repro_matrix import store  # noqa: E402
+from repro_matrix import atomic, store  # noqa: E402
 from repro_matrix.containers import engine, sandbox  # noqa: E402
 from repro_matrix.containers.cache import default_cache_dir  # noqa: E402
 from repro_matrix.model import Case, CellRecord, RawRun, Status  # noqa: E402
 from repro_matrix.resolve.index import IndexClient  # noqa: E402
-from repro_matrix.run.classify import classify  # noqa: E402
+from repro_matrix.run.classify import classify_run  # noqa: E402
 from repro_matrix.run.inputs import read_repros, repro_command  # noqa: E402
 from repro_matrix.spec import config  # noqa: E402
 
@@ -288,7 +288,9 @@ class Bench:
 
     def floor(self) -> None:
         opts = self.options
-        records = [r for r in self.ensure_full() if r.image_id]
+        # A case without a repro (compatibility mode) is decided by its image's import check.
+        records = [r for r in self.ensure_full()
+                   if r.image_id and self.cases[r.cell.case_id].has_repro]
         started = provenance(opts)
         wanted = {r.cell.case_id for r in records}
         repros = read_repros([self.cases[c] for c in sorted(wanted)])
@@ -325,6 +327,8 @@ class Bench:
         excluded: dict[str, int] = {}
         for record in records:
             why = figures.baseline_exclusion(record.cell.python, record.build_lock, host)
+            if not self.cases[record.cell.case_id].has_repro:
+                why = "no repro (compatibility mode): the image's import check decides"
             if why:
                 excluded[why] = excluded.get(why, 0) + 1
             else:
@@ -419,7 +423,7 @@ class Bench:
             case = self.cases[cell_id.split("/")[0]]
             raw = RawRun(exit_code=item["exit_code"], timed_out=item["timed_out"],
                          output=item["output"], duration_s=item["duration_s"])
-            verdict = classify(raw, case.outcome.signatures, case.outcome.exit_codes)
+            verdict = classify_run(raw, case.outcome)
             found[cell_id] = (verdict.status.value, verdict.reason)
         return found
 
@@ -556,8 +560,7 @@ def _floor_cell(eng: engine.Engine, case: Case, files: Mapping[str, bytes],
     if not runs:
         return f"{record.cell.id}: no floor line (timed out or killed)"
     output = figures.without_floor_line(raw.output)
-    status = classify(RawRun(runs[0][2], False, output, runs[0][0]), rule.signatures,
-                      rule.exit_codes).status
+    status = classify_run(RawRun(runs[0][2], False, output, runs[0][0]), rule).status
     return figures.FloorCell(record.cell.id, tuple(w for w, _, _ in runs),
                              tuple(c for _, c, _ in runs), round_trip), status
 
@@ -574,7 +577,8 @@ def _bisect_summary(bisect_dir: Path, full: Path) -> dict[str, Any]:
                 "cells_run": found["cells_run"], "versions": n,
                 "budget": 2 * (max(n - 1, 1).bit_length() + 3),
                 "agrees": (found["introduced"], found["fixed"])
-                == (truth.get("introduced"), truth.get("first_fixed")),
+                == (truth.get("introduced"), truth.get("first_fixed"))
+                if truth.get("introduced") or found["introduced"] else "nothing to find",
                 "note": found["note"]}
     return summary
 
@@ -616,8 +620,8 @@ def _load_results(path: Path) -> dict[str, Any]:
 
 def write_results(path: Path, results: Mapping[str, Any]) -> None:
     """``path`` (results.json) and results.md beside it, each replaced whole."""
-    store.write_atomic(path, json.dumps(results, indent=1) + "\n", results=False)
-    store.write_atomic(path.with_suffix(".md"), figures.render(results), results=False)
+    atomic.write_atomic(path, json.dumps(results, indent=1) + "\n")
+    atomic.write_atomic(path.with_suffix(".md"), figures.render(results))
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

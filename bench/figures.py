@@ -323,6 +323,7 @@ def _details(name: str, m: Mapping[str, Any]) -> list[str]:
         lines.append("")
         for key, b in m["bisect"].items():
             lines.append(f"- {key}: {b['cells_run']} of {b['versions']} versions, budget "
-                         f"{b['budget']}, agrees with the full matrix: {b['agrees']}"
+                         f"{b['budget']}, " + (b["agrees"] if isinstance(b["agrees"], str)
+                                              else f"agrees with the full matrix: {b['agrees']}")
                          + (f" ({b['note']})" if b["note"] else ""))
     return [*lines, ""]

@@ -8,10 +8,12 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from repro_matrix import __version__, store
 from repro_matrix.errors import (
@@ -32,6 +34,12 @@ _DEFAULT_PATHS = {"matrix": Path("matrix.yaml"), "results": Path("results"),
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `--engine a,b` would be taken for --engines, and options the
+        # harness strips or adds by their exact name (a shard's command line) would slip by.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}", "see --help")
 
@@ -41,21 +49,73 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...]:
                  if part.strip())
 
 
+@dataclass(frozen=True)
+class _Option:
+    """One option, declared once and attached to every subcommand that takes it."""
+
+    flags: tuple[str, ...]
+    settings: Mapping[str, Any]
+
+    def add_to(self, parser: argparse.ArgumentParser, **changes: Any) -> None:
+        parser.add_argument(*self.flags, **{**self.settings, **changes})
+
+
+_CACHE_DIR_HELP = "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)"
+
+# The options more than one subcommand takes (nox's `_option_set` style); an option of one
+# subcommand only is declared where that subcommand is built.
+_OPTIONS = {
+    "matrix": _Option(("--matrix",), dict(type=Path, default=Path("matrix.yaml"),
+                                           help="matrix file (default: matrix.yaml)")),
+    "case": _Option(("--case",), dict(action="append", help="only this case id (repeatable)")),
+    "python": _Option(("--python",), dict(action="append", help="only these Pythons, e.g. "
+                                          "3.9,3.11 (repeatable)")),
+    "versions": _Option(("--versions",), dict(default="", help="a PEP 440 specifier "
+                                              "('>=1.0,<1.2') or exact versions ('1.0.2,1.0.3')")),
+    "axis_versions": _Option(("--axis-versions",), dict(
+        default="", help="the same for a case's axis (the dependency its `axis:` names)")),
+    "results": _Option(("--results",), dict(type=Path,
+                                            help="results folder (default: results)")),
+    "invoked_from": _Option(("--invoked-from",), dict(
+        type=Path, metavar="DIR", help="resolve relative paths given on the command line "
+        "against DIR (nox passes the folder it was started in)")),
+    "provider": _Option(("--provider",), dict(
+        choices=config.PROVIDERS, help="base image provider (default: the matrix file's, "
+        "else auto)")),
+    "cost_from": _Option(("--cost-from",), dict(
+        type=Path, help="earlier results whose durations balance shards (default: results)")),
+    "cache_dir": _Option(("--cache-dir",), dict(
+        type=Path, help=f"locks, wheelhouse and index cache {_CACHE_DIR_HELP}")),
+    "fail_on": _Option(("--fail-on",), dict(
+        action="append", default=[], metavar="WHAT",
+        help="exit 6 when a case's claim is refuted, a cell reproduced the bug, or a verdict "
+             "changed since the last results: refuted|reproduced|changed (comma-separated or "
+             "repeated)")),
+}
+# What a run or plan covers.
+_SELECTION = ("matrix", "case", "python", "versions", "axis_versions", "results")
+
+
+def _options(parser: argparse.ArgumentParser, *names: str) -> None:
+    for name in names:
+        _OPTIONS[name].add_to(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m repro_matrix", description=(
+    # The console script's name, also under `python -m repro_matrix` (nox's sessions run that).
+    parser = _Parser(prog="repro-matrix", description=(
         "Run a reproduction across Python and package versions in real containers and render "
         "a compatibility table with a verdict."))
     parser.add_argument("--version", action="version", version=f"repro-matrix {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="run the matrix and write results and the report")
-    _common(run)
+    _options(run, *_SELECTION, "invoked_from")
     # Twice the cores: a cell's container spends part of its life waiting on the engine
     # (create, start, exit, remove), and another cell's repro can use the core meanwhile.
     run.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
                      help="cells built and run in parallel (default: twice the cores)")
-    run.add_argument("--provider", choices=config.PROVIDERS,
-                     help="base image provider (default: the matrix file's, else auto)")
+    _options(run, "provider")
     run.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="one line per finished cell even on a terminal")
@@ -66,25 +126,21 @@ def build_parser() -> argparse.ArgumentParser:
                           "and stops (logarithmic), then confirm the boundaries")
     run.add_argument("--shard", help="run only shard K of N (K/N): a deterministic slice "
                      "balanced by expected cost; cells that share an image stay together")
-    run.add_argument("--cost-from", type=Path,
-                     help="earlier results whose durations balance shards (default: results)")
+    _options(run, "cost_from")
     run.add_argument("--rerun", action="store_true",
                      help="run every cell again, even those whose inputs did not change, and "
                           "retry remembered build failures")
     run.add_argument("--replace", action="store_true",
                      help="discard the stored records of the cases run and start over "
                           "(default: merge this run into them)")
-    run.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
-                     "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
-    _fail_on(run)
+    _options(run, "cache_dir", "fail_on")
 
     show = commands.add_parser("plan", help="print the cells a run would execute")
-    _common(show)
+    _options(show, *_SELECTION, "invoked_from")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.add_argument("--shards", type=int, default=0,
                       help="also split into N shards (the CI job matrix under 'matrix')")
-    show.add_argument("--cost-from", type=Path,
-                      help="earlier results whose durations balance shards (default: results)")
+    _options(show, "cost_from")
 
     new = commands.add_parser("new", help="scaffold a case: an entry appended to the matrix "
                               "file and a repro skeleton in cases/ID/")
@@ -95,27 +151,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a published OSV record (JSON): its ranges become the claim and the "
                           "version window is chosen around its bounds")
     new.add_argument("--import", dest="import_name", default="",
-                     help="the module the cell imports (default: the package name)")
+                     help="the module the cell imports (default: read from the wheel of the "
+                          "package's newest release, else the package name)")
     new.add_argument("--description", default="", help="the bug in one line")
-    new.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
-                     help="matrix file to append to, created when missing (default: "
-                          "matrix.yaml)")
-    new.add_argument("--python", action="append",
-                     help="the case's Pythons, e.g. 3.9,3.11 (default: 3.9, 3.11, 3.13)")
-    _invoked_from(new)
+    _OPTIONS["matrix"].add_to(new, help="matrix file to append to, created when missing "
+                              "(default: matrix.yaml)")
+    _OPTIONS["python"].add_to(new, help="the case's Pythons, e.g. 3.9,3.11 (default: 3.9, "
+                              "3.11, 3.13)")
+    _options(new, "invoked_from")
 
     attempt = commands.add_parser("try", help="build one cell and run its repro with the "
                                   "output shown live; writes no results")
-    attempt.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
-                         help="matrix file (default: matrix.yaml)")
-    attempt.add_argument("--case", help="the case id (default: the matrix file's only case)")
-    attempt.add_argument("--python", required=True, help="one Python, e.g. 3.11")
+    _options(attempt, "matrix")
+    # One cell: one case, one Python and one release (not the lists a run takes).
+    _OPTIONS["case"].add_to(attempt, action=None,
+                            help="the case id (default: the matrix file's only case)")
+    _OPTIONS["python"].add_to(attempt, action=None, required=True,
+                              help="one Python, e.g. 3.11")
     attempt.add_argument("--version", dest="release", required=True,
                          help="one release of the case's package, e.g. 1.0.2")
-    attempt.add_argument("--provider", choices=config.PROVIDERS,
-                         help="base image provider (default: the matrix file's, else auto)")
-    attempt.add_argument("--cache-dir", type=Path, help="locks, wheelhouse and index cache "
-                         "(default: $REPRO_MATRIX_CACHE or ~/.cache/repro-matrix)")
+    attempt.add_argument("--axis-version", dest="axis_release", default="",
+                         help="one release of the case's axis package (required when the case "
+                              "has an axis), e.g. 3.0.1")
+    _options(attempt, "provider", "cache_dir")
 
     rep = commands.add_parser("report", help="re-render verdicts and report.md from results")
     rep.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
@@ -123,9 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--baseline", type=Path, metavar="DIR",
                      help="an earlier results folder: report what changed; exit 5 when a "
                           "claim check or a decisive cell changed")
-    rep.add_argument("--results", type=Path, help="results folder (default: results)")
-    _fail_on(rep)
-    _invoked_from(rep)
+    _options(rep, "results", "fail_on", "invoked_from")
 
     cache = commands.add_parser("cache", help="show the cache's sizes by kind, or clean it")
     cache.add_argument("action", nargs="?", choices=("show", "clean"), default="show",
@@ -134,13 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--kind", action="append", metavar="KIND",
                        help="only these kinds (comma-separated, repeatable): "
                             f"{', '.join(_cache_kinds())} (default: all)")
-    cache.add_argument("--results", type=Path, nargs="+", metavar="DIR",
-                       help="results folders whose records keep their images (default: results)")
-    cache.add_argument("--case", action="append",
-                       help="images: only those built for this case id (repeatable)")
-    cache.add_argument("--cache-dir", type=Path, help="the cache (default: $REPRO_MATRIX_CACHE "
-                       "or ~/.cache/repro-matrix)")
-    _invoked_from(cache)
+    _OPTIONS["results"].add_to(cache, nargs="+", metavar="DIR", help="results folders whose "
+                               "records keep their images (default: results)")
+    _OPTIONS["case"].add_to(cache, help="images: only those built for this case id "
+                            "(repeatable)")
+    _OPTIONS["cache_dir"].add_to(cache, help=f"the cache {_CACHE_DIR_HELP}")
+    _options(cache, "invoked_from")
     return parser
 
 
@@ -148,19 +203,6 @@ def _cache_kinds() -> tuple[str, ...]:
     from repro_matrix.containers.cache import KINDS
 
     return KINDS
-
-
-def _invoked_from(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--invoked-from", type=Path, metavar="DIR",
-                     help="resolve relative paths given on the command line against DIR (nox "
-                          "passes the folder it was started in)")
-
-
-def _fail_on(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--fail-on", action="append", default=[], metavar="WHAT",
-                     help="exit 6 when a case's claim is refuted, a cell reproduced the bug, or "
-                          "a verdict changed since the last results: "
-                          "refuted|reproduced|changed (comma-separated or repeated)")
 
 
 def _conditions(args: argparse.Namespace) -> tuple[str, ...]:
@@ -191,18 +233,6 @@ def _summarize(results: Path, case_ids: Sequence[str] | None, conditions: Sequen
     return EXIT_FAIL_ON if failed else 0
 
 
-def _common(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--matrix", type=Path, default=Path("matrix.yaml"),
-                     help="matrix file (default: matrix.yaml)")
-    sub.add_argument("--case", action="append", help="only this case id (repeatable)")
-    sub.add_argument("--python", action="append",
-                     help="only these Pythons, e.g. 3.9,3.11 (repeatable)")
-    sub.add_argument("--versions", default="", help="a PEP 440 specifier ('>=1.0,<1.2') or "
-                     "exact versions ('1.0.2,1.0.3')")
-    sub.add_argument("--results", type=Path, help="results folder (default: results)")
-    _invoked_from(sub)
-
-
 def resolve_paths(args: argparse.Namespace) -> None:
     """Paths the user typed resolve against --invoked-from (the folder they typed them in);
     defaults stay relative to the current directory."""
@@ -229,7 +259,7 @@ def resolve_paths(args: argparse.Namespace) -> None:
 
 def _selection(args: argparse.Namespace) -> plan.Selection:
     return plan.Selection(case_ids=_split(args.case), pythons=_split(args.python),
-                          versions=args.versions)
+                          versions=args.versions, axis_versions=args.axis_versions)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -282,7 +312,7 @@ def _writer(results: Path, args: argparse.Namespace) -> Iterator[None]:
     """This process is the results folder's only writer while the body runs."""
     from repro_matrix.run import results_lock
 
-    command = "python -m repro_matrix " + shlex.join(args.argv)
+    command = "repro-matrix " + shlex.join(args.argv)
     with results_lock.hold(results, command, lambda line: print(line, file=sys.stderr)):
         yield
 
@@ -292,12 +322,19 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
     for case in plan.select_cases(matrix.cases, selection.case_ids):
         plan.select_pythons(case, selection.pythons)
     plan.parse_version_request(selection.versions)
+    plan.parse_version_request(selection.axis_versions, "--axis-versions")
+    if selection.axis_versions:
+        for case in plan.select_cases(matrix.cases, selection.case_ids):
+            if case.axis is None and selection.case_ids:
+                raise UsageError(f"--axis-versions: case {case.id} has no axis",
+                                 "give the case an `axis:` in the matrix file, or leave the "
+                                 "option out")
 
 
 def _run_on_engines(args: argparse.Namespace) -> int:
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.report.render import render_results
-    from repro_matrix.resolve.dists import dist_finder
+    from repro_matrix.resolve.dists import dist_finder, index_releases
     from repro_matrix.run.fanout import parse_engines, run_on_engines
     from repro_matrix.run.shard import merge_results
 
@@ -310,7 +347,9 @@ def _run_on_engines(args: argparse.Namespace) -> int:
     engines = parse_engines(args.engines)
     folders = run_on_engines(args.argv, engines, args.results / ".shards")
     merge_results(folders, args.results)
-    render_results(args.results, find=dist_finder(args.cache_dir or default_cache_dir()))
+    cache_dir = args.cache_dir or default_cache_dir()
+    render_results(args.results, find=dist_finder(cache_dir),
+                   releases=index_releases(cache_dir))
     print(f"merged {len(folders)} engine shards into {args.results}", file=sys.stderr)
     return _summarize(args.results, None, conditions, before, args.quiet)
 
@@ -321,11 +360,23 @@ def _new(args: argparse.Namespace) -> int:
     if not args.package:
         raise UsageError("new: --package is required (or --from-osv RECORD)",
                          "e.g. `repro-matrix new mypkg-123 --package mypkg`")
-    from repro_matrix.spec.scaffold import DEFAULT_PYTHONS, CaseDraft, write_case
+    from repro_matrix.containers.cache import default_cache_dir
+    from repro_matrix.spec.scaffold import (
+        DEFAULT_PYTHONS,
+        CaseDraft,
+        check_draft,
+        learn_module,
+        write_case,
+    )
 
     draft = CaseDraft(case_id=args.id, package=args.package, import_name=args.import_name,
                       description=args.description,
                       pythons=_split(args.python) or DEFAULT_PYTHONS)
+    check_draft(draft)  # a bad id or name stops here, before the index is asked
+    if not draft.import_name:
+        module, note = learn_module(draft.package, default_cache_dir())
+        draft = replace(draft, import_name=module)
+        print(note, file=sys.stderr)
     made = write_case(draft, args.matrix)
     verb = "created" if made.created_matrix else "appended to"
     print(f"case {draft.case_id}: {verb} {made.matrix}; repro skeleton {made.repro}",
@@ -352,15 +403,25 @@ def _try(args: argparse.Namespace) -> int:
     if len(case_ids) != 1:
         raise UsageError(f"{args.matrix} has {len(case_ids)} cases", "choose one with --case")
     selection = plan.Selection(case_ids=case_ids, pythons=_split([args.python]),
-                               versions=args.release)
-    if len(selection.pythons) != 1 or "," in args.release:
+                               versions=args.release, axis_versions=args.axis_release)
+    if len(selection.pythons) != 1 or "," in args.release or "," in args.axis_release:
         raise UsageError("try: one --python and one --version", "e.g. --python 3.11 "
                          "--version 1.0.2")
-    _check_selection(matrix, selection)
+    (case,) = plan.select_cases(matrix.cases, case_ids)
+    if (case.axis is not None) != bool(args.axis_release):
+        raise UsageError(f"try: case {case.id} has an axis: name one of its releases with "
+                         "--axis-version" if case.axis else
+                         f"try: --axis-version: case {case.id} has no axis")
+    with _named_as_try_version(case_ids[0]):
+        _check_selection(matrix, selection)
     read_repros(plan.select_cases(matrix.cases, case_ids))  # a syntax error: exit 2, no engine
     cache_dir = args.cache_dir or default_cache_dir()
     engine.connect()
-    config.check_against_index(matrix, IndexClient(cache_dir).releases, selection)
+    index = IndexClient(cache_dir)
+    with _named_as_try_version(case_ids[0]):
+        config.check_against_index(matrix, index.releases, selection)
+        (case,) = plan.select_cases(matrix.cases, case_ids)
+        plan.select_versions(case, index.releases(case.package), selection.versions)
 
     def show(text: str) -> None:
         sys.stdout.write(text)
@@ -373,9 +434,28 @@ def _try(args: argparse.Namespace) -> int:
     status = record.status
     print(f"{record.cell.id}: {SYMBOLS[status]} {status.value.replace('_', ' ')} "
           f"({record.reason}); nothing written to the results", file=sys.stderr)
+    if status is Status.SIGNATURE_EXIT_0:
+        # The author is here to see it: a run would count this cell as deciding nothing.
+        print(f"repro-matrix: warning: {SYMBOLS[status]} the repro printed the failure "
+              "signature but exited 0, so this cell decides nothing: check the repro's exit "
+              "code (exit 1 when the bug shows, e.g. sys.exit(1))", file=sys.stderr)
     if status is Status.CANNOT_INSTALL and record.output_excerpt:
         print(record.output_excerpt[-2000:], file=sys.stderr)  # the build's log: not streamed
     return 0
+
+
+@contextmanager
+def _named_as_try_version(case_id: str) -> Iterator[None]:
+    """`try` passes its one --version as the selection's versions: an error about them names
+    the option the user typed."""
+    try:
+        yield
+    except UsageError as exc:
+        if not exc.message.startswith("--versions: "):
+            raise
+        raise UsageError("try --version: " + exc.message.removeprefix("--versions: "),
+                         exc.hint or f"`repro-matrix plan --case {case_id}` lists the case's "
+                         "releases") from None
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -404,10 +484,14 @@ def _plan(args: argparse.Namespace) -> int:
     for entry in shards:
         print(f"shard {entry['shard']}: {entry['cells']} cells, ~{entry['expected_s']:.0f} s")
     for cp in case_plans:
-        print(f"{cp.case.id}: {len(cp.versions)} versions × {len(cp.pythons)} Pythons = "
+        axis = (f" × {len(cp.axis_versions)} {cp.case.axis.package} releases"
+                if cp.case.axis is not None else "")
+        print(f"{cp.case.id}: {len(cp.versions)} versions{axis} × {len(cp.pythons)} Pythons = "
               f"{len(cp.cells)} cells")
         print(f"  Pythons: {', '.join(cp.pythons)}")
         print(f"  versions: {', '.join(cp.versions)}")
+        if cp.case.axis is not None:
+            print(f"  {cp.case.axis.package} (axis): {', '.join(cp.axis_versions)}")
         if cp.not_for_python:
             print(f"  not for their Python (requires-python; nothing built): "
                   f"{', '.join(cell_id for cell_id, _ in cp.not_for_python)}")
@@ -420,6 +504,7 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     from repro_matrix.advisories import read as advisory
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.resolve.index import IndexClient
+    from repro_matrix.spec.scaffold import learn_module, scaffold_from_osv
 
     if not config.CASE_ID.match(args.id):
         raise UsageError(f"new: '{args.id}' is not a case id",
@@ -428,19 +513,23 @@ def _new_from_osv(args: argparse.Namespace) -> int:
     package = advisory.choose_package(record, args.package, str(args.from_osv))
     releases = [r.version for r in IndexClient(default_cache_dir()).releases(package)
                 if not r.yanked and not Version(r.version).is_prerelease]
-    written = advisory.scaffold(args.from_osv, args.id, args.matrix, releases, package,
-                                _split(args.python) or ("3.9", "3.11", "3.13"))
+    module = args.import_name
+    if not module:
+        module, note = learn_module(package, default_cache_dir())
+        print(note, file=sys.stderr)
+    written = scaffold_from_osv(args.from_osv, args.id, args.matrix, releases, package,
+                                _split(args.python) or ("3.9", "3.11", "3.13"), module)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     print(f"next: write the repro in {written[1]} and its signature in {args.matrix}, then "
-          f"`python -m repro_matrix run --case {args.id}`", file=sys.stderr)
+          f"`repro-matrix run --case {args.id}`", file=sys.stderr)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.report.render import render_results
-    from repro_matrix.resolve.dists import dist_finder
+    from repro_matrix.resolve.dists import dist_finder, index_releases
     from repro_matrix.run.shard import merge_results
     from repro_matrix.verdict.baseline import alert_changes
     from repro_matrix.verdict.fail_on import stored_verdicts
@@ -454,7 +543,8 @@ def _report(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         render_results(args.results, on_case=lambda case: print(f"rendered {case}",
                                                                 file=sys.stderr),
-                       find=dist_finder(default_cache_dir()))
+                       find=dist_finder(default_cache_dir()),
+                       releases=index_releases(default_cache_dir()))
     print(f"report: {args.results / 'report.md'}", file=sys.stderr)
     code = _summarize(args.results, None, conditions, before)
     if args.baseline:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class HarnessError(Exception):
     """A failure of the harness's inputs or infrastructure (never of a cell)."""
@@ -51,3 +53,10 @@ EXIT_CHANGED = 5
 EXIT_FAIL_ON = 6
 # Interrupted by a signal: the shell's convention, 128 + the signal number (130 after SIGINT).
 EXIT_SIGNAL_BASE = 128
+
+
+def unwritable_results(path: Path, exc: OSError) -> UsageError:
+    """The one error a refused results write becomes."""
+    return UsageError(f"{path}: cannot write results ({exc.strerror or exc})",
+                      "free space or pass another --results folder; finished cells already "
+                      "written are kept")

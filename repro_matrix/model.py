@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from repro_matrix.containers.sandbox import DEFAULT_LIMITS, Limits
+from packaging.version import InvalidVersion, Version
 
 
 class Status(str, enum.Enum):
@@ -18,6 +19,9 @@ class Status(str, enum.Enum):
     REPRODUCED = "reproduced"
     NOT_REPRODUCED = "not_reproduced"
     OTHER_FAILURE = "other_failure"
+    # The output has the failure signature but the repro exited 0: the two contradict each
+    # other (a forgotten `sys.exit(1)`), so the cell decides nothing either way.
+    SIGNATURE_EXIT_0 = "signature_exit_0"
     CANNOT_TEST = "cannot_test"
     CANNOT_INSTALL = "cannot_install"
     TIMEOUT = "timeout"
@@ -25,14 +29,43 @@ class Status(str, enum.Enum):
     # The release's or the repro's requires-python excludes the Python: nothing was resolved,
     # built or run, and the cell decides nothing (kept apart from CANNOT_INSTALL).
     NOT_FOR_PYTHON = "not_for_python"
+    # Compatibility mode (outcome.kind: compatibility): the pair works, or was tried and broke
+    # (the import or the repro failed with the dependency present at the requested release).
+    WORKS = "works"
+    BROKEN = "broken"
+    # The resolver says the declared requirements exclude the pair: nothing was built; decides
+    # nothing, but is an answer of its own (shown apart from CANNOT_INSTALL).
+    DECLARED_INCOMPATIBLE = "declared_incompatible"
+
+    @property
+    def affected(self) -> bool:
+        """The decisive "yes": the bug shows, or the pair is broken."""
+        return self in (Status.REPRODUCED, Status.BROKEN)
+
+    @property
+    def unaffected(self) -> bool:
+        """The decisive "no": the bug does not show, or the pair works."""
+        return self in (Status.NOT_REPRODUCED, Status.WORKS)
 
     @property
     def decisive(self) -> bool:
-        """True when the cell says something about the bug itself."""
-        return self in (Status.REPRODUCED, Status.NOT_REPRODUCED)
+        """True when the cell says something about the bug (or the pair) itself."""
+        return self.affected or self.unaffected
 
 
 # ---- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a cell's container may use (a case's `limits:`); docker's size syntax."""
+
+    memory: str = "512m"
+    pids: int = 256
+    tmpfs: str = "64m"
+
+
+DEFAULT_LIMITS = Limits()  # a cell's limits unless its case sets others
 
 
 @dataclass(frozen=True)
@@ -56,6 +89,9 @@ class OutcomeRule:
     tmpfs: str = DEFAULT_LIMITS.tmpfs
     # How exit codes read: "default" (git bisect run's convention) or "pytest" (see classify).
     exit_codes: str = "default"
+    # What a cell answers: "bug" (does the signature show) or "compatibility" (does the pair
+    # work: import check and repro pass; see run/classify).
+    kind: str = "bug"
 
     @property
     def limits(self) -> Limits:
@@ -63,6 +99,18 @@ class OutcomeRule:
 
 
 OSV_ZERO = "0"  # OSV's "introduced: 0": affected from the first release on
+
+
+def is_claim_version(text: str, allow_zero: bool = False) -> bool:
+    """A version a claim may name: PEP 440, or OSV's "0" where ``allow_zero`` (the one rule
+    for the matrix file's claims and OSV records alike)."""
+    if allow_zero and text == OSV_ZERO:
+        return True
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -123,6 +171,21 @@ def claim_from_json(data: Mapping[str, Any]) -> Claim:
     )
 
 
+KIND_BUG = "bug"
+KIND_COMPATIBILITY = "compatibility"
+OUTCOME_KINDS = (KIND_BUG, KIND_COMPATIBILITY)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A second package whose releases form a second axis of the matrix (one pin per cell)."""
+
+    package: str
+    versions: VersionSelection = VersionSelection()
+    # The module it installs, named in an import failure it causes (default: from the name).
+    import_name: str = ""
+
+
 @dataclass(frozen=True)
 class Case:
     """One reproduction: a package, a script, how to read it, and the claim to check."""
@@ -146,6 +209,10 @@ class Case:
     requires_python: str = ""
     # ``repro`` is a folder (copied whole into the container), not a single script.
     folder: bool = False
+    # A dependency whose releases are a second axis: each cell pins it to one of them.
+    axis: Axis | None = None
+    # Compatibility mode may leave the repro out: the image's import check alone decides.
+    has_repro: bool = True
 
 
 @dataclass(frozen=True)
@@ -154,6 +221,16 @@ class EraPolicy:
 
     max_attempts: int = 5
     step_days: int = 365
+
+
+def registry_image_problem(text: str) -> str:
+    """Why ``text`` is no image reference with {python} where X.Y goes ('' when it is one)."""
+    if "{python}" not in text:
+        return (f"'{text}' has no {{python}}; write it like "
+                "'mirror.example/library/python:{python}-slim'")
+    if not re.match(r"^[a-z0-9][A-Za-z0-9._/:-]*$", text.replace("{python}", "3.10")):
+        return f"'{text}' is not an image reference with {{python}} in it"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -215,6 +292,12 @@ class CaseMeta:
     # Busy seconds and counts per stage of the run that finished (repro_matrix.stages).
     stages: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     bisect: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The case's outcome kind ("bug" or "compatibility") and its second axis, when it has one:
+    # the dependency, its planned releases (oldest first) and their upload dates.
+    kind: str = KIND_BUG
+    axis_package: str = ""
+    axis_versions: tuple[str, ...] = ()
+    axis_release_dates: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -240,6 +323,11 @@ class CaseMeta:
             data["stages"] = {name: dict(entry) for name, entry in self.stages.items()}
         if self.bisect:
             data["bisect"] = {python: dict(summary) for python, summary in self.bisect.items()}
+        if self.kind != KIND_BUG:
+            data["kind"] = self.kind
+        if self.axis_package:
+            data.update(axis_package=self.axis_package, axis_versions=list(self.axis_versions),
+                        axis_release_dates=dict(self.axis_release_dates))
         return {**data, **self.extra}
 
     @classmethod
@@ -272,6 +360,9 @@ class CaseMeta:
             finished_at=text("finished_at"),
             wall_time_s=float(wall) if isinstance(wall, (int, float)) else 0.0,
             stages=mapping("stages"), bisect=mapping("bisect"),
+            kind=text("kind") or KIND_BUG, axis_package=text("axis_package"),
+            axis_versions=texts("axis_versions"),
+            axis_release_dates=mapping("axis_release_dates"),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
@@ -302,15 +393,24 @@ class Release:
 
 @dataclass(frozen=True)
 class Cell:
-    """One (case, Python, package version) combination to run."""
+    """One (case, Python, package version[, axis package version]) combination to run."""
 
     case_id: str
     python: str
     version: str
+    # The axis release this cell pins (empty: the case has no axis, and the id is unchanged).
+    axis_package: str = ""
+    axis_version: str = ""
 
     @property
     def id(self) -> str:
-        return f"{self.case_id}/py{self.python}/{self.version}"
+        base = f"{self.case_id}/py{self.python}/{self.version}"
+        return f"{base}/{self.axis_package}=={self.axis_version}" if self.axis_package else base
+
+    @property
+    def axis_requirement(self) -> str:
+        """The axis pin as a requirement line ('' without an axis)."""
+        return f"{self.axis_package}=={self.axis_version}" if self.axis_package else ""
 
 
 # ---- resolve, build and run ----------------------------------------------------------------
@@ -333,6 +433,9 @@ class Lock:
     cutoff: str
     runtime: tuple[Pin, ...]
     build: tuple[Pin, ...]
+    # Per-package cutoffs later than ``cutoff`` (name, ISO time): a pinned requirement whose
+    # releases all came after the era cutoff (uv's --exclude-newer-package).
+    package_cutoffs: tuple[tuple[str, str], ...] = ()
 
     def requirement_lines(self, pins: tuple[Pin, ...]) -> str:
         return "".join(f"{p.name}=={p.version} --hash=sha256:{p.sha256}\n" for p in pins)
@@ -361,6 +464,12 @@ class BaseImage:
     @property
     def available(self) -> bool:
         return not self.unavailable_reason
+
+    @classmethod
+    def unavailable(cls, python: str, provider: str, reason: str) -> BaseImage:
+        """No base from ``provider`` for ``python``, and why."""
+        return cls(python=python, provider=provider, reference="", interpreter="", source="",
+                   unavailable_reason=reason)
 
 
 @dataclass(frozen=True)
@@ -418,3 +527,5 @@ class CellRecord:
     # Digest of everything the outcome depends on (image, repro, reading rule): equal keys mean
     # a stored record still stands and the cell need not run again.
     input_key: str = ""
+    # The lock's per-package cutoffs (Lock.package_cutoffs): pins newer than ``cutoff``.
+    package_cutoffs: tuple[tuple[str, str], ...] = ()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix import __version__
-from repro_matrix.errors import UsageError
+from repro_matrix import __version__, atomic
+from repro_matrix.errors import UsageError, unwritable_results
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status, claim_to_json
 from repro_matrix.pythons import sort_key
 from repro_matrix.verdict.derive import Verdict
@@ -22,53 +20,10 @@ from repro_matrix.verdict.derive import Verdict
 SCHEMA_VERSION = 1
 
 
-def write_atomic(path: Path, text: str, results: bool = True) -> None:
-    """Readers see the old file or the new one, never a part; a file system that refuses the
-    write (full disk, permissions) is one UsageError naming the file, with no temporary left
-    (a cache file, ``results`` off: the OSError itself, which the CLI reports)."""
-    with atomic_file(path, results) as handle:
-        handle.write(text.encode("utf-8"))
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, results: bool = True) -> Iterator[IO[bytes]]:
-    """A binary handle whose bytes replace ``path`` when the block ends; an exception in the
-    block leaves ``path`` as it was and no temporary behind (the one home of atomic writes:
-    results, and the cache's locks, index pages, downloads and build failures)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        if not results:
-            raise
-        raise _unwritable(path, exc) from None
-    try:
-        # mkstemp creates 0600 whatever the umask; results are meant to be read by others
-        # (a report written under sudo must open for the user), so follow the umask.
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and results:
-            raise _unwritable(path, exc) from None
-        raise
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where /proc tells (threads write results)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def write_atomic(path: Path, text: str) -> None:
+    """A results file replaced at once (``atomic.write_atomic``); a file system that refuses the
+    write (full disk, permissions) is one UsageError naming the file, with no temporary left."""
+    atomic.write_atomic(path, text, on_error=unwritable_results)
 
 
 def check_writable(results: Path) -> None:
@@ -83,28 +38,32 @@ def check_writable(results: Path) -> None:
                          "fix its permissions or pass another --results folder") from None
 
 
-def _unwritable(path: Path, exc: OSError) -> UsageError:
-    return UsageError(f"{path}: cannot write results ({exc.strerror or exc})",
-                      "free space or pass another --results folder; finished cells already "
-                      "written are kept")
-
-
 def record_to_json(record: CellRecord) -> dict[str, Any]:
     data = asdict(record)
-    data["cell"] = {"id": record.cell.id, **asdict(record.cell)}
+    # The axis keys and the per-package cutoffs only when set: a one-axis record reads as before.
+    cell = {k: v for k, v in asdict(record.cell).items()
+            if v or k not in ("axis_package", "axis_version")}
+    data["cell"] = {"id": record.cell.id, **cell}
     data["status"] = record.status.value
+    data.pop("package_cutoffs")
+    if record.package_cutoffs:
+        data["package_cutoffs"] = dict(record.package_cutoffs)
     return data
 
 
 def record_from_json(data: dict[str, Any]) -> CellRecord:
     cell = data["cell"]
-    fields = {k: v for k, v in data.items() if k not in ("cell", "status", "attempts")}
+    fields = {k: v for k, v in data.items()
+              if k not in ("cell", "status", "attempts", "package_cutoffs")}
     for key in ("lock", "build_lock"):
         fields[key] = tuple(fields.get(key, ()))
+    cutoffs = data.get("package_cutoffs") or {}
     return CellRecord(
-        cell=Cell(cell["case_id"], cell["python"], cell["version"]),
+        cell=Cell(cell["case_id"], cell["python"], cell["version"],
+                  str(cell.get("axis_package") or ""), str(cell.get("axis_version") or "")),
         status=Status(data["status"]),
         attempts=tuple(Attempt(**a) for a in data.get("attempts", ())),
+        package_cutoffs=tuple((str(k), str(v)) for k, v in sorted(cutoffs.items())),
         **fields,
     )
 
@@ -228,7 +187,10 @@ def merge_meta(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, A
     merged["pythons"] = sorted({*stored.get("pythons", ()), *new.get("pythons", ())},
                                key=sort_key)
     merged["plan_cells"] = _union(stored.get("plan_cells", ()), new.get("plan_cells", ()))
-    for key in ("release_dates", "bases", "bisect"):
+    if "axis_versions" in stored or "axis_versions" in new:
+        merged["axis_versions"] = sorted({*stored.get("axis_versions", ()),
+                                          *new.get("axis_versions", ())}, key=version_key)
+    for key in ("release_dates", "bases", "bisect", "axis_release_dates"):
         if key in stored or key in new:
             merged[key] = {**stored.get(key, {}), **new.get(key, {})}
     return merged
@@ -241,12 +203,18 @@ def _union(first: Sequence[str], second: Sequence[str]) -> list[str]:
 
 
 def cell_order(records: Sequence[CellRecord]) -> list[CellRecord]:
-    """Python, then PEP 440 version: the order a full run writes (and a merge restores)."""
-    def key(record: CellRecord) -> tuple[Any, ...]:
+    """Python, then PEP 440 version (then the axis release's): the order a full run writes (and
+    a merge restores)."""
+    def version(text: str) -> tuple[Any, ...]:
         try:
-            return (sort_key(record.cell.python), 0, Version(record.cell.version), "")
+            return (0, Version(text), "")
         except InvalidVersion:
-            return (sort_key(record.cell.python), 1, Version("0"), record.cell.version)
+            return (1, Version("0"), text)
+
+    def key(record: CellRecord) -> tuple[Any, ...]:
+        cell = record.cell
+        return (sort_key(cell.python), *version(cell.version), cell.axis_package,
+                *version(cell.axis_version or "0"))
 
     return sorted(records, key=key)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import jinja2
 from packaging.version import Version
 
-from repro_matrix import store
+from repro_matrix import atomic
 from repro_matrix.containers import sandbox
-from repro_matrix.containers.engine import LABEL, Engine
+from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.errors import EngineError, HarnessError
 from repro_matrix.model import BaseImage, BuildOutcome, Lock
 
@@ -124,7 +124,7 @@ class Builder:
     """Builds cell images from locks; remembers failures by content address for this cache
     (``retry_failures``, as with --rerun, builds them again)."""
 
-    def __init__(self, engine: Engine, wheelhouse: Path, cache_dir: Path,
+    def __init__(self, engine: ContainerEngine, wheelhouse: Path, cache_dir: Path,
                  retry_failures: bool = False, use_uv: bool = True) -> None:
         self.engine = engine
         self.wheelhouse = wheelhouse
@@ -206,8 +206,8 @@ class Builder:
                                                       f"{LABEL}.case": case_id,
                                                       f"{LABEL}.cell": cell_label})
         if not outcome.ok and not outcome.interrupted:
-            store.write_atomic(failure, json.dumps({"format": FAILURE_FORMAT,
-                                                    **outcome.__dict__}), results=False)
+            atomic.write_atomic(failure, json.dumps({"format": FAILURE_FORMAT,
+                                                    **outcome.__dict__}))
         elif outcome.ok:
             failure.unlink(missing_ok=True)  # retried and built: forget the failure
         return outcome

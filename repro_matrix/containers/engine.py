@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import docker
 import docker.errors
@@ -34,13 +34,36 @@ MANAGED = {f"{LABEL}.managed": "1"}
 _LOST = "check the engine (docker info), then run the same command again: finished cells are kept"
 
 
-def sandbox(memory: str = MEMORY, pids: int = PIDS, tmpfs: str = TMPFS) -> str:
-    """Names the sandbox a run gets; part of a cell's input key, so changing it reruns cells."""
-    return (f"ro-root,tmpfs-{tmpfs},no-net,cap-drop-all,no-new-privs,uid-65534,mem-{memory},"
-            f"pids-{pids}")
 
 
-SANDBOX = sandbox()
+class ContainerEngine(Protocol):
+    """What the harness asks of a container engine: ``Engine`` below, or a test's fake (which
+    mypy then checks against the same signatures)."""
+
+    def image_id(self, reference: str) -> str | None: ...
+
+    def tagged(self, repository: str) -> dict[str, str]: ...
+
+    def image_env(self, reference: str) -> dict[str, str]: ...
+
+    def image_labels(self, reference: str) -> dict[str, str]: ...
+
+    def pull(self, reference: str) -> tuple[str | None, str]: ...
+
+    def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str: ...
+
+    def build(self, context: Path, tag: str,
+              labels: Mapping[str, str]) -> tuple[str | None, str]: ...
+
+    def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
+            labels: Mapping[str, str], *, memory: str = MEMORY, pids: int = PIDS,
+            tmpfs: str = TMPFS, workdir: str = _sandbox.WORKDIR,
+            env: Mapping[str, str] | None = None,
+            on_output: Callable[[str], None] | None = None) -> RawRun: ...
+
+    def remove_leftovers(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 def connect() -> Engine:

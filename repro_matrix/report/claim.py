@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from repro_matrix.model import OSV_ZERO, CaseMeta, Claim, ClaimRange
+from repro_matrix.model import CaseMeta, ClaimRange
+from repro_matrix.report.vocabulary import claimed_range_text
 from repro_matrix.verdict.derive import (
     CONFIRMED,
     DOES_NOT_HOLD,
@@ -31,24 +32,9 @@ OBSERVED_NOTE = ("Observed ranges start at the first tested release that reprodu
                  "release, when none did): releases outside the tested window were not run.")
 
 
-def claimed_range_text(rng: ClaimRange) -> str:
-    """A claimed range in interval notation: [0, 2.1.3), [1.1, 1.2], [3.0, …)."""
-    start = "first release" if rng.introduced == OSV_ZERO else rng.introduced
-    if rng.fixed:
-        return f"[{start}, {rng.fixed})"
-    if rng.last_affected:
-        return f"[{start}, {rng.last_affected}]"
-    return f"[{start}, …)"
-
-
 def observed_range_text(rng: AffectedRange) -> str:
     return f"[{rng.introduced}, {rng.fixed})" if rng.fixed else \
         f"[{rng.introduced}, {rng.last_affected}]"
-
-
-def ranges_words(claim: Claim) -> str:
-    """The claim in words, for the summary sentence."""
-    return "affected " + " ∪ ".join(claimed_range_text(r) for r in claim.ranges)
 
 
 def published_affected(package: str, ranges: Sequence[ClaimRange]) -> dict[str, Any]:

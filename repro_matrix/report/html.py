@@ -8,7 +8,15 @@ from html import escape
 from typing import Any
 
 from repro_matrix.model import CaseMeta, CellRecord, Status
-from repro_matrix.report import markdown, vocabulary
+from repro_matrix.report import vocabulary
+from repro_matrix.report.cells import (
+    boundary_cells,
+    cause_lines,
+    facts_line,
+    folded_note,
+    folded_pythons,
+    rerun_command,
+)
 from repro_matrix.verdict import causes
 from repro_matrix.verdict.boundary import INTRODUCED, Explained
 from repro_matrix.verdict.derive import CaseResult, Verdict
@@ -165,7 +173,7 @@ def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
         "id": record.cell.id, "python": record.cell.python, "version": record.cell.version,
         "status": vocabulary.MEANINGS.get(record.status, vocabulary.look(record.status).words),
         # A passing cell has no error to lead with.
-        "error": ("" if record.status is Status.NOT_REPRODUCED
+        "error": ("" if record.status.unaffected
                   else vocabulary.plain(error or record.reason)),
         "reason": vocabulary.plain(record.reason),
         "cause": "" if record.status.decisive else vocabulary.plain(causes.cause(record)),
@@ -175,7 +183,7 @@ def cell_data(record: CellRecord, meta: CaseMeta, roles: Sequence[str],
         "attempts": [f"{a.cutoff} → {a.result}"
                      + (f" ({causes.attempt_cause(a.detail)})" if a.detail else "")
                      for a in record.attempts],
-        "rerun": markdown.rerun_command(record, meta), "lock": list(record.lock),
+        "rerun": rerun_command(record, meta), "lock": list(record.lock),
         "build_lock": list(record.build_lock), "output": record.output_excerpt,
         "boundary_diff": diff,
     }
@@ -190,7 +198,7 @@ def matrix_table(records: Sequence[CellRecord], release_dates: Mapping[str, str]
                  boundaries: dict[str, tuple[str, ...]]) -> str:
     """The heat map: rows versions (PEP 440 order), columns Pythons, a coloured cell each;
     columns unavailable for every release are folded (named below the table)."""
-    folded = set(markdown.folded_pythons(records))
+    folded = set(folded_pythons(records))
     pythons = [p for p in vocabulary.ordered_pythons(records) if p not in folded]
     by_key = {(r.cell.version, r.cell.python): r for r in records}
     head = "".join(f'<th scope="col">py{escape(p)}</th>' for p in pythons)
@@ -268,8 +276,8 @@ def explained_html(explained: Sequence[Explained]) -> str:
                           else ": unchanged.</p>"))
         if item.changelog_file:
             out.append(f"<p>Changelog ({escape(item.changelog_file)}): "
-                       f"{vocabulary.plural(len(item.related_entries), 'entry', 'entries')} touch "
-                       "the changed code.</p>")
+                       f"{vocabulary.entries_touch(len(item.related_entries))} the changed "
+                       "code.</p>")
             out.append("<ul>" + "".join(f"<li>{escape(e)}</li>" for e in item.related_entries)
                        + "</ul>")
             for version, text in item.changelog:
@@ -301,7 +309,7 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
                 verdict: Verdict, explained: Sequence[Explained] = ()) \
         -> tuple[str, dict[str, Any]]:
     """A case's <section> and the per-cell data its panel reads."""
-    boundaries = {b.record.cell.id: b.roles for b in markdown.boundary_cells(records, verdict)}
+    boundaries = {b.record.cell.id: b.roles for b in boundary_cells(records, verdict)}
     meta = CaseMeta.from_json(stored_meta)
     title = meta.description or case_id
     claim_class = f"claim-{str(verdict.claim.holds).lower()}"
@@ -309,18 +317,18 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         if verdict.claim.evidence else []
     differs = ([f"Releases whose outcome differs by Python: "
                 f"{', '.join(verdict.differs_by_python)}."] if verdict.differs_by_python else [])
-    folded = markdown.folded_note(records)
+    folded = folded_note(records)
     html = "\n".join([
         f'<section class="case" id="case-{escape(case_id)}" data-case="{escape(case_id)}">',
         f"<h2>{escape(case_id)}: {escape(str(title))}</h2>",
         '<p class="summary verdict"><strong>Verdict.</strong> '
-        f"{escape(vocabulary.headline(verdict))}</p>",
+        f"{escape(vocabulary.headline(verdict, records).replace('`', ''))}</p>",
         '<p class="summary coverage"><strong>Coverage.</strong> '
         f"{escape(vocabulary.coverage_sentence(meta, records))}</p>",
         f'<p class="summary claim {claim_class}"><strong>Claim check.</strong> '
         f"{escape(vocabulary.claim_sentence(verdict, vocabulary.PLAIN_CLAIM_WORDS))}</p>",
         *(f'<p class="facts">{escape(line)}</p>'
-          for line in [markdown.facts_line(meta, records).replace("`", ""), *evidence, *differs]),
+          for line in [facts_line(meta, records).replace("`", ""), *evidence, *differs]),
         '<div class="layout">',
         matrix_table(records, meta.release_dates, boundaries),
         '<aside class="panel" aria-live="polite"><p class="hint">Click a cell (or focus it and '
@@ -328,7 +336,7 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
         "</div>",
         f'<p class="folded">{escape(folded)}</p>' if folded else "",
         _legend(records),
-        _list("Failure causes", markdown.cause_lines(records)),
+        _list("Failure causes", cause_lines(records)),
         explained_html(explained),
         _list("Claim, bound by bound", [b.explanation for b in verdict.claim.bounds]),
         _list("Per Python", vocabulary.per_python_sentences(verdict)),

@@ -2,50 +2,50 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
-from packaging.version import Version
 from tabulate import tabulate
 
 from repro_matrix import pythons as py
-from repro_matrix.containers import sandbox
 from repro_matrix.model import CaseMeta, CellRecord, Status
+from repro_matrix.report.cells import (
+    REPRO_PLACEHOLDER,
+    Boundary,
+    boundary_cells,
+    cause_lines,
+    facts_line,
+    folded_note,
+    folded_pythons,
+    repro_mount,
+    rerun_command,
+)
 from repro_matrix.report.claim import ranges_section
-from repro_matrix.report.svg import svg_link
 from repro_matrix.report.vocabulary import (
     MEANINGS,
     PLAIN_CLAIM_WORDS,
     branch_sentences,
     claim_sentence,
     coverage_sentence,
+    entries_touch,
     headline,
+    legend_statuses,
     look,
     mark,
     ordered_pythons,
     ordered_versions,
     plain,
     plural,
-    pythons_words,
 )
 from repro_matrix.verdict import causes
 from repro_matrix.verdict.boundary import INTRODUCED, Explained
 from repro_matrix.verdict.derive import CaseResult, Verdict
 
 _EXCERPT_LINES = 6
-_REPRO_PLACEHOLDER = "path/to/repro.py"
 
 
 # ---- the table ------------------------------------------------------------------------------
-
-
-def folded_pythons(records: Sequence[CellRecord]) -> list[str]:
-    """Pythons whose every cell is unavailable: a column that says nothing, folded away."""
-    return [p for p in ordered_pythons(records)
-            if all(r.status is Status.UNAVAILABLE for r in records if r.cell.python == p)]
 
 
 def status_table(records: Sequence[CellRecord], release_dates: Mapping[str, str],
@@ -72,24 +72,13 @@ def legend(records: Sequence[CellRecord]) -> str:
                      for s in Status if counts[s])
 
 
-def folded_note(records: Sequence[CellRecord]) -> str:
-    folded = folded_pythons(records)
-    if not folded:
-        return ""
-    return (f"Not shown: {pythons_words(folded)}, unavailable for every release "
-            "(see Coverage).")
-
-
-# ---- the verdict in words -------------------------------------------------------------------
-
-
 # ---- coverage: what was decided, and what was not and why ------------------------------------
 
 
 def summary_section(verdict: Verdict, meta: CaseMeta | None = None,
                     records: Sequence[CellRecord] = ()) -> str:
     """What a reader needs first: the verdict, its coverage and the claim check."""
-    lines = [f"**Verdict.** {headline(verdict)}", ""]
+    lines = [f"**Verdict.** {headline(verdict, records)}", ""]
     if meta is not None and records:
         lines += [f"**Coverage.** {coverage_sentence(meta, records)}", ""]
     lines.append(f"**Claim check.** {claim_sentence(verdict)}")
@@ -154,7 +143,7 @@ def _changelog_lines(item: Explained) -> list[str]:
         return ["No changelog in the distribution.", ""]
     versions = ", ".join(v for v, _ in item.changelog) or "none"
     head = (f"Changelog ({item.changelog_file}, sections {versions}): "
-            f"{plural(len(item.related_entries), 'entry', 'entries')} touch the changed code")
+            f"{entries_touch(len(item.related_entries))} the changed code")
     top = item.related_entries[:_TOP_ENTRIES]
     more = len(item.related_entries) - len(top)
     head += (f"; the first {len(top)} (all in boundaries.json):" if more > 0
@@ -180,88 +169,7 @@ def causes_section(records: Sequence[CellRecord]) -> str:
                      for g in found)
 
 
-def cause_lines(records: Sequence[CellRecord]) -> list[str]:
-    """The grouped causes as plain lines (the terminal)."""
-    tested = ordered_versions(records)
-    return [f"{plural(len(g.records), 'cell')} {look(g.status).words} "
-            f"({causes.where(g, tested)}): {plain(g.cause)}" for g in causes.groups(records)]
-
-
-# ---- boundary cells and how to rerun a cell -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Boundary:
-    """A cell at an edge of an affected range for its Python, and which edges it marks."""
-
-    record: CellRecord
-    roles: tuple[str, ...]
-
-
-def boundary_cells(records: Sequence[CellRecord], verdict: Verdict) -> list[Boundary]:
-    """The cells at each per-Python range's introduced / last affected / fixed version."""
-    by_key = {(r.cell.python, r.cell.version): r for r in records}
-    roles: dict[tuple[str, str], list[str]] = {}
-    for scope in verdict.per_python:
-        python = scope.name.removeprefix("Python ")
-        for rng in scope.ranges:
-            edges = [("introduced", rng.introduced), ("last affected", rng.last_affected)]
-            if rng.fixed:
-                edges.append(("fixed", rng.fixed))
-            for role, version in edges:
-                found = roles.setdefault((python, version), [])
-                if role not in found:
-                    found.append(role)
-    keys = sorted((k for k in roles if k in by_key),
-                  key=lambda k: (py.sort_key(k[0]), Version(k[1])))
-    return [Boundary(by_key[k], tuple(roles[k])) for k in keys]
-
-
-def repro_mount(meta: CaseMeta) -> tuple[str, str, bool]:
-    """(host path of the repro, file name inside the container, known) from cells.json.
-
-    Runs record the absolute path ("repro_path"); older results only the path relative to the
-    matrix file, which then needs running from its folder (``$PWD``).
-    """
-    repro = meta.repro_path or meta.repro
-    if not repro.strip():
-        return f"$PWD/{_REPRO_PLACEHOLDER}", PurePosixPath(_REPRO_PLACEHOLDER).name, False
-    path = PurePosixPath(repro.strip())
-    source = _double_quoted(str(path))
-    return (source if path.is_absolute() else f"$PWD/{source}"), path.name, True
-
-
-def _double_quoted(text: str) -> str:
-    """Escape text for use inside a shell double-quoted string."""
-    return "".join(f"\\{ch}" if ch in '\\"$`' else ch for ch in text)
-
-
-def rerun_command(record: CellRecord, meta: CaseMeta) -> str | None:
-    """The docker command that reruns a cell's repro in its image, in the sandbox the harness
-    used; None when no image was built. A bind mount (``--mount``) fails loudly when the repro
-    is not there, where ``-v`` would create an empty directory in its place."""
-    if not record.image_ref:
-        return None
-    source, name, _ = repro_mount(meta)
-    target = f"{sandbox.REPRO_DIR}/{name}"
-    env = "".join(f" -e {shlex.quote(f'{k}={v}')}" for k, v in meta.env.items())
-    limits = meta.limits
-    if meta.command:  # the case's own command, run in /repro
-        target = sandbox.REPRO_DIR if meta.folder else target
-        words = [sandbox.VENV_PYTHON if i == 0 and w in ("python", "python3") else w
-                 for i, w in enumerate(meta.command)]
-        flags = sandbox.run_flags(limits.memory, limits.pids, limits.tmpfs,
-                                  workdir=sandbox.REPRO_DIR)
-        return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
-                f"{shlex.quote(record.image_ref)} {shlex.join(words)}")
-    flags = sandbox.run_flags(limits.memory, limits.pids, limits.tmpfs)
-    return (f'docker run --rm --mount "{_mount(target, source)}" {shlex.join(flags)}{env} '
-            f"{shlex.quote(record.image_ref)} {sandbox.VENV_PYTHON} {shlex.quote(target)}")
-
-
-def _mount(target: str, source: str) -> str:
-    """A read-only bind mount for inside double quotes (``source`` is already escaped)."""
-    return _double_quoted(f"type=bind,target={target},readonly,source=") + source
+# ---- how to rerun a cell --------------------------------------------------------------------
 
 
 def _rerun_lines(record: CellRecord, meta: CaseMeta) -> list[str]:
@@ -279,7 +187,7 @@ def _rerun_note(meta: CaseMeta) -> str:
     if known:
         return ("Rerun commands mount the case's repro script read-only and apply the "
                 "sandbox the run used; run them from the folder of the matrix file.")
-    return (f"cells.json does not record the case's repro script: replace `{_REPRO_PLACEHOLDER}` "
+    return (f"cells.json does not record the case's repro script: replace `{REPRO_PLACEHOLDER}` "
             "in the rerun commands by its path.")
 
 
@@ -329,7 +237,7 @@ def evidence_section(records: Sequence[CellRecord], meta: CaseMeta | None = None
     meta = meta or CaseMeta()
     lines: list[str] = []
     tested = ordered_versions(records)
-    for group in causes.groups(records, [s for s in Status if s is not Status.NOT_REPRODUCED]):
+    for group in causes.groups(records, [s for s in Status if not s.unaffected]):
         if group.status in (Status.UNAVAILABLE, Status.NOT_FOR_PYTHON):
             continue  # nothing ran: the reason is the evidence, given under "Failure causes"
         others = len(group.records) - 1
@@ -366,34 +274,7 @@ def _cell_evidence(record: CellRecord, meta: CaseMeta, standing_for: str = "") -
     return [head, "", *facts, *body, "</details>", ""]
 
 
-
 # ---- the documents --------------------------------------------------------------------------
-
-
-def run_words(meta: CaseMeta, records: Sequence[CellRecord] = ()) -> str:
-    """When the run finished, or that it has not (cells.json is rewritten as cells finish).
-    A run that kept cells from earlier runs says so: its wall time is not the matrix's."""
-    if not meta.finished_at:
-        return f"run not finished (started {meta.started_at or '?'}): partial results"
-    kept = sum(1 for r in records if r.finished_at and r.finished_at < meta.started_at)
-    if not kept:
-        return f"run finished {meta.finished_at} in {meta.wall_time_s:.0f} s"
-    return (f"last run finished {meta.finished_at} in {meta.wall_time_s:.0f} s, keeping "
-            f"{kept} of the {plural(len(records), 'cell')} unchanged from earlier runs")
-
-
-def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
-    """What was planned and when it ran."""
-    versions = len({r.cell.version for r in records})
-    pythons = len({r.cell.python for r in records})
-    if meta.bisect:  # a bisection runs a few cells per Python, not a full matrix
-        planned = len(meta.versions) or versions
-        return (f"Package `{meta.package}`, bisect over {plural(planned, 'release')} "
-                f"× {plural(pythons, 'Python')}: {plural(len(records), 'cell')} run; "
-                f"{run_words(meta, records)}.")
-    return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
-            f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; "
-            f"{run_words(meta, records)}.")
 
 
 def base_images_section(meta: CaseMeta) -> list[str]:
@@ -461,7 +342,8 @@ def step_summary(cases: Sequence[CaseResult]) -> str:
         parts += [f"### {case_id}: {meta.description or case_id}", "",
                   summary_section(verdict, meta, records), "",
                   status_table(records, meta.release_dates, fold=True), "",
-                  " · ".join(f"{mark(s)} {look(s).words}" for s in Status), ""]
+                  " · ".join(f"{mark(s)} {look(s).words}" for s in legend_statuses(records)),
+                  ""]
     return "\n".join(parts)
 
 
@@ -470,10 +352,13 @@ def terminal_lines(cases: Sequence[CaseResult]) -> list[str]:
     of cells that decided nothing."""
     lines = []
     for case_id, stored_meta, records, verdict in cases:
-        lines += [f"{case_id}: {headline(verdict)}",
+        lines += [f"{case_id}: {headline(verdict, records)}",
                   f"  coverage: {coverage_sentence(CaseMeta.from_json(stored_meta), records)}",
                   f"  claim check: {claim_sentence(verdict, PLAIN_CLAIM_WORDS)}"]
         lines += [f"  {line}" for line in cause_lines(records)]
     return lines
 
 
+def svg_link(case_id: str) -> str:
+    """Where report.md finds a case's matrix.svg, relative to the results folder."""
+    return f"{quote(case_id)}/matrix.svg"

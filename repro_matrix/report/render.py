@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from repro_matrix import store
-from repro_matrix.advisories.write import dumps, to_osv
-from repro_matrix.errors import UsageError
-from repro_matrix.model import CaseMeta, CellRecord, claim_from_json
+from repro_matrix.advisories.write import dumps, releases_not_run, stored_not_run, to_osv
+from repro_matrix.errors import HarnessError, UsageError
+from repro_matrix.model import CaseMeta, CellRecord, Release, claim_from_json
 from repro_matrix.report import html, markdown, svg
 from repro_matrix.verdict import boundary
 from repro_matrix.verdict.derive import CaseResult, Observation, Verdict, derive
@@ -18,12 +20,16 @@ from repro_matrix.verdict.derive import CaseResult, Observation, Verdict, derive
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
                    on_case: Callable[[str], None] | None = None,
-                   find: boundary.Locate | None = None) -> list[tuple[str, Verdict]]:
+                   find: boundary.Locate | None = None,
+                   releases: Callable[[str], Sequence[Release]] | None = None,
+                   ) -> list[tuple[str, Verdict]]:
     """Re-derive the verdict of each case in ``case_ids`` (default: all) from its cells.json;
     write verdict.json, osv.json, boundaries.json and matrix.svg per case, then report.md and
     report.html (and the CI step summary, if any), which always cover every case folder in
     ``results``. ``find`` locates released files to explain the boundaries; without it (or
-    without the files) what an earlier render stored in boundaries.json is kept."""
+    without the files) what an earlier render stored in boundaries.json is kept. ``releases``
+    lists a package's releases on the index, so osv.json can name those inside the tested
+    window that were not run; without it (or the index) what osv.json named before is kept."""
     every_case = sorted(p.parent.name for p in results.glob("*/cells.json"))
     if case_ids is None:
         case_ids = every_case
@@ -38,8 +44,9 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
             explained[case_id] = _stored_boundaries(results, case_id)
             continue
         store.write_verdict(results, case_id, verdict)
-        store.write_case_file(results, case_id, "osv.json",
-                              dumps(to_osv(case_id, meta, records, verdict)))
+        store.write_case_file(results, case_id, "osv.json", dumps(to_osv(
+            case_id, meta, records, verdict, _not_run(results, case_id, meta, records,
+                                                      releases))))
         explained[case_id] = _explain_boundaries(results, case_id, meta, records, verdict, find)
         store.write_case_file(results, case_id, "matrix.svg",
                               svg.matrix_svg(case_id, records, verdict))
@@ -67,6 +74,25 @@ def rendered_cases(results: Path, case_ids: Sequence[str] | None = None) \
                          claim_from_json(CaseMeta.from_json(meta).claim))
         cases.append(CaseResult(case_id, meta, records, verdict))
     return cases
+
+
+def _not_run(results: Path, case_id: str, meta: dict[str, Any], records: Sequence[CellRecord],
+             releases: Callable[[str], Sequence[Release]] | None) -> dict[str, str] | None:
+    """The index's releases inside the case's tested window that have no cell, and why; from
+    the index when it answers, else as the case's osv.json named them, else unknown (None)."""
+    package = CaseMeta.from_json(meta).package
+    if releases is not None and package:
+        try:
+            return releases_not_run(sorted({r.cell.version for r in records}, key=Version),
+                                    releases(package))
+        except HarnessError:
+            pass  # no index here: what the last export found stands
+    try:
+        stored = json.loads((store.case_dir(results, case_id) / "osv.json").read_text(
+            encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stored_not_run(stored) if isinstance(stored, dict) else None
 
 
 def _stored_boundaries(results: Path, case_id: str) -> list[boundary.Explained]:

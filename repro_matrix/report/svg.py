@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
-from urllib.parse import quote
 
 from repro_matrix.model import CellRecord, Status
 from repro_matrix.report.vocabulary import (
     CODES,
     COLOURS,
+    legend_statuses,
     look,
     ordered_pythons,
     ordered_versions,
@@ -44,7 +44,8 @@ def matrix_svg(case_id: str, records: Sequence[CellRecord], verdict: Verdict) ->
     legend_top = top + len(versions) * _CELL_H + 20
     counts = {s: sum(1 for r in records if r.status is s) for s in Status}
     width = max(grid_right + note_w, 440) + 10
-    height = legend_top + len(Status) * 18 + 10
+    legend = legend_statuses(records)
+    height = legend_top + len(legend) * 18 + 10
     title = f"{case_id}: status per release (rows) and Python (columns)"
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
@@ -77,7 +78,7 @@ def matrix_svg(case_id: str, records: Sequence[CellRecord], verdict: Verdict) ->
         if version in labels:
             out.append(f'<text x="{grid_right + 8}" y="{y + 13}" {_FONT} fill="#333333">← '
                        f'{escape(", ".join(labels[version]))}</text>')
-    for k, status in enumerate(Status):
+    for k, status in enumerate(legend):
         y = legend_top + k * 18
         fill, ink = COLOURS[status]
         out.append(f'<rect x="10" y="{y}" width="14" height="14" fill="{fill}" '
@@ -88,8 +89,3 @@ def matrix_svg(case_id: str, records: Sequence[CellRecord], verdict: Verdict) ->
                    f" ({plural(counts[status], 'cell')})</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-def svg_link(case_id: str) -> str:
-    """Where report.md finds a case's matrix.svg, relative to the results folder."""
-    return f"{quote(case_id)}/matrix.svg"

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from packaging.version import Version
 
 from repro_matrix import pythons as py
-from repro_matrix.model import CaseMeta, CellRecord, Claim, Status
-from repro_matrix.report.claim import ranges_words
+from repro_matrix.model import OSV_ZERO, CaseMeta, CellRecord, Claim, ClaimRange, Status
+from repro_matrix.verdict import causes
 from repro_matrix.verdict.derive import HOLDS_WHERE_CHECKED, AffectedRange, Scope, Verdict
 
 
@@ -37,6 +37,9 @@ VOCABULARY: dict[Status, Look] = {
     Status.OTHER_FAILURE: Look("🟠", "F", "other failure",
                                "the repro failed without the bug's signature",
                                "#fdae61", "#000000"),
+    Status.SIGNATURE_EXIT_0: Look("⚠", "S", "signature but exit 0",
+                                  "the repro printed the failure signature but exited 0: check "
+                                  "its exit code (1 when the bug shows)", "#e7298a", "#ffffff"),
     Status.CANNOT_TEST: Look("⚪", "?", "cannot test",
                              "the repro said it could not decide (exit 125; pytest: no tests "
                              "collected)", "#bababa", "#000000"),
@@ -50,6 +53,15 @@ VOCABULARY: dict[Status, Look] = {
     Status.NOT_FOR_PYTHON: Look("⛔", "X", "not for this Python",
                                 "the release's or the repro's requires-python excludes it "
                                 "(nothing built)", "#4d4d4d", "#ffffff"),
+    # Compatibility mode (outcome.kind: compatibility): a pair of releases tried together.
+    Status.WORKS: Look("🟢", "W", "works", "the package imports (and the repro passes) with this "
+                       "dependency release", "#1a9641", "#ffffff"),
+    Status.BROKEN: Look("🔴", "B", "broken", "tried and broken: the import or the repro fails "
+                        "with this dependency release installed", "#d7191c", "#ffffff"),
+    Status.DECLARED_INCOMPATIBLE: Look("⛔", "D", "declared incompatible",
+                                       "the declared requirements exclude the pair (the "
+                                       "resolver finds no solution; nothing built)",
+                                       "#2c7bb6", "#ffffff"),
 }
 
 
@@ -60,6 +72,18 @@ def look(status: Status) -> Look:
                                           "#000000")
 
 
+_COMPATIBILITY = (Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE)
+_BUG = (Status.REPRODUCED, Status.NOT_REPRODUCED)
+
+
+def legend_statuses(records: Sequence[CellRecord]) -> list[Status]:
+    """The statuses a full legend lists: a compatibility case's (works, broken, declared
+    incompatible) replace the bug's (reproduced, not reproduced) when its cells hold any."""
+    compatibility = any(r.status in _COMPATIBILITY for r in records)
+    left_out = _BUG if compatibility else _COMPATIBILITY
+    return [s for s in Status if s not in left_out]
+
+
 def mark(status: Status) -> str:
     """What a table cell shows: the emoji and the letter."""
     return f"{look(status).symbol} {look(status).code}"
@@ -68,6 +92,11 @@ def mark(status: Status) -> str:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """"1 release", "2 releases"."""
     return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def entries_touch(count: int) -> str:
+    """"1 entry touches", "2 entries touch" (changelog entries and the changed code)."""
+    return f"{plural(count, 'entry', 'entries')} {'touches' if count == 1 else 'touch'}"
 
 
 SYMBOLS: dict[Status, str] = {s: look(s).symbol for s in Status}
@@ -141,18 +170,81 @@ def pythons_words(pythons: Sequence[str]) -> str:
     return f"Python {joined}"
 
 
-def headline(verdict: Verdict) -> str:
-    """The verdict as the decided Pythons show it: one clause per group of Pythons that agree,
-    so nothing is claimed for a Python that was not decided or that differs."""
+def bounds(verdict: Verdict) -> list[tuple[str, str]]:
+    """(kind, version) of every boundary the overall verdict draws between two decided
+    releases: an introduced after an unaffected release, and each fixed."""
+    found = []
+    for rng in verdict.overall.ranges:
+        if not rng.from_first_tested:
+            found.append(("introduced", rng.introduced))
+        if rng.fixed:
+            found.append(("fixed", rng.fixed))
+    return found
+
+
+def decides_a_bound(scope: Scope, cuts: Sequence[tuple[str, str]]) -> bool:
+    """Whether a Python decided releases on both sides of one of ``cuts`` (the verdict's
+    boundaries); with no boundary to decide, whether it decided anything at all."""
+    if not cuts:
+        return scope.decisive > 0
+    return any(any(Version(v) < Version(cut) for v in scope.decided)
+               and any(Version(v) >= Version(cut) for v in scope.decided) for _, cut in cuts)
+
+
+def _undecided_words(scope: Scope, cuts: Sequence[tuple[str, str]],
+                     records: Sequence[CellRecord]) -> str:
+    """Why a Python that decided releases decides no boundary: where its decided releases lie,
+    and which releases could not be tested there, with the main cause (from the cells, when
+    given)."""
+    decided = [Version(v) for v in scope.decided]
+    fixes = [Version(v) for kind, v in cuts if kind == "fixed"]
+    starts = [Version(v) for kind, v in cuts if kind == "introduced"]
+    if fixes and min(decided) >= max(fixes):
+        where, missing = "decided only releases after the fix", [
+            v for v in scope.undetermined if Version(v) < min(decided)]
+    elif starts and max(decided) < min(starts):
+        where, missing = "decided only releases before the bug appeared", [
+            v for v in scope.undetermined if Version(v) > max(decided)]
+    else:
+        where, missing = ("decided no releases on both sides of a boundary",
+                          list(scope.undetermined))
+    if not missing:
+        return where
+    python = scope.name.removeprefix("Python ")
+    tested = sorted({*scope.decided, *scope.undetermined}, key=Version)
+    text = f"{where} ({causes.spans(missing, tested)} could not be tested there"
+    found = causes.groups([r for r in records if r.cell.python == python
+                           and r.cell.version in set(missing)])
+    if found:
+        text += f": {'mostly ' if len(found) > 1 else ''}`{plain(found[0].cause)}`"
+    return text + ")"
+
+
+def headline(verdict: Verdict, records: Sequence[CellRecord] = ()) -> str:
+    """The verdict as the deciding Pythons show it: one clause per group of Pythons that agree,
+    so nothing is claimed for a Python that was not decided or that differs. A Python decides
+    only when it decided releases on both sides of a boundary of the verdict; one that did not
+    is named with where its decided releases lie and why the others could not run (the causes
+    of ``records``, when given)."""
     decided = [s for s in verdict.per_python if s.decisive]
     if not decided:
         return "No release could be tested on any Python."
+    cuts = bounds(verdict)
+    deciding = [s for s in decided if decides_a_bound(s, cuts)]
     groups: dict[str, list[str]] = {}
-    for scope in decided:
+    for scope in deciding or decided:  # none decides a boundary: say what each saw
         groups.setdefault(scope_words(scope), []).append(scope.name.removeprefix("Python "))
     total = len(verdict.per_python)
-    lead = ("Every Python agrees" if len(decided) == total and len(groups) == 1
-            else f"Decided on {len(decided)} of {plural(total, 'Python')}")
+    lead = ("Every Python agrees" if len(deciding) == total and len(groups) == 1
+            else f"Decided on {len(deciding)} of {plural(total, 'Python')}")
+    aside: dict[str, list[str]] = {}
+    for scope in decided:
+        if scope not in deciding:
+            aside.setdefault(_undecided_words(scope, cuts, records), []).append(
+                scope.name.removeprefix("Python "))
+    if aside:
+        lead += "; " + "; ".join(f"{pythons_words(pythons)} {words}"
+                                 for words, pythons in aside.items())
     clauses = [f"{pythons_words(pythons)}: {words}" for words, pythons in groups.items()]
     return f"{lead}. " + ". ".join(clauses) + "."
 
@@ -240,3 +332,18 @@ def per_python_sentences(verdict: Verdict) -> list[str]:
     if undecided:
         lines.append(f"{pythons_words(undecided)}: no release could be tested.")
     return lines
+
+
+def claimed_range_text(rng: ClaimRange) -> str:
+    """A claimed range in interval notation: [0, 2.1.3), [1.1, 1.2], [3.0, …)."""
+    start = "first release" if rng.introduced == OSV_ZERO else rng.introduced
+    if rng.fixed:
+        return f"[{start}, {rng.fixed})"
+    if rng.last_affected:
+        return f"[{start}, {rng.last_affected}]"
+    return f"[{start}, …)"
+
+
+def ranges_words(claim: Claim) -> str:
+    """The claim in words, for the summary sentence."""
+    return "affected " + " ∪ ".join(claimed_range_text(r) for r in claim.ranges)

@@ -16,6 +16,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from repro_matrix.errors import HarnessError
+from repro_matrix.model import Release
 from repro_matrix.resolve.index import IndexClient
 
 
@@ -91,3 +92,9 @@ def dist_finder(cache_dir: Path, fetch: bool = True,
 
     return DistFinder([cache_dir / "wheelhouse", sources],
                                download if fetch else None)
+
+
+def index_releases(cache_dir: Path) -> Callable[[str], Sequence[Release]] | None:
+    """A package's releases on the index (cached in ``cache_dir``): what osv.json's
+    untested-in-window releases are read from when a report is rendered."""
+    return IndexClient(cache_dir).releases

@@ -30,7 +30,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from repro_matrix import store
+from repro_matrix import atomic
 from repro_matrix.errors import IndexUnavailable, UsageError
 from repro_matrix.model import DistFile, Release
 
@@ -185,9 +185,9 @@ class IndexClient:
         if payload is not None:
             return payload
         payload = self._fetch(name)
-        store.write_atomic(cached, json.dumps({"format": CACHE_FORMAT,
+        atomic.write_atomic(cached, json.dumps({"format": CACHE_FORMAT,
                                                "index_url": self.index_url,
-                                               "payload": payload}), results=False)
+                                               "payload": payload}))
         return payload
 
     def _cached(self, path: Path) -> dict[str, Any] | None:
@@ -232,7 +232,7 @@ class IndexClient:
             return target
         digest = hashlib.sha256()
         # Raising inside the block leaves no partial file; the file appears once verified.
-        with store.atomic_file(target, results=False) as out:
+        with atomic.atomic_file(target) as out:
             try:
                 with urllib.request.urlopen(dist.url, timeout=120,
                                             context=ssl.create_default_context()) as response:

@@ -14,18 +14,19 @@ import re
 import shutil
 import sysconfig
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from repro_matrix import cpu, store
-from repro_matrix.errors import IndexUnavailable, ResolveToolError
+from repro_matrix import atomic, cpu
+from repro_matrix.errors import HarnessError, IndexUnavailable, ResolveToolError
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin, Release
 from repro_matrix.resolve.index import IndexClient, file_sha256
 
@@ -60,6 +61,48 @@ def era_cutoffs(upload_time: datetime | None, python_release: date, today: date,
 
 def _end_of_day(day: date) -> str:
     return f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"
+
+
+def _instant(cutoff: str) -> datetime:
+    return datetime.fromisoformat(cutoff.replace("Z", "+00:00"))
+
+
+def package_cutoffs(requirements: Sequence[str], cutoff: str,
+                    releases_of: Callable[[str], Sequence[Release]],
+                    ) -> tuple[tuple[str, str], ...]:
+    """Per-package cutoffs that let pins newer than ``cutoff`` resolve (sorted by name).
+
+    A requirement whose specifier admits no release uploaded by ``cutoff`` (a pin, or a lower
+    bound, newer than the cell's era) gets the end of the upload day of the oldest release it
+    admits: the pin exists, and nothing of that package newer than needed. A requirement that
+    some era release satisfies gets none (the era decides it, as before); one the index cannot
+    tell about is left to the resolver, which says what is wrong with it.
+    """
+    limit = _instant(cutoff)
+    found: dict[str, str] = {}
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.url:
+            continue
+        name = str(canonicalize_name(requirement.name))
+        try:
+            releases = releases_of(name)
+        except HarnessError:
+            continue
+        admitted = [r for r in releases if r.upload_time is not None and not r.yanked
+                    and requirement.specifier.contains(r.version)]
+        # A yanked release counts only when nothing else is admitted (an exact pin to it).
+        admitted = admitted or [r for r in releases if r.upload_time is not None
+                                and requirement.specifier.contains(r.version)]
+        times = [r.upload_time for r in admitted if r.upload_time is not None]
+        if not times or any(t <= limit for t in times):
+            continue
+        day = _end_of_day(min(times).astimezone(timezone.utc).date())
+        found[name] = max(found.get(name, ""), day)
+    return tuple(sorted(found.items()))
 
 
 def target_tags(python: str, machine: str | None = None) -> list[Tag]:
@@ -163,16 +206,22 @@ class Resolver:
         ``cutoff``; build tools as of ``tools_cutoff``."""
         # Without extras the requirement is a string, as it was before extras existed.
         wanted: str | list[str] = [requirement, *extra] if extra else requirement
+        # Pins newer than the era get their own cutoff, part of the key when there are any (a
+        # lock cached without them, a failure most likely, is never taken for one with them).
+        pinned = package_cutoffs([requirement, *extra], cutoff, self.index.releases)
+        inputs: list[object] = [wanted, python, cutoff, tools_cutoff, platform.machine(),
+                                _GLIBC_FLOOR]
+        if pinned:
+            inputs.append(dict(pinned))
         # The format is in the key too: locks of an older harness (build tools resolved by uv)
         # and of this one sit side by side and never stand in for each other.
-        key = hashlib.sha256(json.dumps([wanted, python, cutoff, tools_cutoff,
-                                         platform.machine(), _GLIBC_FLOOR,
-                                         f"format {LOCK_FORMAT}"]).encode()).hexdigest()[:24]
+        inputs.append(f"format {LOCK_FORMAT}")
+        key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:24]
         with self._lock_for(key):
             cached = _read_lock(self.locks_dir / f"{key}.json")
             if cached is not None:
                 return cached
-            result = self._resolve([requirement, *extra], python, cutoff, tools_cutoff)
+            result = self._resolve([requirement, *extra], python, cutoff, tools_cutoff, pinned)
             if isinstance(result, Lock) or not is_transient(result.detail):
                 _write_json(self.locks_dir / f"{key}.json", _lock_to_json(result))
             return result
@@ -199,16 +248,18 @@ class Resolver:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _resolve(self, requirements: list[str], python: str, cutoff: str,
-                 tools_cutoff: str) -> Lock | ResolveFailure:
+                 tools_cutoff: str, pinned: tuple[tuple[str, str], ...] = (),
+                 ) -> Lock | ResolveFailure:
         tags = target_tags(python)
         try:
-            runtime = self._pins(requirements, python, cutoff, tags, host_build_tools=True)
+            runtime = self._pins(requirements, python, cutoff, tags, host_build_tools=True,
+                                 pinned=pinned)
             has_sdist = any(not pin.filename.endswith(".whl") for pin in runtime)
             tools = ["pip", "setuptools", "wheel"] if has_sdist else ["pip"]
             build = self._tool_pins(tools, python, tools_cutoff, tags)
         except _Unresolvable as exc:
             return ResolveFailure(cutoff, str(exc))
-        return Lock(cutoff=cutoff, runtime=runtime, build=build)
+        return Lock(cutoff=cutoff, runtime=runtime, build=build, package_cutoffs=pinned)
 
     def _tool_pins(self, tools: list[str], python: str, cutoff: str,
                    tags: list[Tag]) -> tuple[Pin, ...]:
@@ -223,8 +274,9 @@ class Resolver:
         return tuple(sorted(pins, key=lambda pin: pin.name))
 
     def _pins(self, requirements: list[str], python: str, cutoff: str,
-              tags: list[Tag], host_build_tools: bool) -> tuple[Pin, ...]:
-        compiled = self._compile(requirements, python, cutoff, host_build_tools)
+              tags: list[Tag], host_build_tools: bool,
+              pinned: tuple[tuple[str, str], ...] = ()) -> tuple[Pin, ...]:
+        compiled = self._compile(requirements, python, cutoff, host_build_tools, pinned)
         pins = []
         for name, (version, hashes) in sorted(compiled.items()):
             release = next((r for r in self.index.releases(name)
@@ -237,7 +289,8 @@ class Resolver:
         return tuple(pins)
 
     def _compile(self, requirements: list[str], python: str, cutoff: str,
-                 host_build_tools: bool) -> dict[str, tuple[str, set[str]]]:
+                 host_build_tools: bool, pinned: tuple[tuple[str, str], ...] = (),
+                 ) -> dict[str, tuple[str, set[str]]]:
         command = [
             self.uv, "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
             "--python-version", python,
@@ -245,18 +298,29 @@ class Resolver:
             "--exclude-newer", cutoff,
             "--index-url", self.index.index_url,
         ]
-        if host_build_tools:
-            # Metadata of old sdists is built on the host: era setuptools fails on a modern host
-            # interpreter, so the host-side build tools are today's (they do not enter the lock).
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            command += ["--exclude-newer-package", f"setuptools={now}",
-                        "--exclude-newer-package", f"wheel={now}"]
+        command += exclude_newer_package_options(pinned, host_build_tools)
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
         # cpu.run: uv's CPU seconds count towards the stage clock's "resolve".
         proc = cpu.run(command, input="\n".join(requirements) + "\n", env=env, timeout=600)
         if proc.returncode != 0:
             raise _Unresolvable(_tail(proc.stderr))
         return parse_compiled(proc.stdout)
+
+
+def exclude_newer_package_options(pinned: Sequence[tuple[str, str]],
+                                  host_build_tools: bool) -> list[str]:
+    """uv's per-package cutoffs: the pins' own, and today's for the host-side build tools."""
+    cutoffs = dict(pinned)
+    if host_build_tools:
+        # Metadata of old sdists is built on the host: era setuptools fails on a modern host
+        # interpreter, so the host-side build tools are today's (they do not enter the lock;
+        # today is later than any pin's own cutoff).
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cutoffs.update(setuptools=now, wheel=now)
+    options = []
+    for name, day in cutoffs.items():
+        options += ["--exclude-newer-package", f"{name}={day}"]
+    return options
 
 
 class _Unresolvable(Exception):
@@ -323,9 +387,11 @@ def _lock_from_json(data: dict[str, object]) -> Lock | ResolveFailure:
     raw = data["lock"]
     assert isinstance(raw, dict)
     return Lock(cutoff=raw["cutoff"], runtime=tuple(Pin(**p) for p in raw["runtime"]),
-                build=tuple(Pin(**p) for p in raw["build"]))
+                build=tuple(Pin(**p) for p in raw["build"]),
+                package_cutoffs=tuple((str(name), str(day))
+                                      for name, day in raw.get("package_cutoffs", ())))
 
 
 def _write_json(path: Path, data: object) -> None:
-    store.write_atomic(path, json.dumps(data, indent=1), results=False)
+    atomic.write_atomic(path, json.dumps(data, indent=1))
 

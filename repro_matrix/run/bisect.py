@@ -149,8 +149,12 @@ def _bisect(search: _Search, hints: Sequence[str]) -> BisectResult:
         return result
     affected = _find_affected(search, oldest, newest, hints)
     if affected is None:
-        result.note = (f"no affected release found among {result.runs} probes (a short affected "
-                       "interval between them would show only in the full matrix)")
+        # Not an agreement with anything: no boundary lies among the releases decided here.
+        crossed = (f"; releases before {versions[oldest]} decided nothing on this Python"
+                   if oldest > 0 else "")
+        result.note = (f"nothing to find: no affected release among {result.runs} probes"
+                       f"{crossed} (a short affected interval between them would show only in "
+                       "the full matrix)")
         return result
     start = oldest
     if search.state(oldest) != AFFECTED:

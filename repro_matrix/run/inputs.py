@@ -7,8 +7,8 @@ import json
 from collections.abc import Mapping, Sequence
 
 from repro_matrix import __version__
-from repro_matrix.containers import engine, sandbox
-from repro_matrix.model import Case
+from repro_matrix.containers import sandbox
+from repro_matrix.model import KIND_BUG, Case
 from repro_matrix.spec import repro_files
 
 
@@ -16,8 +16,8 @@ def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str
     """A cell's input key: ``run_input_key``, and the case's own limits when it sets any."""
     key = run_input_key(image_id, case, files)
     rule = case.outcome
-    limits = engine.sandbox(rule.memory, rule.pids, rule.tmpfs)
-    if limits != engine.SANDBOX:  # a case's own limits are part of what decides it
+    limits = sandbox.name(rule.memory, rule.pids, rule.tmpfs)
+    if limits != sandbox.NAME:  # a case's own limits are part of what decides it
         key = hashlib.sha256(f"{key}\0{limits}".encode()).hexdigest()[:32]
     return key
 
@@ -25,14 +25,20 @@ def cell_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str
 def run_input_key(image_id: str, case: Case, files: Mapping[str, bytes]) -> str:
     """What a cell's outcome depends on once its image exists."""
     digest = hashlib.sha256()
-    repro_digest = (repro_files.files_digest(files) if case.folder
-                    else hashlib.sha256(files[case.repro.name]).hexdigest())
-    parts = [__version__, engine.SANDBOX, image_id, repro_digest, case.repro.name,
+    if not case.has_repro:  # compatibility mode without a repro: the image alone decides
+        repro_digest, repro_name = "", ""
+    else:
+        repro_digest = (repro_files.files_digest(files) if case.folder
+                        else hashlib.sha256(files[case.repro.name]).hexdigest())
+        repro_name = case.repro.name
+    parts = [__version__, sandbox.NAME, image_id, repro_digest, repro_name,
              json.dumps(case.outcome.signatures), str(case.outcome.timeout_s)]
     if case.folder or case.command or case.env or case.outcome.exit_codes != "default":
         # Only a case that sets these adds them, so a plain script's cells keep their keys.
         parts.append(json.dumps({"folder": case.folder, "command": case.command,
                                  "env": case.env, "exit_codes": case.outcome.exit_codes}))
+    if case.outcome.kind != KIND_BUG:  # the same run reads differently in another mode
+        parts.append(f"kind={case.outcome.kind}")
     for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:32]
@@ -51,8 +57,11 @@ def repro_command(case: Case) -> tuple[list[str], str]:
 def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
     """Every case's repro files, each compiled on the host first: a syntax error stops the run
     (UsageError, exit 2) before anything is built."""
-    found = {}
+    found: dict[str, dict[str, bytes]] = {}
     for case in cases:
+        if not case.has_repro:
+            found[case.id] = {}
+            continue
         files = repro_files.read_files(case.repro, case.folder)
         repro_files.check_syntax(case, files)
         found[case.id] = files

@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from repro_matrix import pythons
 from repro_matrix.containers import bases, engine
 from repro_matrix.containers.build import Builder, without_commands
@@ -40,14 +42,21 @@ from repro_matrix.run import timing
 from repro_matrix.run.bisect import bisect_versions
 from repro_matrix.run.classify import (
     Classification,
-    classify,
     classify_build_failure,
+    classify_declared_incompatible,
+    classify_import_broken,
+    classify_import_only,
     classify_not_for_python,
+    classify_run,
     classify_unavailable,
     common_failure,
+    guess_module,
+    import_error_naming,
+    is_no_solution,
+    matched_signature,
 )
 from repro_matrix.run.inputs import cell_input_key, read_repros, repro_command
-from repro_matrix.run.prefetch import LockPrefetch, lock_key
+from repro_matrix.run.prefetch import LockKey, LockPrefetch, lock_key
 from repro_matrix.run.progress import Progress
 from repro_matrix.run.record import CaseRecorder, new_record, now_utc
 from repro_matrix.run.shard import ShardSpec, shard_plans
@@ -72,8 +81,14 @@ class RunOptions:
 def make_plan(config: MatrixConfig, selection: plan.Selection,
               index: IndexClient) -> tuple[tuple[plan.CasePlan, ...], dict[str, list[Release]]]:
     cases = plan.select_cases(config.cases, selection.case_ids)
-    releases = {case.package: index.releases(case.package) for case in cases}
+    releases = {name: index.releases(name) for name in plan.packages(cases)}
     return plan.plan(cases, releases, selection), releases
+
+
+def _upload_days(releases: Sequence[Release], versions: Sequence[str]) -> dict[str, str]:
+    wanted = set(versions)
+    return {r.version: r.upload_time.date().isoformat() for r in releases
+            if r.upload_time and r.version in wanted}
 
 
 def _display_path(path: Path, root: Path) -> str:
@@ -120,7 +135,7 @@ class _Bases(Mapping[str, BaseImage]):
 class RunContext:
     """What every cell of a run shares: the engine, the builder, the base image per Python."""
 
-    engine: engine.Engine
+    engine: engine.ContainerEngine
     builder: Builder
     bases: Mapping[str, BaseImage]
 
@@ -138,9 +153,6 @@ class _EraBuild:
     failure_log: str = ""
 
 
-_STATE_OF = {Status.REPRODUCED: AFFECTED, Status.NOT_REPRODUCED: UNAFFECTED}
-
-
 class MatrixRun:
     """One invocation of the matrix: owns the engine, resolver, builder and progress output.
 
@@ -150,7 +162,7 @@ class MatrixRun:
     def __init__(self, config: MatrixConfig, options: RunOptions,
                  progress: Progress | None = None, *, index: IndexClient | None = None,
                  resolver: Resolver | None = None,
-                 connect: Callable[[], engine.Engine] = engine.connect) -> None:
+                 connect: Callable[[], engine.ContainerEngine] = engine.connect) -> None:
         self.config = config
         self.options = options
         self.progress = progress or Progress(sys.stderr)
@@ -190,14 +202,14 @@ class MatrixRun:
             self._prefetch.stop()
             eng.close()
 
-    def _run_cells(self, eng: engine.Engine, builder: Builder,
+    def _run_cells(self, eng: engine.ContainerEngine, builder: Builder,
                    case_plans: Sequence[plan.CasePlan], releases: Mapping[str, list[Release]],
                    repros: Mapping[str, Mapping[str, bytes]], bisect: bool,
                    started: float) -> list[tuple[str, Verdict]]:
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
-        recorders = [self._recorder(cp, releases[cp.case.package], base_images,
-                                    repros[cp.case.id]) for cp in case_plans]
+        recorders = [self._recorder(cp, releases, base_images, repros[cp.case.id])
+                     for cp in case_plans]
         for recorder in recorders:
             if self.options.start_over:
                 self._say(f"--replace: starting {recorder.plan.case.id} over; "
@@ -242,7 +254,8 @@ class MatrixRun:
         with self.clock.stage("report"):
             verdicts = render_results(self.options.results,
                                       [c.plan.case.id for c in recorders],
-                                      find=dist_finder(self.options.cache_dir, index=self.index))
+                                      find=dist_finder(self.options.cache_dir, index=self.index),
+                                      releases=self.index.releases)
         self._say(timing.describe(self.clock.totals(), self.options.jobs))
         self._say(f"done: {self.progress.done} cells ({len(self._reused)} unchanged since the "
                   f"last run, not rerun) in {wall:.0f} s; report: "
@@ -301,8 +314,7 @@ class MatrixRun:
         base_images = self._bases(eng, case_plan.pythons)
         context = RunContext(eng, Builder(eng, self.resolver.wheelhouse, self.options.cache_dir),
                        base_images)
-        recorder = self._recorder(case_plan, releases[case_plan.case.package], base_images,
-                                  files)
+        recorder = self._recorder(case_plan, releases, base_images, files)
         recorder.previous = {}  # always run: the author is watching this run's output
         self._say(f"{cells[0].id}: locking, building (an image built before is reused) and "
                   "running; the repro's output follows")
@@ -311,7 +323,7 @@ class MatrixRun:
         finally:
             eng.close()
 
-    def _bases(self, eng: engine.Engine, pythons: Sequence[str]) -> _Bases:
+    def _bases(self, eng: engine.ContainerEngine, pythons: Sequence[str]) -> _Bases:
         """Each Python's base, prepared in the background (a few at once: bootstraps wait on
         the network); a cell waits only for its own Python's."""
         work_dir = self.options.cache_dir / "rootfs"
@@ -329,21 +341,28 @@ class MatrixRun:
         pool.shutdown(wait=False)  # every base is submitted; the pool ends with the last one
         return _Bases(futures)
 
-    def _recorder(self, case_plan: plan.CasePlan, releases: Sequence[Release],
+    def _recorder(self, case_plan: plan.CasePlan, all_releases: Mapping[str, Sequence[Release]],
                   base_images: _Bases, files: Mapping[str, bytes]) -> CaseRecorder:
         case = case_plan.case
-        dates = {r.version: r.upload_time.date().isoformat() for r in releases
-                 if r.upload_time and r.version in case_plan.versions}
+        releases = all_releases[case.package]
+        dates = _upload_days(releases, case_plan.versions)
+        axis_dates = (_upload_days(all_releases[case.axis.package], case_plan.axis_versions)
+                      if case.axis is not None else {})
         meta = CaseMeta(
             case=case.id, package=case.package, description=case.description,
             claim=claim_to_json(case.claim), matrix_digest=self.config.digest,
-            started_at=now_utc(), repro=_display_path(case.repro, self.config.path.parent),
-            requirements=case.requirements, repro_path=str(case.repro.resolve()),
+            started_at=now_utc(),
+            repro=(_display_path(case.repro, self.config.path.parent) if case.has_repro
+                   else ""),
+            requirements=case.requirements,
+            repro_path=str(case.repro.resolve()) if case.has_repro else "",
             limits=case.outcome.limits, versions=case_plan.versions,
             pythons=case_plan.pythons,
             plan_cells=tuple(c.id for c in self._full_plans[case.id].cells),
             engine=os.environ.get("DOCKER_HOST", "default"), release_dates=dates,
             command=case.command, env=dict(case.env), folder=case.folder,
+            kind=case.outcome.kind, axis_package=case.axis.package if case.axis else "",
+            axis_versions=case_plan.axis_versions, axis_release_dates=axis_dates,
         ).to_json()
         recorder = CaseRecorder(case_plan, self.options.results, meta, files,
                                 self.options.start_over,
@@ -363,40 +382,59 @@ class MatrixRun:
         self._finish(recorder, self._cell(context, recorder, cell))
 
     def _bisect_task(self, context: RunContext, recorder: CaseRecorder, python: str) -> None:
+        """Per Python (and, with an axis, per axis release): a boundary search over the
+        package's releases."""
         case = recorder.plan.case
-        if not context.bases[python].available:
+        case_plan = recorder.plan
+        for axis_version in case_plan.axis_versions or ("",):
+            line = {cell.version: cell for cell in case_plan.cells
+                    if cell.python == python and cell.axis_version == axis_version}
+            cells = [line[version] for version in case_plan.versions]
+            key = python if not axis_version else f"{python}/{cells[0].axis_requirement}"
+            self._bisect_line(context, recorder, cells, case.claim.named_versions(), key)
+
+    def _bisect_line(self, context: RunContext, recorder: CaseRecorder, cells: Sequence[Cell],
+                     hints: Sequence[str], key: str, along: Callable[[Cell], str] | None = None,
+                     ) -> None:
+        """A boundary search over ``cells`` (one line of the matrix, oldest first) by the
+        version ``along`` reads of each (default: the package's); its summary is stored under
+        ``key`` in the case's "bisect" meta."""
+        version_of = along or (lambda cell: cell.version)
+        by_version = {version_of(cell): cell for cell in cells}
+        case = recorder.plan.case
+        python = cells[0].python if cells else ""
+        if cells and not context.bases[python].available:
             # Nothing to search: every cell of the column is unavailable, as in a full run.
-            for version in recorder.plan.versions:
-                self._finish(recorder, self._cell(context, recorder, Cell(case.id, python,
-                                                                        version)))
+            for cell in cells:
+                self._finish(recorder, self._cell(context, recorder, cell))
             with recorder.mutex:
-                recorder.meta.setdefault("bisect", {})[python] = {
+                recorder.meta.setdefault("bisect", {})[key] = {
                     "cells_run": 0, "introduced": None, "fixed": None,
                     "non_monotonic": False, "note": "Python unavailable"}
             return
 
         def probe(version: str) -> str:
-            cell = Cell(case.id, python, version)
+            cell = by_version[version]
             self.progress.cell_started(cell.id)
             record = self._cell(context, recorder, cell)
             self._finish(recorder, record)
-            return _STATE_OF.get(record.status, UNDETERMINED)
+            return (AFFECTED if record.status.affected else UNAFFECTED if record.status.unaffected
+                    else UNDETERMINED)
 
         # Releases not for this Python are known without a probe: recorded, never searched.
         searched = []
-        for version in recorder.plan.versions:
-            if Cell(case.id, python, version).id in recorder.not_for_python:
-                probe(version)
+        for cell in cells:
+            if cell.id in recorder.not_for_python:
+                probe(version_of(cell))
             else:
-                searched.append(version)
-        hints = [v for v in case.claim.named_versions() if v in searched]
-        result = bisect_versions(tuple(searched), probe, hints)
+                searched.append(version_of(cell))
+        result = bisect_versions(tuple(searched), probe, [v for v in hints if v in searched])
         summary = {"cells_run": result.runs, "introduced": result.introduced,
                    "fixed": result.fixed, "non_monotonic": result.non_monotonic,
                    "note": result.note}
         with recorder.mutex:
-            recorder.meta.setdefault("bisect", {})[python] = summary
-        self._say(f"bisect {case.id} py{python}: {result.runs} cells run, introduced "
+            recorder.meta.setdefault("bisect", {})[key] = summary
+        self._say(f"bisect {case.id} py{key}: {result.runs} cells run, introduced "
                   f"{result.introduced or '-'}, fixed {result.fixed or '-'}"
                   + (f"; {result.note}" if result.note else ""))
 
@@ -414,16 +452,25 @@ class MatrixRun:
                                  recorder.uploads.get(cell.version))
         if era.lock is None or era.image is None:
             assert era.failure is not None
-            return replace(new_record(cell, era.failure, base), attempts=era.attempts,
-                           output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
+            failed = replace(new_record(cell, era.failure, base), attempts=era.attempts,
+                             output_excerpt=era.failure_log[-_EXCERPT_CHARS:])
+            # A lock that installed but whose import broke on the pin: what was installed is
+            # part of the evidence.
+            return _with_lock(failed, era.lock, era.cutoff) if era.lock else failed
         key = cell_input_key(era.image.image_id, case, recorder.files)
         previous = recorder.previous.get(cell.id)
-        if previous and previous.input_key == key and not self.options.rerun:
+        if previous and previous.input_key == key and not self.options.rerun \
+                and not _signature_exit_0_as_passed(previous, case):
             with self._reused_mutex:
                 self._reused.add(cell.id)
             # The outcome is kept; the attempts are this run's account of the same cutoffs
             # (from the same remembered builds), so a clearer account replaces an older one.
             return replace(previous, attempts=era.attempts)
+        built = replace(new_record(cell, classify_import_only(_pins(case, cell)), base),
+                        attempts=era.attempts, image_id=era.image.image_id,
+                        image_ref=era.image.image_ref, input_key=key)
+        if not case.has_repro:  # compatibility mode without a repro: the import check decides
+            return _with_lock(built, era.lock, era.cutoff)
         # An engine lost mid-run raises EngineError here: the cell gets no record at all.
         command, workdir = repro_command(case)
         rule = case.outcome
@@ -433,21 +480,28 @@ class MatrixRun:
                                    memory=rule.memory, pids=rule.pids, tmpfs=rule.tmpfs,
                                    workdir=workdir, env=dict(case.env),
                                    on_output=self.options.on_output)
-        lock = era.lock
-        return replace(
-            new_record(cell, classify(raw, rule.signatures, rule.exit_codes), base),
+        result = classify_run(raw, rule)
+        return _with_lock(replace(
+            built, status=result.status, reason=result.reason,
             exit_code=raw.exit_code, duration_s=round(raw.duration_s, 3),
-            lock=tuple(lock.as_text().split("\n")[:-1]),
-            build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
-            cutoff=era.cutoff, attempts=era.attempts, image_id=era.image.image_id,
-            image_ref=era.image.image_ref, output_excerpt=raw.output[-_EXCERPT_CHARS:],
-            input_key=key)
+            output_excerpt=raw.output[-_EXCERPT_CHARS:]), era.lock, era.cutoff)
 
     def _cutoffs(self, cell: Cell, uploaded: datetime | None) -> tuple[tuple[str, ...], str]:
         """The era cutoffs to try for ``cell``, in order, and the floor of its tools' cutoff."""
         release_day = date.fromisoformat(dict(self.config.python_release_dates)[cell.python])
         cutoffs = era_cutoffs(uploaded, release_day, self.today, self.config.era)
         return cutoffs, f"{(release_day + timedelta(days=1)).isoformat()}T00:00:00Z"
+
+    def _resolve_only(self, key: LockKey) -> Lock | ResolveFailure:
+        """A lock made only to learn whether one exists: its files are not fetched."""
+        requirement, python, cutoff, tools_cutoff, extra = key
+        with self.clock.stage("resolve"):
+            return self.resolver.lock(requirement, python, cutoff, tools_cutoff, extra=extra)
+
+    def _today_cutoff(self) -> str:
+        """The end of today: every release the index has now (the declared-requirements
+        check)."""
+        return f"{(self.today + timedelta(days=1)).isoformat()}T00:00:00Z"
 
     def _resolve_ahead(self, case_plans: Sequence[plan.CasePlan],
                        releases: Mapping[str, Sequence[Release]]) -> None:
@@ -471,11 +525,27 @@ class MatrixRun:
         cutoffs, tools_floor = self._cutoffs(cell, uploaded)
         attempts: list[Attempt] = []
         last_log, last_step = "", "install"
+        pins = _pins(case, cell)
+        declared_checked = False
         for cutoff in cutoffs:
             lock = self._prefetch.get(lock_key(case, cell, cutoff, tools_floor))
             if isinstance(lock, ResolveFailure):
                 attempts.append(Attempt(cutoff, "resolve failed", lock.detail[-500:]))
                 last_log = lock.detail
+                if cell.axis_package and not declared_checked and is_no_solution(lock.detail):
+                    # No cutoff can help a pair the declared requirements exclude: with every
+                    # release the index has today there is still no solution.
+                    declared_checked = True
+                    today = self._today_cutoff()
+                    latest = lock if today == cutoff else self._resolve_only(
+                        lock_key(case, cell, today, tools_floor))
+                    if isinstance(latest, ResolveFailure) and is_no_solution(latest.detail):
+                        if today != cutoff:
+                            attempts.append(Attempt(today, "resolve failed",
+                                                    latest.detail[-500:]))
+                        return _EraBuild(tuple(attempts),
+                                         failure=classify_declared_incompatible(latest.detail),
+                                         failure_log=latest.detail)
                 continue
             with self.clock.stage("build"):
                 built = builder.build(base, lock, case.import_name, cell.id)
@@ -483,6 +553,14 @@ class MatrixRun:
                 log = without_commands(built.log_excerpt)
                 attempts.append(Attempt(cutoff, f"{built.failed_step} failed", log[-500:]))
                 last_log, last_step = log, built.failed_step
+                error = (import_error_naming(log, _pinned_modules(case, cell))
+                         if built.failed_step == "import" and pins else "")
+                if error:
+                    # The pin broke the import: the same pin at another cutoff would too.
+                    return _EraBuild(tuple(attempts), cutoff, lock,
+                                     failure=classify_import_broken(error, pins,
+                                                                    case.outcome.kind),
+                                     failure_log=log)
                 continue
             attempts.append(Attempt(cutoff, "ok"))
             return _EraBuild(tuple(attempts), cutoff, lock, built)
@@ -495,6 +573,40 @@ class MatrixRun:
 
     def _say(self, line: str) -> None:
         self.progress.say(line)
+
+
+def _pins(case: Case, cell: Cell) -> list[str]:
+    """The exact pins a cell installs whatever its era cutoff: its axis release and the case's
+    ``==`` requirements."""
+    pins = [cell.axis_requirement] if cell.axis_package else []
+    return pins + [r for r in case.requirements if _exact_pin(r)]
+
+
+def _exact_pin(requirement: str) -> str:
+    """The project an exact (``==``) requirement pins, or ''."""
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement:
+        return ""
+    exact = [s for s in parsed.specifier if s.operator in ("==", "===") and "*" not in s.version]
+    return parsed.name if exact else ""
+
+
+def _pinned_modules(case: Case, cell: Cell) -> list[str]:
+    """The modules the cell's pins install, as an import failure would name them."""
+    modules = []
+    if cell.axis_package:
+        modules.append(case.axis.import_name if case.axis and case.axis.import_name
+                       else guess_module(cell.axis_package))
+    modules += [guess_module(name) for name in map(_exact_pin, case.requirements) if name]
+    return modules
+
+
+def _with_lock(record: CellRecord, lock: Lock, cutoff: str) -> CellRecord:
+    """``record`` with the lock it installed as evidence: pins, build tools, both cutoffs."""
+    return replace(record, lock=tuple(lock.as_text().split("\n")[:-1]),
+                   build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
+                   cutoff=cutoff, package_cutoffs=lock.package_cutoffs)
 
 
 def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
@@ -528,3 +640,10 @@ def describe_base(image: BaseImage) -> str:
                                                  for name, why in image.passed_over)
         return line
     return f"unavailable: {image.unavailable_reason}"
+
+
+def _signature_exit_0_as_passed(record: CellRecord, case: Case) -> bool:
+    """A stored "not reproduced" whose output has the signature: recorded before an exit 0 with
+    the signature decided nothing, so its outcome is not reused but run again."""
+    return (record.status is Status.NOT_REPRODUCED
+            and matched_signature(record.output_excerpt, case.outcome.signatures) is not None)

@@ -15,9 +15,11 @@ LockKey = tuple[str, str, str, str, tuple[str, ...]]
 
 def lock_key(case: Case, cell: Cell, cutoff: str, tools_floor: str) -> LockKey:
     """What a cell's lock for one era cutoff depends on: requirement, Python, both cutoffs and
-    the repro's own requirements."""
+    the repro's own requirements (then the cell's axis pin, when the case has an axis)."""
+    extra = (*case.requirements, cell.axis_requirement) if cell.axis_package else \
+        tuple(case.requirements)
     return (f"{case.package}=={cell.version}", cell.python, cutoff, max(cutoff, tools_floor),
-            tuple(case.requirements))
+            extra)
 
 
 class LockPrefetch:

@@ -13,7 +13,8 @@ from repro_matrix.model import CellRecord, Status
 from repro_matrix.report.vocabulary import look
 
 # On a live terminal these are worth a line of their own; the rest only update the status line.
-_NOTABLE = {Status.REPRODUCED, Status.OTHER_FAILURE, Status.CANNOT_TEST, Status.TIMEOUT}
+_NOTABLE = {Status.REPRODUCED, Status.BROKEN, Status.OTHER_FAILURE, Status.SIGNATURE_EXIT_0,
+            Status.CANNOT_TEST, Status.TIMEOUT}
 
 
 def choose_mode(out: TextIO, quiet: bool, verbose: bool) -> str:

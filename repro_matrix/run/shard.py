@@ -1,9 +1,9 @@
 """Split a plan into deterministic, cost-balanced shards, and merge shard results back into one.
 
-Cells that would share an image (same package, Python and version, across cases) stay in one
-shard. Costs come from an earlier run's records where there are any (a cell that ran costs its
-build-and-run time, one that could not install its attempts, an unavailable one almost nothing),
-else from a flat estimate.
+Cells that would share an image (same package, Python and version, and axis pin, across cases)
+stay in one shard. Costs come from an earlier run's records where there are any (a cell that ran
+costs its build-and-run time, one that could not install its attempts, an unavailable one almost
+nothing), else from a flat estimate.
 """
 
 from __future__ import annotations
@@ -48,18 +48,22 @@ def expected_cost(record: CellRecord | None) -> float:
         return 0.05
     if record.status is Status.CANNOT_INSTALL:
         return 6.0 * max(len(record.attempts), 1)
+    if record.status is Status.DECLARED_INCOMPATIBLE:  # resolved only, never built
+        return 1.5 * max(len(record.attempts), 1)
     return 3.0 + (record.duration_s or 0.0)
 
 
-def image_group(cell: Cell, package_of: Mapping[str, str]) -> tuple[str, str, str]:
-    return (package_of[cell.case_id], cell.python, cell.version)
+def image_group(cell: Cell, package_of: Mapping[str, str]) -> tuple[str, str, str, str]:
+    """Cells that would share an image: one package release on one Python (with one axis
+    pin, when their case has an axis)."""
+    return (package_of[cell.case_id], cell.python, cell.version, cell.axis_requirement)
 
 
 def partition(cells: Sequence[Cell], package_of: Mapping[str, str], count: int,
               previous: Mapping[str, CellRecord] | None = None) -> list[list[Cell]]:
     """``count`` shards: greedy largest-cost-first onto the lightest shard, ties by name."""
     previous = previous or {}
-    groups: dict[tuple[str, str, str], list[Cell]] = {}
+    groups: dict[tuple[str, str, str, str], list[Cell]] = {}
     for cell in cells:
         groups.setdefault(image_group(cell, package_of), []).append(cell)
     costed = sorted(((sum(expected_cost(previous.get(c.id)) for c in members), key, members)

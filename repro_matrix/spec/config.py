@@ -15,14 +15,17 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from repro_matrix import pythons
 from repro_matrix.advisories import read as advisory
-from repro_matrix.containers.sandbox import DEFAULT_LIMITS
 from repro_matrix.errors import UsageError
 from repro_matrix.model import (
-    OSV_ZERO,
+    DEFAULT_LIMITS,
+    KIND_BUG,
+    KIND_COMPATIBILITY,
+    OUTCOME_KINDS,
+    Axis,
     Case,
     Claim,
     ClaimRange,
@@ -32,6 +35,8 @@ from repro_matrix.model import (
     ProviderSettings,
     Release,
     VersionSelection,
+    is_claim_version,
+    registry_image_problem,
 )
 from repro_matrix.spec import plan, repro_files
 
@@ -40,10 +45,11 @@ CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
-    "limits", "command", "env", "requirements",
+    "limits", "command", "env", "requirements", "axis",
 )
+_AXIS_KEYS = ("package", "versions", "import")
 _VERSIONS_KEYS = ("spec", "include_prereleases", "include_yanked")
-_OUTCOME_KEYS = ("signature", "timeout", "exit_codes")
+_OUTCOME_KEYS = ("signature", "timeout", "exit_codes", "kind")
 EXIT_CODES = ("default", "pytest")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LIMITS_KEYS = ("memory", "pids", "tmpfs", "timeout")
@@ -180,28 +186,43 @@ def _release_dates(reader: _Reader, value: Any) -> dict[str, str]:
 def _case(reader: _Reader, value: Any, key: str, root: Path,
           release_dates: Mapping[str, str]) -> Case:
     data = reader.mapping(value, key, _CASE_KEYS)
-    for required in ("id", "package", "repro", "outcome"):
+    for required in ("id", "package", "outcome"):
         if required not in data:
             raise reader.fail(f"{key}.{required}", "missing")
     case_id = reader.string(data["id"], f"{key}.id")
     if not CASE_ID.match(case_id):
         raise reader.fail(f"{key}.id", "use lowercase letters, digits, '.', '_' and '-'")
     package = reader.string(data["package"], f"{key}.package")
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", package):
+    if not _PROJECT.match(package):
         raise reader.fail(f"{key}.package", f"'{package}' is not a valid project name")
-    repro, folder = _repro(reader, data["repro"], f"{key}.repro", root)
+    kind = _kind(reader, data["outcome"], f"{key}.outcome")
+    has_repro = "repro" in data
+    if not has_repro and kind != KIND_COMPATIBILITY:
+        raise reader.fail(f"{key}.repro", "missing (only outcome.kind: compatibility may leave "
+                          "it out: the import check alone decides)")
     command = reader.optional(data, "command", key, lambda v, k: _command(reader, v, k), ())
+    if not has_repro and command:
+        raise reader.fail(f"{key}.command", "given without a repro; add the repro it runs")
+    # Without a repro the matrix file's folder stands in (nothing of it is read or mounted).
+    repro, folder = (_repro(reader, data["repro"], f"{key}.repro", root) if has_repro
+                     else (root.resolve(), False))
+    axis = reader.optional(data, "axis", key, lambda v, k: _axis(reader, v, k, package), None)
     if folder and not command:
         raise reader.fail(f"{key}.command", "missing; a repro folder needs the command that "
                           "runs it (for example 'python -m pytest -p no:cacheprovider test_x.py')")
-    metadata = (repro_files.ScriptMetadata() if folder
+    metadata = (repro_files.ScriptMetadata() if folder or not has_repro
                 else _script_metadata(reader, repro, f"{key}.repro"))
     requirements = reader.optional(data, "requirements", key,
                                    lambda v, k: _requirements(reader, v, k), ())
+    pinned = {canonicalize_name(package): ("the case's own package", "versions.spec")}
+    if axis is not None:
+        pinned[canonicalize_name(axis.package)] = ("the case's axis package", "axis.versions.spec")
     for i, requirement in enumerate((*requirements, *metadata.dependencies)):
-        if canonicalize_name(Requirement(requirement).name) == canonicalize_name(package):
-            problem = (f"'{requirement}' names the case's own package; the matrix pins it to "
-                       "each release (narrow versions.spec instead)")
+        name = canonicalize_name(Requirement(requirement).name)
+        if name in pinned:
+            what, narrow = pinned[name]
+            problem = (f"'{requirement}' names {what}; the matrix pins it to "
+                       f"each release (narrow {narrow} instead)")
             if i < len(requirements):
                 raise reader.fail(f"{key}.requirements[{i}]", problem)
             raise UsageError(f"{repro}: '# /// script' block: dependencies: {problem}")
@@ -223,7 +244,38 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         requirements=tuple(dict.fromkeys((*requirements, *metadata.dependencies))),
         requires_python=metadata.requires_python,
         folder=folder,
+        axis=axis,
+        has_repro=has_repro,
     )
+
+
+_PROJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _axis(reader: _Reader, value: Any, key: str, package: str) -> Axis:
+    """``axis: {package: NAME, versions: {spec: ...}}``: a dependency pinned to each of its
+    selected releases in turn, as a second axis of the case's matrix."""
+    data = reader.mapping(value, key, _AXIS_KEYS)
+    if "package" not in data:
+        raise reader.fail(f"{key}.package", "missing; name the dependency whose releases form "
+                          "the second axis")
+    name = reader.string(data["package"], f"{key}.package")
+    if not _PROJECT.match(name):
+        raise reader.fail(f"{key}.package", f"'{name}' is not a valid project name")
+    if canonicalize_name(name) == canonicalize_name(package):
+        raise reader.fail(f"{key}.package", f"'{name}' is the case's own package; the axis "
+                          "names a dependency")
+    return Axis(package=name, versions=_versions(reader, data.get("versions", {}),
+                                                 f"{key}.versions"),
+                import_name=reader.optional(data, "import", key, reader.string, ""))
+
+
+def _kind(reader: _Reader, value: Any, key: str) -> str:
+    data = reader.mapping(value, key, _OUTCOME_KEYS)
+    kind = reader.optional(data, "kind", key, reader.string, KIND_BUG)
+    if kind not in OUTCOME_KINDS:
+        raise reader.fail(f"{key}.kind", f"expected one of {', '.join(OUTCOME_KINDS)}")
+    return str(kind)
 
 
 def _versions(reader: _Reader, value: Any, key: str) -> VersionSelection:
@@ -334,18 +386,23 @@ def runs_pytest(command: Sequence[str]) -> bool:
 def _outcome(reader: _Reader, value: Any, key: str, limits: Any,
              limits_key: str, command: Sequence[str]) -> OutcomeRule:
     data = reader.mapping(value, key, _OUTCOME_KEYS)
+    kind = _kind(reader, value, key)
     exit_codes = reader.optional(data, "exit_codes", key, reader.string,
                                  "pytest" if runs_pytest(command) else "default")
     if exit_codes not in EXIT_CODES:
         raise reader.fail(f"{key}.exit_codes", f"expected one of {', '.join(EXIT_CODES)}")
-    if "signature" not in data:
-        raise reader.fail(f"{key}.signature", "missing; give the text a real reproduction prints")
+    # Compatibility mode asks whether the pair works: a signature is optional there (given, a
+    # failure without it reads as another failure rather than as broken).
+    if "signature" not in data and kind == KIND_BUG:
+        raise reader.fail(f"{key}.signature", "missing; give the text a real reproduction prints "
+                          "(or set kind: compatibility)")
     bounds = reader.mapping(limits, limits_key, _LIMITS_KEYS)
     if "timeout" in data and "timeout" in bounds:
         raise reader.fail(f"{limits_key}.timeout", f"also given as {key}.timeout; keep one")
     timeout_from, timeout_key = (bounds, limits_key) if "timeout" in bounds else (data, key)
     return OutcomeRule(
-        signatures=reader.string_list(data["signature"], f"{key}.signature"),
+        signatures=(reader.string_list(data["signature"], f"{key}.signature")
+                    if "signature" in data else ()),
         timeout_s=reader.optional(timeout_from, "timeout", timeout_key,
                                   lambda v, k: reader.number(v, k, 1), 60.0),
         memory=reader.optional(bounds, "memory", limits_key,
@@ -357,6 +414,7 @@ def _outcome(reader: _Reader, value: Any, key: str, limits: Any,
                               lambda v, k: _size(reader, v, k, 1 << 10),
                               DEFAULT_LIMITS.tmpfs),
         exit_codes=exit_codes,
+        kind=kind,
     )
 
 
@@ -432,12 +490,8 @@ def _ranges(reader: _Reader, value: Any, key: str) -> tuple[ClaimRange, ...]:
 
 def _claim_version(reader: _Reader, value: Any, key: str, allow_zero: bool = False) -> str:
     text = reader.string(value, key)
-    if allow_zero and text == OSV_ZERO:
-        return text
-    try:
-        Version(text)
-    except InvalidVersion:
-        raise reader.fail(key, f"'{text}' is not a version") from None
+    if not is_claim_version(text, allow_zero):
+        raise reader.fail(key, f"'{text}' is not a version")
     return text
 
 
@@ -488,16 +542,6 @@ def registry_image(reader: _Reader, value: Any, key: str) -> str:
     return text
 
 
-def registry_image_problem(text: str) -> str:
-    """Why ``text`` is no image reference with {python} where X.Y goes ('' when it is one)."""
-    if "{python}" not in text:
-        return (f"'{text}' has no {{python}}; write it like "
-                "'mirror.example/library/python:{python}-slim'")
-    if not re.match(r"^[a-z0-9][A-Za-z0-9._/:-]*$", text.replace("{python}", "3.10")):
-        return f"'{text}' is not an image reference with {{python}} in it"
-    return ""
-
-
 def _era(reader: _Reader, value: Any) -> EraPolicy:
     data = reader.mapping(value, "era", _ERA_KEYS)
     return EraPolicy(
@@ -531,6 +575,8 @@ def check_against_index(matrix: MatrixConfig, releases_of: Callable[[str], Seque
             if Version(value) not in known:
                 raise reader.fail(f"{key}.claim.{name}", f"{case.package} has no release "
                                   f"{value} on the package index")
+        if case.axis is not None:
+            _check_axis(reader, case, f"{key}.axis", releases_of, selection)
         if selection.versions:
             continue  # a narrowed run tests what the option names (plan checks it)
         # A claimed version outside the selected releases is no error: the claim check
@@ -540,3 +586,20 @@ def check_against_index(matrix: MatrixConfig, releases_of: Callable[[str], Seque
         except UsageError:
             raise reader.fail(f"{key}.versions.spec", f"'{case.versions.spec}' selects no "
                               f"release of {case.package}") from None
+
+
+def _check_axis(reader: _Reader, case: Case, key: str,
+                releases_of: Callable[[str], Sequence[Release]],
+                selection: plan.Selection) -> None:
+    assert case.axis is not None
+    try:
+        releases = releases_of(case.axis.package)
+    except UsageError as exc:
+        raise reader.fail(f"{key}.package", exc.message) from None
+    if selection.axis_versions:
+        return  # narrowed by --axis-versions: plan checks what it names
+    try:
+        plan.select_axis_versions(case, releases)
+    except UsageError:
+        raise reader.fail(f"{key}.versions.spec", f"'{case.axis.versions.spec}' selects no "
+                          f"release of {case.axis.package}") from None

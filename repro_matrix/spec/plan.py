@@ -10,7 +10,7 @@ from packaging.version import InvalidVersion, Version
 
 from repro_matrix import pythons
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Case, Cell, Release
+from repro_matrix.model import Case, Cell, Release, VersionSelection
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Selection:
     case_ids: tuple[str, ...] = ()
     pythons: tuple[str, ...] = ()
     versions: str = ""
+    axis_versions: str = ""  # --axis-versions: narrows a case's axis as --versions its package
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class CasePlan:
     # (cell id, reason) of cells whose release or repro excludes the Python by requires-python:
     # they get Status.NOT_FOR_PYTHON without being resolved, built or run.
     not_for_python: tuple[tuple[str, str], ...] = ()
+    # The case's axis releases, in PEP 440 order (empty: the case has no axis).
+    axis_versions: tuple[str, ...] = ()
 
 
 def select_cases(cases: Sequence[Case], case_ids: Iterable[str]) -> tuple[Case, ...]:
@@ -57,8 +60,10 @@ def select_pythons(case: Case, requested: Sequence[str]) -> tuple[str, ...]:
     return tuple(p for p in case.pythons if p in requested)
 
 
-def parse_version_request(text: str) -> tuple[SpecifierSet | None, tuple[str, ...]]:
-    """``--versions`` takes a PEP 440 specifier (">=1.0,<2") or a comma list of exact versions."""
+def parse_version_request(text: str, option: str = "--versions",
+                          ) -> tuple[SpecifierSet | None, tuple[str, ...]]:
+    """``--versions`` (and ``--axis-versions``) take a PEP 440 specifier (">=1.0,<2") or a comma
+    list of exact versions."""
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
         return None, ()
@@ -66,22 +71,37 @@ def parse_version_request(text: str) -> tuple[SpecifierSet | None, tuple[str, ..
         try:
             return None, tuple(str(Version(part)) for part in parts)
         except InvalidVersion as exc:
-            raise UsageError(f"--versions: {exc}") from None
+            raise UsageError(f"{option}: {exc}") from None
     try:
         return SpecifierSet(text), ()
     except InvalidSpecifier:
-        raise UsageError(f"--versions: '{text}' is neither a specifier nor a list of versions")\
+        raise UsageError(f"{option}: '{text}' is neither a specifier nor a list of versions")\
             from None
 
 
 def select_versions(case: Case, releases: Sequence[Release], request: str = "") -> tuple[str, ...]:
     """Versions of the case's package to test, in PEP 440 order."""
-    spec = SpecifierSet(case.versions.spec)
+    return _select(case.id, case.package, case.versions, "versions.spec", releases, request,
+                   "--versions")
+
+
+def select_axis_versions(case: Case, releases: Sequence[Release],
+                         request: str = "") -> tuple[str, ...]:
+    """Versions of the case's axis package to pin, in PEP 440 order (none without an axis)."""
+    if case.axis is None:
+        return ()
+    return _select(case.id, case.axis.package, case.axis.versions, "axis.versions.spec",
+                   releases, request, "--axis-versions")
+
+
+def _select(case_id: str, package: str, selection: VersionSelection, key: str,
+            releases: Sequence[Release], request: str, option: str) -> tuple[str, ...]:
+    spec = SpecifierSet(selection.spec)
     known = {Version(r.version): r for r in releases}
-    extra_spec, exact = parse_version_request(request)
+    extra_spec, exact = parse_version_request(request, option)
     for version in exact:
         if Version(version) not in known:
-            raise UsageError(f"--versions: {case.package} has no release {version} on the index")
+            raise UsageError(f"{option}: {package} has no release {version} on the index")
     exact_versions = {Version(v) for v in exact}
     chosen = []
     for parsed, release in sorted(known.items()):
@@ -89,17 +109,16 @@ def select_versions(case: Case, releases: Sequence[Release], request: str = "") 
             if parsed in exact_versions:
                 chosen.append(release.version)
             continue
-        if release.yanked and not case.versions.include_yanked:
+        if release.yanked and not selection.include_yanked:
             continue
-        if parsed.is_prerelease and not case.versions.include_prereleases:
+        if parsed.is_prerelease and not selection.include_prereleases:
             continue
         if parsed not in spec or (extra_spec is not None and parsed not in extra_spec):
             continue
         chosen.append(release.version)
     if not chosen:
-        where = f"versions.spec '{case.versions.spec}'" + (f" and --versions '{request}'"
-                                                           if request else "")
-        raise UsageError(f"case {case.id}: {where} select no release of {case.package}")
+        where = f"{key} '{selection.spec}'" + (f" and {option} '{request}'" if request else "")
+        raise UsageError(f"case {case_id}: {where} select no release of {package}")
     return tuple(chosen)
 
 
@@ -137,24 +156,46 @@ def repro_exclusion(case: Case, python: str) -> str:
     return ""
 
 
-def plan_case(case: Case, releases: Sequence[Release], selection: Selection) -> CasePlan:
+def plan_case(case: Case, releases: Sequence[Release], selection: Selection,
+              axis_releases: Sequence[Release] = ()) -> CasePlan:
+    """The case's cells: each Python, each package release (and each axis release, when the
+    case has an axis), in that order."""
     versions = select_versions(case, releases, selection.versions)
     chosen_pythons = select_pythons(case, selection.pythons)
-    cells = tuple(Cell(case.id, python, version)
-                  for python in chosen_pythons for version in versions)
+    axis_versions = select_axis_versions(case, axis_releases, selection.axis_versions)
+    if case.axis is None:
+        cells = tuple(Cell(case.id, python, version)
+                      for python in chosen_pythons for version in versions)
+    else:
+        cells = tuple(Cell(case.id, python, version, case.axis.package, axis_version)
+                      for python in chosen_pythons for version in versions
+                      for axis_version in axis_versions)
     by_version = {r.version: r for r in releases}
+    axis_by_version = {r.version: r for r in axis_releases}
     excluded = []
     for cell in cells:
         reason = (repro_exclusion(case, cell.python)
                   or release_exclusion(by_version[cell.version], cell.python))
+        if not reason and cell.axis_package:
+            reason = release_exclusion(axis_by_version[cell.axis_version], cell.python)
+            reason = reason.replace("the release", f"{cell.axis_requirement}", 1)
         if reason:
             excluded.append((cell.id, f"not for Python {cell.python}: {reason}"))
     return CasePlan(case=case, versions=versions, pythons=chosen_pythons, cells=cells,
-                    not_for_python=tuple(excluded))
+                    not_for_python=tuple(excluded), axis_versions=axis_versions)
+
+
+def packages(cases: Sequence[Case]) -> tuple[str, ...]:
+    """Every project the cases' plans need releases of: packages, then axis packages."""
+    names = [case.package for case in cases]
+    names += [case.axis.package for case in cases if case.axis is not None]
+    return tuple(dict.fromkeys(names))
 
 
 def plan(cases: Sequence[Case], releases: Mapping[str, Sequence[Release]],
          selection: Selection) -> tuple[CasePlan, ...]:
-    """Every cell to run, grouped by case; ``releases`` maps package name to its releases."""
-    return tuple(plan_case(case, releases[case.package], selection)
+    """Every cell to run, grouped by case; ``releases`` maps package name (the cases' packages
+    and axis packages) to its releases."""
+    return tuple(plan_case(case, releases[case.package], selection,
+                           releases[case.axis.package] if case.axis is not None else ())
                  for case in select_cases(cases, selection.case_ids))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro_matrix import store
-from repro_matrix.model import CellRecord, Status
+from repro_matrix.model import CellRecord
 from repro_matrix.report.vocabulary import look
 
 
@@ -52,8 +52,8 @@ def compare(case_id: str, claim_now: bool | None, claim_before: bool | None,
     for record in records:
         before = baseline.get(record.cell.id)
         if before is None:
-            if record.status is Status.REPRODUCED:
-                new.append(f"{record.cell.id}: new cell, reproduced")
+            if record.status.affected:
+                new.append(f"{record.cell.id}: new cell, {look(record.status).words}")
             continue
         change = f"{record.cell.id}: {look(before.status).words} → {look(record.status).words}"
         if before.status.decisive and record.status.decisive and before.status != record.status:

@@ -19,7 +19,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from repro_matrix import pythons as py
-from repro_matrix.model import CaseMeta, CellRecord, Status
+from repro_matrix.model import CaseMeta, CellRecord
 from repro_matrix.verdict.derive import Verdict
 
 INTRODUCED = "introduced"
@@ -60,7 +60,7 @@ def boundary_pairs(records: Sequence[CellRecord], verdict: Verdict) -> list[Pair
     Python's ranges and branches; a pair that spans another of its kind is dropped (it only looks
     wider because releases in between could not be tested there)."""
     reproduced = {(r.cell.python, r.cell.version): r.cell.id for r in records
-                  if r.status is Status.REPRODUCED}
+                  if r.status.affected}
     found: dict[tuple[str, str, str], str] = {}
     for scope in sorted(verdict.per_python, key=lambda s: py.sort_key(_python(s.name))):
         python = _python(scope.name)

@@ -53,6 +53,8 @@ def cause(record: CellRecord) -> str:
     if record.status is Status.UNAVAILABLE:
         # Every cell of the column says the same, up to the Python's own number.
         return _short(record.reason.replace(record.cell.python, "X.Y"))
+    if record.status is Status.SIGNATURE_EXIT_0:
+        return _short(record.reason)  # the output's error line would be the signature itself
     if record.status is Status.CANNOT_INSTALL and record.attempts:
         first = attempt_cause(record.attempts[0].detail)
         if first:

@@ -64,6 +64,8 @@ class Scope:
     branches: tuple[BranchNote, ...]
     undetermined: tuple[str, ...]
     decisive: int
+    # The releases this scope decided (affected or unaffected), in PEP 440 order.
+    decided: tuple[str, ...] = ()
 
     @property
     def introduced(self) -> str | None:
@@ -169,9 +171,9 @@ def version_states(observations: Iterable[Observation]) -> dict[str, str]:
         seen.setdefault(obs.version, set()).add(obs.status)
     states = {}
     for version, statuses in seen.items():
-        if Status.REPRODUCED in statuses:
+        if any(status.affected for status in statuses):
             states[version] = AFFECTED
-        elif Status.NOT_REPRODUCED in statuses:
+        elif any(status.unaffected for status in statuses):
             states[version] = UNAFFECTED
         else:
             states[version] = UNDETERMINED
@@ -204,7 +206,7 @@ def scope(name: str, states: Mapping[str, str]) -> Scope:
                                     gap_before_start))
     return Scope(name=name, ranges=tuple(ranges), branches=_branches(decisive, states),
                  undetermined=tuple(v for v in ordered if states[v] == UNDETERMINED),
-                 decisive=len(decisive))
+                 decisive=len(decisive), decided=tuple(decisive))
 
 
 def _series(version: str) -> str:
@@ -417,7 +419,7 @@ def derive(observations: Sequence[Observation], claim: Claim) -> Verdict:
                                                          f"{obs.status.value}")
     differs = tuple(
         version for version in sorted(states, key=Version)
-        if {o.status for o in observations if o.version == version}
-        >= {Status.REPRODUCED, Status.NOT_REPRODUCED})
+        if any(o.status.affected for o in observations if o.version == version)
+        and any(o.status.unaffected for o in observations if o.version == version))
     return Verdict(per_python=per_python, overall=scope("all Pythons", states),
                    differs_by_python=differs, claim=check_claim(claim, states, cells_of))

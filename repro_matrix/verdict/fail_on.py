@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from repro_matrix import store
-from repro_matrix.model import Status
 from repro_matrix.verdict.derive import CaseResult
 
 FAIL_ON = ("refuted", "reproduced", "changed")
@@ -47,7 +46,7 @@ def met(conditions: Sequence[str], cases: Sequence[CaseResult],
     for case_id, _, records, verdict in cases:
         if "refuted" in conditions and verdict.claim.holds is False:
             lines.append(f"{case_id}: the claim does not hold")
-        reproduced = sum(1 for r in records if r.status is Status.REPRODUCED)
+        reproduced = sum(1 for r in records if r.status.affected)
         if "reproduced" in conditions and reproduced:
             lines.append(f"{case_id}: {reproduced} cell{'s' if reproduced != 1 else ''} "
                          "reproduced the bug")

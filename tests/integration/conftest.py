@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemons import BASE, DAEMON2_HOST, SecondDaemon
 
 from repro_matrix.containers import engine
 from repro_matrix.errors import EngineError
+from tests.integration.daemons import BASE, DAEMON2_HOST, SecondDaemon
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,11 +10,8 @@ from typing import Any
 import pytest
 from packaging.specifiers import SpecifierSet
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from bench import figures  # noqa: E402
-from bench.figures import FloorCell  # noqa: E402
+from bench import figures  # the repository's top is on the path (pyproject: pythonpath)
+from bench.figures import FloorCell
 
 
 def test_spread_is_min_median_max_of_the_samples() -> None:

@@ -16,6 +16,7 @@ import yaml
 
 from repro_matrix.cli import build_parser, main
 from repro_matrix.errors import UsageError
+from tests.factories import record
 
 CASE = {"id": "demo", "package": "pkg", "repro": "repro.py", "pythons": ["3.9"],
         "outcome": {"signature": "BOOM"}}
@@ -84,7 +85,7 @@ def test_report_on_foreign_cells_file_is_one_error_line(tmp_path: Path,
 
 # ---- more bad input: each one line, exit 2, nothing under --results ----------------------------
 
-RELEASES = {"pkg": ("1.0", "1.1", "2.0")}
+RELEASES = {"pkg": ("1.0", "1.1", "2.0"), "dep": ("2.0", "3.0")}
 
 
 @pytest.fixture
@@ -122,6 +123,8 @@ def matrix_with(folder: Path, name: str, **changes: Any) -> str:
     ({}, ["--python", "py3"], "--python: 'py3' is not a Python version"),
     ({}, ["--python", "3.11"], "--python: 3.11 is not among case demo's Pythons"),
     ({}, ["--versions", ">>1"], "--versions: '>>1' is neither a specifier nor a list"),
+    ({}, ["--axis-versions", ">>1"], "--axis-versions: '>>1' is neither a specifier nor a list"),
+    ({}, ["--case", "demo", "--axis-versions", "1.0"], "--axis-versions: case demo has no axis"),
     ({}, ["--quiet", "--verbose"], "--quiet and --verbose: choose one"),
 ])
 def test_bad_matrix_or_option_fails_before_the_engine(
@@ -143,6 +146,12 @@ def test_bad_matrix_or_option_fails_before_the_engine(
     ({"claim": {"first_fixed": "1.0.5"}}, [], "{path}: cases[0].claim.first_fixed: pkg has no "
                                               "release 1.0.5 on the package index"),
     ({}, ["--versions", "9.9"], "--versions: pkg has no release 9.9 on the index"),
+    ({"axis": {"package": "nodep"}}, [], "{path}: cases[0].axis.package: the package index has "
+                                         "no project 'nodep'"),
+    ({"axis": {"package": "dep", "versions": {"spec": ">=9"}}}, [],
+     "{path}: cases[0].axis.versions.spec: '>=9' selects no release of dep"),
+    ({"axis": {"package": "dep"}}, ["--axis-versions", "9.9"],
+     "--axis-versions: dep has no release 9.9 on the index"),
 ])
 def test_what_the_index_contradicts_names_file_key_or_option(
         folder: Path, capsys: pytest.CaptureFixture[str], fake_index: None, command: str,
@@ -155,6 +164,41 @@ def test_what_the_index_contradicts_names_file_key_or_option(
 def test_bisect_with_rerun_is_accepted() -> None:
     args = build_parser().parse_args(["run", "--bisect", "--rerun"])
     assert args.bisect and args.rerun
+
+
+@pytest.mark.parametrize("argv", [["run", "--engine", "a,b"],
+                                  ["run", "--engines=a", "--result", "r"],
+                                  ["report", "--base", "old"]])
+def test_abbreviated_options_are_refused(argv: list[str]) -> None:
+    # An abbreviation would survive the exact names a shard's command line strips: with
+    # `--engine a,b` every child shard would fan out again (or fail).
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        build_parser().parse_args(argv)
+
+
+def test_an_abbreviated_engines_option_is_exit_2_and_starts_no_shard(
+        folder: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from repro_matrix.run import fanout
+
+    def never(*args: Any) -> list[Path]:
+        raise AssertionError("no shard may start")
+
+    monkeypatch.setattr(fanout, "run_on_engines", never)
+    err = fails_cleanly(folder, capsys, ["run", "--matrix", "{dir}/valid.yaml",
+                                         "--engine", "a,b"])
+    assert "--engine a,b" in err
+
+
+def test_a_shard_command_line_parses_to_one_shard_without_engines(tmp_path: Path) -> None:
+    from repro_matrix.run.fanout import shard_command
+
+    argv = ["run", "--engines", "a,b", "--case", "demo", "--results=out", "--python", "3.11"]
+    child = shard_command(argv, 2, 2, tmp_path / "shard-2")
+    assert child[1:3] == ["-m", "repro_matrix"]
+    args = build_parser().parse_args(child[3:])
+    assert (args.engines, args.shard, args.results) == (None, "2/2", tmp_path / "shard-2")
+    assert (args.case, args.python) == (["demo"], ["3.11"])
 
 
 def test_unreachable_engine_is_exit_3_one_line_and_no_results(
@@ -177,23 +221,22 @@ def test_unreachable_engine_is_exit_3_one_line_and_no_results(
 
 def _stored_case(results: Path) -> Path:
     from repro_matrix import store
-    from repro_matrix.model import Cell, CellRecord, Status
+    from repro_matrix.model import Status
 
-    record = CellRecord(Cell("demo", "3.9", "1.0"), Status.NOT_REPRODUCED, "exit 0")
-    return store.write_cells(results, "demo", [record], {"claim": {}})
+    stored = record("3.9", "1.0", Status.NOT_REPRODUCED, "exit 0")
+    return store.write_cells(results, "demo", [stored], {"claim": {}})
 
 
 def test_full_disk_while_writing_results_is_one_line_and_no_partial_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from repro_matrix import store
 
     cells = _stored_case(tmp_path)
 
     def full(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(store.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     assert main(["report", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1
@@ -224,7 +267,11 @@ def test_sigterm_and_sigint_interrupt_in_one_line_and_stop_the_containers(
     from repro_matrix.containers import engine
 
     stopped = threading.Event()
-    monkeypatch.setattr(engine, "stop_all", lambda: stopped.set() or 0)
+    def stop_all() -> int:
+        stopped.set()
+        return 0
+
+    monkeypatch.setattr(engine, "stop_all", stop_all)
 
     def interrupted_report(args: object) -> int:
         os.kill(os.getpid(), signum)
@@ -272,3 +319,27 @@ def test_syntax_error_in_the_repro_is_one_line_before_the_engine(
     err = fails_cleanly(folder, capsys, ["run", "--matrix", str(folder / "valid.yaml")])
     assert err.startswith(f"repro-matrix: error: {(folder / 'repro.py').resolve()}:2: "
                           "SyntaxError: ")  # the message itself is the host Python's
+
+
+def test_plan_shows_the_axis(folder: Path, capsys: pytest.CaptureFixture[str],
+                             fake_index: None) -> None:
+    path = matrix_with(folder, "axis.yaml", axis={"package": "dep"})
+    assert main(["plan", "--matrix", path, "--axis-versions", ">=3"]) == 0
+    out = capsys.readouterr().out
+    assert "demo: 3 versions × 1 dep releases × 1 Pythons = 3 cells" in out
+    assert "  dep (axis): 3.0" in out
+
+
+@pytest.mark.parametrize(("changes", "extra", "expected"), [
+    ({"axis": {"package": "dep"}}, [], "try: case demo has an axis: name one of its releases "
+                                       "with --axis-version"),
+    ({}, ["--axis-version", "2.0"], "try: --axis-version: case demo has no axis"),
+])
+def test_try_wants_an_axis_release_exactly_when_the_case_has_an_axis(
+        folder: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any],
+        extra: list[str], expected: str) -> None:
+    path = matrix_with(folder, "try.yaml", **changes)
+    assert main(["try", "--matrix", path, "--python", "3.9", "--version", "1.0", *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert expected in err

@@ -14,6 +14,7 @@ import pytest
 from repro_matrix import store
 from repro_matrix.model import Attempt, Cell, CellRecord, Claim, ClaimRange, Status
 from repro_matrix.verdict.derive import AffectedRange, BranchNote, Observation, derive
+from tests.factories import full_record, one_per_status
 
 SCHEMAS = ("cells", "verdict", "osv", "boundaries")
 REPO = Path(__file__).resolve().parents[2]
@@ -26,23 +27,10 @@ def schema(name: str) -> dict[str, Any]:
 
 
 def records() -> list[CellRecord]:
-    full = CellRecord(
-        cell=Cell("demo", "3.9", "1.0"), status=Status.REPRODUCED,
-        reason="exit 1, output has 'BOOM'", exit_code=1, duration_s=0.25,
-        lock=("pkg==1.0 --hash=sha256:" + "a" * 64,),
-        build_lock=("pip==20.2.4 --hash=sha256:" + "c" * 64,), cutoff="2021-01-02T00:00:00Z",
-        attempts=(Attempt("2020-10-06T00:00:00Z", "resolve failed", "no solution"),
-                  Attempt("2021-01-02T00:00:00Z", "ok")),
-        image_id="sha256:" + "d" * 64, image_ref="repro-matrix/cell:0123456789abcdef0123",
-        base_provider="debian", base_source="debian bullseye via debootstrap",
-        interpreter_version="3.9.2", output_excerpt="RuntimeError: BOOM\n",
-        finished_at="2024-01-02T03:04:05Z")
-    others = [CellRecord(Cell("demo", "3.11", f"1.{i}"), status, f"reason {i}")
-              for i, status in enumerate(Status)]
-    return [full, *others]
+    return [full_record(), *one_per_status()]
 
 
-META: dict[str, Any] = {  # shaped like pipeline.MatrixRun's
+META: dict[str, Any] = {  # shaped like the run loop's (run.loop.MatrixRun)
     "case": "demo", "package": "pkg", "description": "pkg crashes",
     "claim": {"first_fixed": "1.2", "introduced": None, "source": "changelog"},
     "matrix_digest": "e" * 64, "started_at": "2024-01-02T03:00:00Z",
@@ -93,7 +81,8 @@ def test_cells_schema_knows_every_status_and_record_field() -> None:
     fields = [f.name for f in dataclasses.fields(CellRecord)]
     assert list(defs["record"]["properties"]) == fields
     # Fields added after schema 1 was first written may be absent from older files.
-    assert defs["record"]["required"] == [f for f in fields if f not in ("input_key",)]
+    assert defs["record"]["required"] == [f for f in fields
+                                          if f not in ("input_key", "package_cutoffs")]
     assert list(defs["cell"]["properties"]) == ["id", *(f.name for f in dataclasses.fields(Cell))]
     assert list(defs["attempt"]["properties"]) == [f.name for f in dataclasses.fields(Attempt)]
 
@@ -137,8 +126,7 @@ def test_published_results_match_their_schema(path: Path) -> None:
 
 def test_case_meta_as_a_run_writes_it_matches_the_schema_and_reads_back_the_same(
         tmp_path: Path) -> None:
-    from repro_matrix.containers.sandbox import Limits
-    from repro_matrix.model import CaseMeta
+    from repro_matrix.model import CaseMeta, Limits
 
     meta = CaseMeta(case="demo", package="pkg", description="d", claim={"first_fixed": "1.1"},
                     matrix_digest="x", started_at="2024-01-02T03:04:05Z", repro="repro.py",
@@ -160,3 +148,18 @@ def test_case_meta_as_a_run_writes_it_matches_the_schema_and_reads_back_the_same
     plain = CaseMeta(case="demo").to_json()
     assert not {"command", "env", "folder", "finished_at", "bisect"} & set(plain)
     assert CaseMeta.from_json({"package": 3, "versions": "1.0"}) == CaseMeta()
+
+
+def test_axis_cells_and_package_cutoffs_match_the_schema(tmp_path: Path) -> None:
+    axis = CellRecord(Cell("demo", "3.11", "2.2.2", "dep", "3.0.1"), Status.BROKEN,
+                      "import failed", package_cutoffs=(("dep", "2023-10-25T23:59:59Z"),))
+    declared = CellRecord(Cell("demo", "3.11", "2.3.0", "dep", "2.2.0"),
+                          Status.DECLARED_INCOMPATIBLE, "no solution")
+    meta = {**META, "kind": "compatibility", "axis_package": "dep",
+            "axis_versions": ["2.2.0", "3.0.1"], "axis_release_dates": {"3.0.1": "2023-10-25"}}
+    payload = json.loads(store.write_cells(tmp_path, "demo", [axis, declared], meta).read_text())
+    jsonschema.validate(payload, schema("cells"))
+    half = {**payload["cells"][0], "cell": {**payload["cells"][0]["cell"]}}
+    del half["cell"]["axis_version"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**payload, "cells": [half]}, schema("cells"))

@@ -9,34 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from repro_matrix import store
+from repro_matrix import atomic, store
 from repro_matrix.errors import UsageError
-from repro_matrix.model import Attempt, Cell, CellRecord, Claim, Status
+from repro_matrix.model import Cell, CellRecord, Claim, Status
 from repro_matrix.verdict.derive import Observation, derive
-
-LOCK = ("pkg==1.0 --hash=sha256:" + "a" * 64, "dep==2.0 --hash=sha256:" + "b" * 64)
-
-
-def full_record() -> CellRecord:
-    return CellRecord(
-        cell=Cell("demo", "3.9", "1.0"), status=Status.REPRODUCED,
-        reason="exit 1, output has 'BOOM'", exit_code=1, duration_s=0.25, lock=LOCK,
-        build_lock=("pip==20.2.4 --hash=sha256:" + "c" * 64,), cutoff="2021-01-02T00:00:00Z",
-        attempts=(Attempt("2020-10-06T00:00:00Z", "resolve failed", "no solution"),
-                  Attempt("2021-01-02T00:00:00Z", "ok")),
-        image_id="sha256:" + "d" * 64, image_ref="repro-matrix/cell:0123456789abcdef0123",
-        base_provider="registry", base_source="registry image python:3.9-slim",
-        interpreter_version="3.9.18", output_excerpt="RuntimeError: BOOM\n",
-        finished_at="2024-01-02T03:04:05Z")
-
-
-def minimal_records() -> list[CellRecord]:
-    return [CellRecord(Cell("demo", "3.11", f"1.{i}"), status, f"reason {i}")
-            for i, status in enumerate(Status)]
+from tests.factories import full_record, one_per_status
 
 
 def test_cells_round_trip(tmp_path: Path) -> None:
-    records = [full_record(), *minimal_records()]
+    records = [full_record(), *one_per_status()]
     path = store.write_cells(tmp_path, "demo", records, {"package": "pkg"})
     meta, loaded = store.read_cells(path)
     assert path == tmp_path / "demo" / "cells.json"
@@ -50,7 +31,7 @@ def test_stored_cell_carries_its_id_and_status_value(tmp_path: Path) -> None:
     (cell,) = json.loads(path.read_text())["cells"]
     assert cell["cell"]["id"] == "demo/py3.9/1.0"
     assert cell["status"] == "reproduced"
-    assert cell["lock"] == list(LOCK)
+    assert cell["lock"] == list(full_record().lock)
 
 
 @pytest.mark.parametrize(("content", "message"), [
@@ -108,7 +89,7 @@ def test_full_disk_is_one_usage_error_and_keeps_the_old_file(
     def full(src: object, dst: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-    monkeypatch.setattr(store.os, "replace", full)
+    monkeypatch.setattr(os, "replace", full)
     with pytest.raises(UsageError) as info:
         store.write_atomic(target, "new\n")
     assert info.value.message == f"{target}: cannot write results (No space left on device)"
@@ -146,9 +127,78 @@ def test_verdict_json_claim_holds_is_null_when_undecided() -> None:
 def test_atomic_file_leaves_the_old_file_and_no_temporary_when_the_block_raises(
         tmp_path: Path) -> None:
     target = tmp_path / "cache" / "page.json"
-    store.write_atomic(target, "old", results=False)
-    with pytest.raises(RuntimeError), store.atomic_file(target, results=False) as out:
+    atomic.write_atomic(target, "old")
+    with pytest.raises(RuntimeError), atomic.atomic_file(target) as out:
         out.write(b"half")
         raise RuntimeError("checksum mismatch")
     assert target.read_text() == "old"
     assert [p.name for p in target.parent.iterdir()] == ["page.json"]
+
+
+def test_axis_cell_id_names_the_pair_and_round_trips(tmp_path: Path) -> None:
+    cell = Cell("demo", "3.11", "2.2.2", "dep", "3.0.1")
+    record = CellRecord(cell, Status.WORKS, "import ok",
+                        package_cutoffs=(("dep", "2023-10-25T23:59:59Z"),))
+    path = store.write_cells(tmp_path, "demo", [record, full_record()], {})
+    stored = json.loads(path.read_text())["cells"]
+    assert stored[0]["cell"]["id"] == "demo/py3.11/2.2.2/dep==3.0.1"
+    assert stored[0]["package_cutoffs"] == {"dep": "2023-10-25T23:59:59Z"}
+    # A one-axis record is written exactly as before: no axis keys, no cutoffs.
+    assert set(stored[1]["cell"]) == {"id", "case_id", "python", "version"}
+    assert "package_cutoffs" not in stored[1]
+    assert store.read_cells(path)[1] == [record, full_record()]
+
+
+@pytest.mark.parametrize(("status", "affected", "unaffected"), [
+    (Status.REPRODUCED, True, False), (Status.BROKEN, True, False),
+    (Status.NOT_REPRODUCED, False, True), (Status.WORKS, False, True),
+    (Status.DECLARED_INCOMPATIBLE, False, False), (Status.CANNOT_INSTALL, False, False),
+])
+def test_affected_and_unaffected_cover_both_kinds(status: Status, affected: bool,
+                                                  unaffected: bool) -> None:
+    assert (status.affected, status.unaffected, status.decisive) == (
+        affected, unaffected, affected or unaffected)
+
+
+def test_a_legend_lists_the_statuses_of_the_cases_kind() -> None:
+    from repro_matrix.report.vocabulary import legend_statuses
+
+    bug = [CellRecord(Cell("demo", "3.11", "1.0"), Status.REPRODUCED, "")]
+    pair = [CellRecord(Cell("demo", "3.11", "1.0", "dep", "2.0"), Status.BROKEN, "")]
+    assert Status.REPRODUCED in legend_statuses(bug)
+    assert Status.WORKS not in legend_statuses(bug)
+    assert {Status.WORKS, Status.BROKEN, Status.DECLARED_INCOMPATIBLE} <= set(
+        legend_statuses(pair))
+    assert Status.NOT_REPRODUCED not in legend_statuses(pair)
+
+
+def test_case_meta_carries_the_kind_and_the_axis_only_when_set() -> None:
+    from repro_matrix.model import CaseMeta
+
+    plain = CaseMeta(case="demo").to_json()
+    assert not {"kind", "axis_package", "axis_versions"} & set(plain)
+    meta = CaseMeta(case="demo", kind="compatibility", axis_package="dep",
+                    axis_versions=("2.2.0", "3.0.1"), axis_release_dates={"2.2.0": "2022-08-01"})
+    again = CaseMeta.from_json(meta.to_json())
+    assert again == meta
+    assert CaseMeta.from_json(plain).kind == "bug"
+
+
+def test_axis_cells_order_by_python_release_then_axis_release() -> None:
+    cells = [Cell("demo", "3.11", "1.0", "dep", "10.0"), Cell("demo", "3.9", "1.10", "dep", "2.0"),
+             Cell("demo", "3.9", "1.2", "dep", "9.0"), Cell("demo", "3.9", "1.2", "dep", "10.0")]
+    ordered = store.cell_order([CellRecord(c, Status.WORKS, "") for c in cells])
+    assert [r.cell.id for r in ordered] == [
+        "demo/py3.9/1.2/dep==9.0", "demo/py3.9/1.2/dep==10.0", "demo/py3.9/1.10/dep==2.0",
+        "demo/py3.11/1.0/dep==10.0"]
+
+
+def test_a_slice_of_the_axis_merges_into_the_stored_axis_meta() -> None:
+    stored = {"axis_package": "dep", "axis_versions": ["2.0", "10.0"],
+              "axis_release_dates": {"2.0": "2021-01-01"}}
+    new = {"axis_package": "dep", "axis_versions": ["3.0"],
+           "axis_release_dates": {"3.0": "2023-01-01"}}
+    merged = store.merge_meta(stored, new)
+    assert merged["axis_versions"] == ["2.0", "3.0", "10.0"]
+    assert merged["axis_release_dates"] == {"2.0": "2021-01-01", "3.0": "2023-01-01"}
+    assert "axis_versions" not in store.merge_meta({}, {"versions": ["1.0"]})
