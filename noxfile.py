@@ -88,9 +88,9 @@ def cache(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff and mypy over the package."""
+    """ruff and mypy over the package and the bench."""
     session.install("-e", ".[test]")
-    session.run("ruff", "check", "repro_matrix", "tests", "noxfile.py")
+    session.run("ruff", "check", "repro_matrix", "tests", "bench", "noxfile.py")
     session.run("mypy")
 
 
@@ -100,13 +100,14 @@ def tests(session: nox.Session) -> None:
     if not session.posargs or any("unit" not in arg for arg in session.posargs):
         _ensure_engine(session)  # not for `-- tests/unit`: those need no engine
     session.install("-e", ".[test]")
-    session.run("ruff", "check", "repro_matrix", "tests", "noxfile.py")
+    session.run("ruff", "check", "repro_matrix", "tests", "bench", "noxfile.py")
     session.run("mypy")
     session.run("pytest", "-ra", *(session.posargs or ["tests"]))
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Benchmark the harness against its floor and a nox+uv baseline (`-- --cold` for cold)."""
+    """Benchmark the harness against its process-time floor and a nox+uv baseline
+    (`-- --parts warm,floor` for some parts, `-- --cold` adds the cold ones; see bench/bench.py)."""
     session.install("-e", ".", "nox")
     session.run("python", "bench/bench.py", *session.posargs)

@@ -122,11 +122,16 @@ def _mount(target: str, source: str) -> str:
     return _double_quoted(f"type=bind,target={target},readonly,source=") + source
 
 
-def run_words(meta: CaseMeta) -> str:
-    """When the run finished, or that it has not (cells.json is rewritten as cells finish)."""
-    if meta.finished_at:
-        return (f"run finished {meta.finished_at} in {meta.wall_time_s:.0f} s")
-    return f"run not finished (started {meta.started_at or '?'}): partial results"
+def run_words(meta: CaseMeta, records: Sequence[CellRecord] = ()) -> str:
+    """When the run finished, or that it has not (cells.json is rewritten as cells finish).
+    A run that kept cells from earlier runs says so: its wall time is not the matrix's."""
+    if not meta.finished_at:
+        return f"run not finished (started {meta.started_at or '?'}): partial results"
+    kept = sum(1 for r in records if r.finished_at and r.finished_at < meta.started_at)
+    if not kept:
+        return f"run finished {meta.finished_at} in {meta.wall_time_s:.0f} s"
+    return (f"last run finished {meta.finished_at} in {meta.wall_time_s:.0f} s, keeping "
+            f"{kept} of the {plural(len(records), 'cell')} unchanged from earlier runs")
 
 
 def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
@@ -137,11 +142,12 @@ def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
         planned = len(meta.versions) or versions
         return (f"Package `{meta.package}`, bisect over {plural(planned, 'release')} "
                 f"× {plural(pythons, 'Python')}: {plural(len(records), 'cell')} run; "
-                f"{run_words(meta)}.")
+                f"{run_words(meta, records)}.")
     grid = versions * pythons
     if len(records) < grid:  # a slice: say so, never a product that does not add up
         return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
                 f"{plural(pythons, 'Python')}: {len(records)} of the {grid} cells run, the "
-                f"other {grid - len(records)} not run; {run_words(meta)}.")
+                f"other {grid - len(records)} not run; {run_words(meta, records)}.")
     return (f"Package `{meta.package}`, {plural(versions, 'release')} × "
-            f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; {run_words(meta)}.")
+            f"{plural(pythons, 'Python')} = {plural(len(records), 'cell')}; "
+            f"{run_words(meta, records)}.")

@@ -12,7 +12,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sysconfig
 import threading
 from collections.abc import Callable, Sequence
@@ -21,11 +20,12 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from repro_matrix import atomic
+from repro_matrix import atomic, cpu
 from repro_matrix.errors import HarnessError, IndexUnavailable, ResolveToolError
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin, Release
 from repro_matrix.resolve.index import IndexClient, file_sha256
@@ -148,6 +148,38 @@ def parse_compiled(text: str) -> dict[str, tuple[str, set[str]]]:
     return pins
 
 
+def tool_pin(name: str, releases: Sequence[Release], python: str, cutoff: str,
+             tags: Sequence[Tag]) -> Pin | None:
+    """The build tool ``name`` as of ``cutoff``, read from its index page: the newest final
+    release with a file uploaded by ``cutoff`` whose requires-python admits ``python`` and that
+    fits ``tags`` (what uv chooses for a tool without dependencies, without running uv)."""
+    moment = datetime.fromisoformat(cutoff.replace("Z", "+00:00"))
+    target = Version(python)
+    for release in sorted(releases, key=lambda r: Version(r.version), reverse=True):
+        version = Version(release.version)
+        if version.is_prerelease or version.is_devrelease:
+            continue
+        files = [f for f in release.files
+                 if not f.yanked and f.upload_time is not None and f.upload_time <= moment
+                 and _admits(f.requires_python, target)]
+        chosen = choose_file(files, tags, set())
+        if chosen is not None:
+            return Pin(str(canonicalize_name(name)), release.version, chosen.filename,
+                       chosen.sha256)
+    return None
+
+
+def _admits(requires_python: str | None, python: Version) -> bool:
+    """Whether a file's requires-python admits the target Python X.Y (an unreadable one
+    admits it, as installers read it)."""
+    if not requires_python:
+        return True
+    try:
+        return python in SpecifierSet(requires_python, prereleases=True)
+    except InvalidSpecifier:
+        return True
+
+
 @dataclass(frozen=True)
 class ResolveFailure:
     """Why no lock could be made for one cutoff (cell data, not an exception)."""
@@ -172,7 +204,7 @@ class Resolver:
              extra: Sequence[str] = ()) -> Lock | ResolveFailure:
         """Lock ``requirement`` together with the repro's ``extra`` requirements as of
         ``cutoff``; build tools as of ``tools_cutoff``."""
-        # Without extras the key is what it always was, so existing cached locks stay valid.
+        # Without extras the requirement is a string, as it was before extras existed.
         wanted: str | list[str] = [requirement, *extra] if extra else requirement
         # Pins newer than the era get their own cutoff, part of the key when there are any (a
         # lock cached without them, a failure most likely, is never taken for one with them).
@@ -181,6 +213,9 @@ class Resolver:
                                 _GLIBC_FLOOR]
         if pinned:
             inputs.append(dict(pinned))
+        # The format is in the key too: locks of an older harness (build tools resolved by uv)
+        # and of this one sit side by side and never stand in for each other.
+        inputs.append(f"format {LOCK_FORMAT}")
         key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:24]
         with self._lock_for(key):
             cached = _read_lock(self.locks_dir / f"{key}.json")
@@ -221,10 +256,22 @@ class Resolver:
                                  pinned=pinned)
             has_sdist = any(not pin.filename.endswith(".whl") for pin in runtime)
             tools = ["pip", "setuptools", "wheel"] if has_sdist else ["pip"]
-            build = self._pins(tools, python, tools_cutoff, tags, host_build_tools=False)
+            build = self._tool_pins(tools, python, tools_cutoff, tags)
         except _Unresolvable as exc:
             return ResolveFailure(cutoff, str(exc))
         return Lock(cutoff=cutoff, runtime=runtime, build=build, package_cutoffs=pinned)
+
+    def _tool_pins(self, tools: list[str], python: str, cutoff: str,
+                   tags: list[Tag]) -> tuple[Pin, ...]:
+        """The build tools, which have no dependencies, from the index pages (``tool_pin``):
+        a second uv run per lock cost as much as the lock itself."""
+        pins = []
+        for name in tools:
+            pin = tool_pin(name, self.index.releases(name), python, cutoff, tags)
+            if pin is None:
+                raise _Unresolvable(f"{name}: no release by {cutoff} for CPython {python}")
+            pins.append(pin)
+        return tuple(sorted(pins, key=lambda pin: pin.name))
 
     def _pins(self, requirements: list[str], python: str, cutoff: str,
               tags: list[Tag], host_build_tools: bool,
@@ -237,7 +284,7 @@ class Resolver:
             chosen = choose_file(release.files, tags, hashes) if release else None
             if chosen is None:
                 raise _Unresolvable(f"{name}=={version}: no file for CPython {python} on Linux")
-            self.index.download(chosen, self.wheelhouse)
+            # Fetched by ensure_files, in its own stage: a resolution only chooses the files.
             pins.append(Pin(name, version, chosen.filename, chosen.sha256))
         return tuple(pins)
 
@@ -253,8 +300,8 @@ class Resolver:
         ]
         command += exclude_newer_package_options(pinned, host_build_tools)
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
-        proc = subprocess.run(command, input="\n".join(requirements) + "\n", capture_output=True,
-                              text=True, env=env, timeout=600, check=False)
+        # cpu.run: uv's CPU seconds count towards the stage clock's "resolve".
+        proc = cpu.run(command, input="\n".join(requirements) + "\n", env=env, timeout=600)
         if proc.returncode != 0:
             raise _Unresolvable(_tail(proc.stderr))
         return parse_compiled(proc.stdout)
@@ -313,7 +360,8 @@ def find_uv() -> str:
 
 
 # The on-disk format of cached locks; entries written before it had a field are format 1.
-LOCK_FORMAT = 1
+# Format 2: build tools read from the index pages (tool_pin), not resolved by uv.
+LOCK_FORMAT = 2
 
 
 def _read_lock(path: Path) -> Lock | ResolveFailure | None:

@@ -7,14 +7,13 @@ import contextlib
 import fcntl
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from repro_matrix import pythons
+from repro_matrix import cpu, pythons
 from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.model import BaseImage
 
@@ -114,7 +113,8 @@ def _debootstrap(suite: str, packages: Sequence[str], root: Path) -> str:
 
 
 def _run_debootstrap(command: Sequence[str], suite: str) -> str:
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
+    # cpu.run: the CPU of debootstrap (and the dpkg runs under it) counts towards "bases".
+    proc = cpu.run(command, timeout=1800)
     if proc.returncode != 0:
         tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
         return f"debootstrap {suite} failed: {tail}"
@@ -143,9 +143,8 @@ def _bootstrap(engine: ContainerEngine, python: str, suite: str, reference: str,
         failure = _debootstrap(suite, packages, root)
         if failure:
             return failure
-        version = subprocess.run(["chroot", str(root), f"python{python}", "-c",
-                                  "import platform; print(platform.python_version())"],
-                                 capture_output=True, text=True, check=False).stdout.strip()
+        version = cpu.run(["chroot", str(root), f"python{python}", "-c",
+                           "import platform; print(platform.python_version())"]).stdout.strip()
         if not version:
             return f"debootstrap {suite} gave no working python{python}"
         source = (f"debian {suite} via debootstrap --variant=minbase "
@@ -158,7 +157,7 @@ def _bootstrap(engine: ContainerEngine, python: str, suite: str, reference: str,
 
 def _import_root(engine: ContainerEngine, root: Path, tarball: Path, reference: str,
                  changes: list[str]) -> None:
-    subprocess.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
+    cpu.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
     engine.import_rootfs(tarball, reference, changes=[
         "ENV LANG=C.UTF-8",
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from repro_matrix import cpu
 from repro_matrix.containers import bases
 from repro_matrix.containers.bases import debian, local, registry
 from repro_matrix.containers.interpreters import Interpreter
@@ -187,7 +188,7 @@ def debootstrap_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(subprocess, "run", fake_run)  # debian runs debootstrap by it
+    monkeypatch.setattr(cpu, "run", fake_run)  # debian runs debootstrap by it
     return calls
 
 

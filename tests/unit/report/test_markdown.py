@@ -16,7 +16,7 @@ import tabulate
 
 from repro_matrix import store
 from repro_matrix.model import Attempt, CaseMeta, CellRecord, Claim, Status
-from repro_matrix.report import markdown, svg, vocabulary
+from repro_matrix.report import cells, markdown, svg, vocabulary
 from repro_matrix.report.cells import boundary_cells, facts_line, folded_note, rerun_command
 from repro_matrix.verdict.derive import CaseResult, Observation, Verdict, derive
 from tests import factories
@@ -406,3 +406,14 @@ def test_a_bisect_run_does_not_look_like_a_full_matrix() -> None:
     meta = {**META, "versions": list(GRID), "bisect": {"3.9": {"cells_run": 2}}}
     assert facts_line(CaseMeta.from_json(meta), probed).startswith(
         "Package `pkg`, bisect over 5 releases × 4 Pythons: 8 cells run; ")
+
+
+def test_run_words_say_when_the_last_run_kept_cells_from_earlier_runs() -> None:
+    meta = CaseMeta(started_at="2024-01-02T03:00:00Z", finished_at="2024-01-02T03:00:01Z",
+                    wall_time_s=1.2)
+    fresh = replace(record("3.9", "1.0.0", R), finished_at="2024-01-02T03:00:01Z")
+    kept = replace(record("3.9", "1.1.0", R), finished_at="2024-01-01T10:00:00Z")
+    assert cells.run_words(meta, [fresh]) == "run finished 2024-01-02T03:00:01Z in 1 s"
+    assert cells.run_words(meta, [fresh, kept]) == (
+        "last run finished 2024-01-02T03:00:01Z in 1 s, keeping 1 of the 2 cells unchanged "
+        "from earlier runs")

@@ -23,6 +23,7 @@ from repro_matrix.resolve.lock import (
     package_cutoffs,
     parse_compiled,
     target_tags,
+    tool_pin,
 )
 
 PY39_RELEASE = date(2020, 10, 5)
@@ -286,10 +287,12 @@ def test_a_lock_with_package_cutoffs_has_its_own_cache_key_and_records_them(
     # Cached with its cutoffs: read back whole, not resolved again.
     assert resolver.lock("pkg==1.0", "3.11", ERA, ERA, extra=("dep==2.3.8",)) == lock
     assert len(seen) == 1
-    # A lock that needs no per-package cutoff keeps the key it always had (the old entry).
+    # Without per-package cutoffs the entry of an older harness (lock format 1: build tools
+    # resolved by uv) is never read either: the format is part of the key, so it resolves again.
     monkeypatch.setattr(lock_module, "package_cutoffs", lambda *a: ())
-    old = resolver.lock("pkg==1.0", "3.11", ERA, ERA, extra=("dep==2.3.8",))
-    assert isinstance(old, ResolveFailure) and len(seen) == 1
+    again = resolver.lock("pkg==1.0", "3.11", ERA, ERA, extra=("dep==2.3.8",))
+    assert isinstance(again, ResolveFailure) and seen[1:] == [()]
+    assert json.loads((tmp_path / "locks" / f"{old_key}.json").read_text())["format"] == 1
 
 
 def test_no_era_attempt_hides_the_pin() -> None:
@@ -303,3 +306,42 @@ def test_no_era_attempt_hides_the_pin() -> None:
 
 def _instant_of(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# ---- tool_pin: build tools from the index page -----------------------------------------------
+
+
+def tool_release(version: str, uploaded: datetime, requires: str | None = None,
+                 yanked: bool = False, name: str = "pip-{v}-py3-none-any.whl") -> Release:
+    dist = DistFile(name.format(v=version), "u", f"h{version}", uploaded, requires, yanked)
+    return Release(version, uploaded, yanked, (dist,))
+
+
+TOOLS = [
+    tool_release("19.0", utc(2019, 1, 22), ">=2.7,!=3.0.*,!=3.1.*,!=3.2.*,!=3.3.*"),
+    tool_release("19.1", utc(2019, 4, 23)),
+    tool_release("19.2b1", utc(2019, 5, 1)),  # a pre-release: never chosen
+    tool_release("19.2", utc(2019, 7, 23), yanked=True),
+    tool_release("20.0", utc(2020, 1, 21), ">=3.5"),
+    tool_release("22.0", utc(2022, 1, 29), ">=3.7"),
+    tool_release("23.0", utc(2023, 1, 30), ">=3.7", name="pip-{v}-cp312-none-any.whl"),
+]
+
+
+@pytest.mark.parametrize(("python", "cutoff", "version"), [
+    ("3.9", "2019-07-01T00:00:00Z", "19.1"),  # the pre-release after 19.1 is skipped
+    ("3.9", "2019-12-31T00:00:00Z", "19.1"),  # 19.2 is yanked
+    ("3.9", "2021-01-01T00:00:00Z", "20.0"),
+    ("3.6", "2024-01-01T00:00:00Z", "20.0"),  # 22.0 requires Python 3.7
+    ("3.9", "2024-01-01T00:00:00Z", "22.0"),  # 23.0's only file does not fit CPython 3.9
+    ("3.9", "2019-01-22T12:00:00Z", "19.0"),  # uploaded at the cutoff itself: in
+])
+def test_tool_pin_is_the_newest_final_release_by_the_cutoff_for_the_python(
+        python: str, cutoff: str, version: str) -> None:
+    pin = tool_pin("pip", TOOLS, python, cutoff, target_tags(python, "x86_64"))
+    assert pin == Pin("pip", version, f"pip-{version}-py3-none-any.whl", f"h{version}")
+
+
+def test_tool_pin_is_none_before_the_first_release() -> None:
+    assert tool_pin("pip", TOOLS, "3.9", "2018-01-01T00:00:00Z",
+                    target_tags("3.9", "x86_64")) is None
