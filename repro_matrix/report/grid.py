@@ -149,7 +149,7 @@ def unavailable_pythons(records: Sequence[CellRecord]) -> list[str]:
 
 
 def cell_words(record: CellRecord, package: str) -> str:
-    """"py3.11 flask 2.2.2 + werkzeug 3.0.0" (or "py3.11 2.2.2" without an axis)."""
+    """"py3.11 pkg 2.2.2 + dep 3.0.0" (or "py3.11 2.2.2" without an axis)."""
     cell = record.cell
     if not cell.axis_package:
         return f"py{cell.python} {cell.version}"
@@ -189,7 +189,7 @@ def _neighbours(first: str, second: str, order: Sequence[str]) -> bool:
 
 
 def pair_cause(record: CellRecord, package: str) -> str:
-    """``causes.cause`` with the cell's own pins masked ("flask==…", "werkzeug==…"): a
+    """``causes.cause`` with the cell's own pins masked ("pkg==…", "dep==…"): a
     resolver's refusal names them, and cells refused for the same declared requirement belong
     in one group."""
     text = causes.cause(record)

@@ -122,7 +122,7 @@ def guess_module(project: str) -> str:
 
 def import_error_naming(log: str, modules: Sequence[str]) -> str:
     """The import check's error line when the failure lies with one of ``modules`` (the
-    pinned packages): the error line names one (``werkzeug.urls``), or the traceback's last
+    pinned packages): the error line names one (``dep.urls``), or the traceback's last
     frame is inside one; else ''."""
     error = last_error_line(log)
     if not error:

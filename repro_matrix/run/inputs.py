@@ -6,9 +6,12 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from repro_matrix import __version__
 from repro_matrix.containers import sandbox
-from repro_matrix.model import KIND_BUG, Case
+from repro_matrix.model import KIND_BUG, Case, Cell
+from repro_matrix.run.classify import guess_module
 from repro_matrix.spec import repro_files
 
 
@@ -66,3 +69,30 @@ def read_repros(cases: Sequence[Case]) -> dict[str, dict[str, bytes]]:
         repro_files.check_syntax(case, files)
         found[case.id] = files
     return found
+
+
+def cell_pins(case: Case, cell: Cell) -> list[str]:
+    """The exact pins a cell installs whatever its era cutoff: its axis release and the case's
+    ``==`` requirements."""
+    pins = [cell.axis_requirement] if cell.axis_package else []
+    return pins + [r for r in case.requirements if exact_pin(r)]
+
+
+def exact_pin(requirement: str) -> str:
+    """The project an exact (``==``) requirement pins, or ''."""
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement:
+        return ""
+    exact = [s for s in parsed.specifier if s.operator in ("==", "===") and "*" not in s.version]
+    return parsed.name if exact else ""
+
+
+def pinned_modules(case: Case, cell: Cell) -> list[str]:
+    """The modules the cell's pins install, as an import failure would name them."""
+    modules = []
+    if cell.axis_package:
+        modules.append(case.axis.import_name if case.axis and case.axis.import_name
+                       else guess_module(cell.axis_package))
+    modules += [guess_module(name) for name in map(exact_pin, case.requirements) if name]
+    return modules

@@ -7,14 +7,12 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
 
 from repro_matrix import pythons
 from repro_matrix.containers import bases, engine
@@ -49,13 +47,18 @@ from repro_matrix.run.classify import (
     classify_not_for_python,
     classify_run,
     classify_unavailable,
-    common_failure,
-    guess_module,
     import_error_naming,
     is_no_solution,
     matched_signature,
 )
-from repro_matrix.run.inputs import cell_input_key, read_repros, repro_command
+from repro_matrix.run.columns import ColumnBases, column_failures, describe_base
+from repro_matrix.run.inputs import (
+    cell_input_key,
+    cell_pins,
+    pinned_modules,
+    read_repros,
+    repro_command,
+)
 from repro_matrix.run.prefetch import LockKey, LockPrefetch, lock_key
 from repro_matrix.run.progress import Progress
 from repro_matrix.run.record import CaseRecorder, new_record, now_utc
@@ -98,38 +101,6 @@ def _display_path(path: Path, root: Path) -> str:
         return str(path.resolve().relative_to(root.resolve()))
     except ValueError:
         return str(path)
-
-
-class _Bases(Mapping[str, BaseImage]):
-    """Each Python's base image as it becomes ready; looking one up waits for it."""
-
-    # Bases prepared at once: bootstraps mostly wait on the network, and the local interpreters
-    # wait for their shared Debian root; one at a time, the last column would start late.
-    AT_ONCE = 9
-
-    def __init__(self, futures: Mapping[str, Future[BaseImage]]) -> None:
-        self._futures = dict(futures)
-
-    def __getitem__(self, python: str) -> BaseImage:
-        return self._futures[python].result()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._futures)
-
-    def __len__(self) -> int:
-        return len(self._futures)
-
-    def when_done(self, python: str, callback: Callable[[str], None]) -> None:
-        """Call ``callback`` with ``python`` once preparing its base has ended, however."""
-        self._futures[python].add_done_callback(lambda _: callback(python))
-
-    def when_ready(self, python: str, callback: Callable[[BaseImage], None]) -> None:
-        """Call ``callback`` with ``python``'s base once it is prepared (now, if it is)."""
-        def done(future: Future[BaseImage]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                callback(future.result())
-
-        self._futures[python].add_done_callback(done)
 
 
 @dataclass(frozen=True)
@@ -264,7 +235,7 @@ class MatrixRun:
         return verdicts
 
     def _run_as_bases_ready(self, tasks: Sequence[tuple[str, Callable[[], None]]],
-                            base_images: _Bases) -> None:
+                            base_images: ColumnBases) -> None:
         """Run the tasks ``jobs`` at a time, each once its Python's base is prepared: no job is
         held by a cell waiting for a base, so the columns whose base is ready go first."""
         by_python: dict[str, list[Callable[[], None]]] = {}
@@ -324,7 +295,7 @@ class MatrixRun:
         finally:
             eng.close()
 
-    def _bases(self, eng: engine.ContainerEngine, pythons: Sequence[str]) -> _Bases:
+    def _bases(self, eng: engine.ContainerEngine, pythons: Sequence[str]) -> ColumnBases:
         """Each Python's base, prepared in the background (a few at once: bootstraps wait on
         the network); a cell waits only for its own Python's."""
         work_dir = self.options.cache_dir / "rootfs"
@@ -337,13 +308,13 @@ class MatrixRun:
             self._say(f"base image for Python {python}: {describe_base(image)}")
             return image
 
-        pool = ThreadPoolExecutor(max_workers=_Bases.AT_ONCE, thread_name_prefix="bases")
+        pool = ThreadPoolExecutor(max_workers=ColumnBases.AT_ONCE, thread_name_prefix="bases")
         futures = {python: pool.submit(one, python) for python in pythons}
         pool.shutdown(wait=False)  # every base is submitted; the pool ends with the last one
-        return _Bases(futures)
+        return ColumnBases(futures)
 
     def _recorder(self, case_plan: plan.CasePlan, all_releases: Mapping[str, Sequence[Release]],
-                  base_images: _Bases, files: Mapping[str, bytes]) -> CaseRecorder:
+                  base_images: ColumnBases, files: Mapping[str, bytes]) -> CaseRecorder:
         case = case_plan.case
         releases = all_releases[case.package]
         dates = _upload_days(releases, case_plan.versions)
@@ -514,7 +485,7 @@ class MatrixRun:
             # The outcome is kept; the attempts are this run's account of the same cutoffs
             # (from the same remembered builds), so a clearer account replaces an older one.
             return replace(previous, attempts=era.attempts)
-        built = replace(new_record(cell, classify_import_only(_pins(case, cell)), base),
+        built = replace(new_record(cell, classify_import_only(cell_pins(case, cell)), base),
                         attempts=era.attempts, image_id=era.image.image_id,
                         image_ref=era.image.image_ref, input_key=key)
         if not case.has_repro:  # compatibility mode without a repro: the import check decides
@@ -573,7 +544,7 @@ class MatrixRun:
         cutoffs, tools_floor = self._cutoffs(cell, uploaded)
         attempts: list[Attempt] = []
         last_log, last_step = "", "install"
-        pins = _pins(case, cell)
+        pins = cell_pins(case, cell)
         declared_checked = False
         for cutoff in cutoffs:
             lock = self._prefetch.get(lock_key(case, cell, cutoff, tools_floor))
@@ -601,7 +572,7 @@ class MatrixRun:
                 log = without_commands(built.log_excerpt)
                 attempts.append(Attempt(cutoff, f"{built.failed_step} failed", log[-500:]))
                 last_log, last_step = log, built.failed_step
-                error = (import_error_naming(log, _pinned_modules(case, cell))
+                error = (import_error_naming(log, pinned_modules(case, cell))
                          if built.failed_step == "import" and pins else "")
                 if error:
                     # The pin broke the import: the same pin at another cutoff would too.
@@ -623,71 +594,11 @@ class MatrixRun:
         self.progress.say(line)
 
 
-def _pins(case: Case, cell: Cell) -> list[str]:
-    """The exact pins a cell installs whatever its era cutoff: its axis release and the case's
-    ``==`` requirements."""
-    pins = [cell.axis_requirement] if cell.axis_package else []
-    return pins + [r for r in case.requirements if _exact_pin(r)]
-
-
-def _exact_pin(requirement: str) -> str:
-    """The project an exact (``==``) requirement pins, or ''."""
-    try:
-        parsed = Requirement(requirement)
-    except InvalidRequirement:
-        return ""
-    exact = [s for s in parsed.specifier if s.operator in ("==", "===") and "*" not in s.version]
-    return parsed.name if exact else ""
-
-
-def _pinned_modules(case: Case, cell: Cell) -> list[str]:
-    """The modules the cell's pins install, as an import failure would name them."""
-    modules = []
-    if cell.axis_package:
-        modules.append(case.axis.import_name if case.axis and case.axis.import_name
-                       else guess_module(cell.axis_package))
-    modules += [guess_module(name) for name in map(_exact_pin, case.requirements) if name]
-    return modules
-
-
 def _with_lock(record: CellRecord, lock: Lock, cutoff: str) -> CellRecord:
     """``record`` with the lock it installed as evidence: pins, build tools, both cutoffs."""
     return replace(record, lock=tuple(lock.as_text().split("\n")[:-1]),
                    build_lock=tuple(lock.requirement_lines(lock.build).split("\n")[:-1]),
                    cutoff=cutoff, package_cutoffs=lock.package_cutoffs)
-
-
-def column_failures(case: Case, records: Sequence[CellRecord]) -> list[str]:
-    """One line per Python column whose every cell failed the same way, with the error line
-    and what to check (the repro and its requirements, or the case's `import:`)."""
-    lines = []
-    for python in sorted({r.cell.python for r in records}, key=pythons.sort_key):
-        column = [r for r in records if r.cell.python == python]
-        error = common_failure((r.status, r.output_excerpt) for r in column)
-        if not error:
-            continue
-        if all(r.status is Status.CANNOT_INSTALL for r in column):
-            hint = "check the case's `import:`"  # the image's own import check failed
-        elif error.startswith(("ModuleNotFoundError", "ImportError")):
-            hint = "check the repro's dependencies (`requirements:` or its PEP 723 block)"
-        else:
-            hint = "check the repro"
-        lines.append(f"{case.id} py{python}: every cell ({len(column)}): {error} — {hint}")
-    return lines
-
-
-def describe_base(image: BaseImage) -> str:
-    """One line per column: which provider was taken, and why the others were passed over."""
-    if image.available:
-        line = (f"{image.provider}: {image.reference} ({image.source}, Python "
-                f"{image.interpreter_version or '?'})")
-        if image.notes:
-            line += f"; noted: {image.notes}"
-        if image.passed_over:
-            line += "; passed over " + "; ".join(f"{name} ({why})"
-                                                 for name, why in image.passed_over)
-        return line
-    return f"unavailable: {image.unavailable_reason}"
 
 
 def _signature_exit_0_as_passed(record: CellRecord, case: Case) -> bool:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from repro_matrix.cli import build_parser, main
+from repro_matrix.cli import main
 from repro_matrix.errors import UsageError
+from repro_matrix.options import build_parser
 from tests.factories import record
 
 CASE = {"id": "demo", "package": "pkg", "repro": "repro.py", "pythons": ["3.9"],

@@ -119,7 +119,7 @@ def test_only_needless_parts_of_a_prefix_are_left_out(relative: str, skipped: bo
 
 def test_each_column_says_where_its_interpreter_came_from() -> None:
     from repro_matrix.report.markdown import base_images_section
-    from repro_matrix.run.loop import describe_base
+    from repro_matrix.run.columns import describe_base
     from repro_matrix.run.record import base_meta
 
     local = BaseImage(python="3.6", provider="local", reference="repro-matrix/base:py3.6.15-x",

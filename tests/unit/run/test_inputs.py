@@ -10,7 +10,7 @@ from pathlib import Path
 from repro_matrix import __version__
 from repro_matrix.containers import engine, sandbox
 from repro_matrix.model import Case, Claim, OutcomeRule, Status, VersionSelection
-from repro_matrix.run import inputs, loop
+from repro_matrix.run import columns, inputs
 from tests.factories import record
 
 IMAGE = "sha256:" + "a" * 64
@@ -66,9 +66,9 @@ def test_a_column_failing_one_way_is_said_once() -> None:
                record("3.9", "2.0", Status.OTHER_FAILURE, output_excerpt=missing),
                record("3.11", "1.0", Status.OTHER_FAILURE, output_excerpt=missing),
                record("3.11", "2.0", Status.NOT_REPRODUCED, output_excerpt="")]
-    assert loop.column_failures(SCRIPT, records) == [
+    assert columns.column_failures(SCRIPT, records) == [
         "demo py3.9: every cell (2): ModuleNotFoundError: No module named 'attrs' — check the "
         "repro's dependencies (`requirements:` or its PEP 723 block)"]
     not_importable = [replace(r, status=Status.CANNOT_INSTALL) for r in records[:2]]
-    assert loop.column_failures(SCRIPT, not_importable)[0].endswith(
+    assert columns.column_failures(SCRIPT, not_importable)[0].endswith(
         "— check the case's `import:`")

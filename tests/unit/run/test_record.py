@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from repro_matrix import store
-from repro_matrix.cli import build_parser, main, resolve_paths
+from repro_matrix.cli import main, resolve_paths
 from repro_matrix.containers import cache
 from repro_matrix.containers.engine import LABEL, ImageInfo
 from repro_matrix.errors import UsageError
 from repro_matrix.model import Case, Cell, CellRecord, Claim, OutcomeRule, Status, VersionSelection
+from repro_matrix.options import build_parser
 from repro_matrix.report.render import render_results
 from repro_matrix.run import results_lock
 from repro_matrix.run.record import CaseRecorder

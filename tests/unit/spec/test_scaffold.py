@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro_matrix import cli
+from repro_matrix import cli, options
 from repro_matrix.errors import IndexUnavailable, UsageError
 from repro_matrix.model import DistFile, Release
 from repro_matrix.spec import config, scaffold
@@ -316,7 +316,7 @@ def test_cli_new_writes_the_learned_import_and_prints_where_it_came_from(
 
 
 def test_usage_names_the_console_script() -> None:
-    assert cli.build_parser().format_usage().startswith("usage: repro-matrix ")
+    assert options.build_parser().format_usage().startswith("usage: repro-matrix ")
 
 
 @pytest.mark.parametrize(("version", "message"), [
