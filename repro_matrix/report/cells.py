@@ -20,6 +20,7 @@ from repro_matrix.report.vocabulary import (
     plain,
     plural,
     pythons_words,
+    run_words,
 )
 from repro_matrix.verdict import causes
 from repro_matrix.verdict.derive import Verdict
@@ -120,18 +121,6 @@ def rerun_command(record: CellRecord, meta: CaseMeta) -> str | None:
 def _mount(target: str, source: str) -> str:
     """A read-only bind mount for inside double quotes (``source`` is already escaped)."""
     return _double_quoted(f"type=bind,target={target},readonly,source=") + source
-
-
-def run_words(meta: CaseMeta, records: Sequence[CellRecord] = ()) -> str:
-    """When the run finished, or that it has not (cells.json is rewritten as cells finish).
-    A run that kept cells from earlier runs says so: its wall time is not the matrix's."""
-    if not meta.finished_at:
-        return f"run not finished (started {meta.started_at or '?'}): partial results"
-    kept = sum(1 for r in records if r.finished_at and r.finished_at < meta.started_at)
-    if not kept:
-        return f"run finished {meta.finished_at} in {meta.wall_time_s:.0f} s"
-    return (f"last run finished {meta.finished_at} in {meta.wall_time_s:.0f} s, keeping "
-            f"{kept} of the {plural(len(records), 'cell')} unchanged from earlier runs")
 
 
 def facts_line(meta: CaseMeta, records: Sequence[CellRecord]) -> str:

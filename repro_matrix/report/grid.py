@@ -12,8 +12,7 @@ from packaging.version import Version
 
 from repro_matrix import pythons as py
 from repro_matrix.model import CaseMeta, CellRecord, Status
-from repro_matrix.report.cells import run_words
-from repro_matrix.report.vocabulary import look, plural
+from repro_matrix.report.vocabulary import look, plural, run_words
 from repro_matrix.verdict import causes
 from repro_matrix.verdict.grid import (
     UNDECIDED,
@@ -227,7 +226,7 @@ def facts(meta: CaseMeta, records: Sequence[CellRecord]) -> str:
     ran = f"{len(records)} run" + (f" (bisect on {meta.axis_package})" if meta.bisect else "")
     return (f"Package `{meta.package}` × `{meta.axis_package}`: {plural(versions, 'release')} × "
             f"{plural(axis, f'{meta.axis_package} release')} × {plural(pythons, 'Python')} = "
-            f"{plural(planned, 'cell')} planned; {ran}; {run_words(meta)}.")
+            f"{plural(planned, 'cell')} planned; {ran}; {run_words(meta, records)}.")
 
 
 # A grid's answers, counted first: the pair works, broke, or is excluded by its declarations.

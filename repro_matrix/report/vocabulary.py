@@ -347,3 +347,15 @@ def claimed_range_text(rng: ClaimRange) -> str:
 def ranges_words(claim: Claim) -> str:
     """The claim in words, for the summary sentence."""
     return "affected " + " ∪ ".join(claimed_range_text(r) for r in claim.ranges)
+
+
+def run_words(meta: CaseMeta, records: Sequence[CellRecord] = ()) -> str:
+    """When the run finished, or that it has not (cells.json is rewritten as cells finish).
+    A run that kept cells from earlier runs says so: its wall time is not the matrix's."""
+    if not meta.finished_at:
+        return f"run not finished (started {meta.started_at or '?'}): partial results"
+    kept = sum(1 for r in records if r.finished_at and r.finished_at < meta.started_at)
+    if not kept:
+        return f"run finished {meta.finished_at} in {meta.wall_time_s:.0f} s"
+    return (f"last run finished {meta.finished_at} in {meta.wall_time_s:.0f} s, keeping "
+            f"{kept} of the {plural(len(records), 'cell')} unchanged from earlier runs")

@@ -16,7 +16,7 @@ import tabulate
 
 from repro_matrix import store
 from repro_matrix.model import Attempt, CaseMeta, CellRecord, Claim, Status
-from repro_matrix.report import cells, markdown, svg, vocabulary
+from repro_matrix.report import markdown, svg, vocabulary
 from repro_matrix.report.cells import boundary_cells, facts_line, folded_note, rerun_command
 from repro_matrix.verdict.derive import CaseResult, Observation, Verdict, derive
 from tests import factories
@@ -413,7 +413,7 @@ def test_run_words_say_when_the_last_run_kept_cells_from_earlier_runs() -> None:
                     wall_time_s=1.2)
     fresh = replace(record("3.9", "1.0.0", R), finished_at="2024-01-02T03:00:01Z")
     kept = replace(record("3.9", "1.1.0", R), finished_at="2024-01-01T10:00:00Z")
-    assert cells.run_words(meta, [fresh]) == "run finished 2024-01-02T03:00:01Z in 1 s"
-    assert cells.run_words(meta, [fresh, kept]) == (
+    assert vocabulary.run_words(meta, [fresh]) == "run finished 2024-01-02T03:00:01Z in 1 s"
+    assert vocabulary.run_words(meta, [fresh, kept]) == (
         "last run finished 2024-01-02T03:00:01Z in 1 s, keeping 1 of the 2 cells unchanged "
         "from earlier runs")
