@@ -14,9 +14,10 @@ finishes, with its own provenance: commit, date, machine, load):
   bisect      the harness's --bisect mode, --repeats times, checked against the full run.
   cold-pair   the same two cold, once: every harness image removed and an empty --cache-dir
               for the harness; a fresh uv cache and fresh venvs for the baseline.
-  cold-full   the harness on the selection from nothing, once: every harness image removed, an
-              empty --cache-dir and an empty uv cache. Kept: the host's pyenv interpreters
-              (copied into the local bases), the OS package cache (debootstrap's .debs) and uv.
+  cold-full   `nox -s matrix` from a fresh clone of HEAD, once: every harness image removed,
+              empty harness and uv caches (an empty XDG_CACHE_HOME), nox's venv made in the
+              timed run. Kept: the host's pyenv interpreters (copied into the local bases),
+              the OS package cache (debootstrap's .debs), nox and uv themselves.
 --cold adds cold-pair and cold-full to the default parts (warm, floor, baseline, bisect). The
 cold parts remove every harness image from the engine: run them on a machine nobody shares.
 Harness selection options (--case, --python, --versions) apply to every part.
@@ -166,14 +167,19 @@ class HarnessRun:
 
 def harness_run(options: argparse.Namespace, results: Path, *extra: str,
                 matrix: Path | None = None, env: Mapping[str, str] | None = None,
-                selection: bool = True, checkout: Path = REPO) -> HarnessRun:
+                selection: bool = True, checkout: Path = REPO,
+                via_nox: bool = False) -> HarnessRun:
     """One `python -m repro_matrix run` (quiet), end to end: wall seconds, CPU seconds of the
     harness process (with its subprocesses), the engine's daemons, the containers and the whole
     machine, and the harness's own peak RSS (wait4). A failing harness stops the bench. The
-    harness is ``checkout``'s (`python -m` puts the folder it starts in first on the path)."""
-    command = [sys.executable, "-m", "repro_matrix", "run", "--quiet", "--jobs",
-               str(options.jobs), "--matrix", str(matrix or options.matrix), "--results",
-               str(results), *(options.selection if selection else ()), *extra]
+    harness is ``checkout``'s (`python -m` puts the folder it starts in first on the path).
+    ``via_nox``: `nox -s matrix -- …` in ``checkout``, as a user runs it (its venv made
+    first, inside the timed window; the peak RSS is then the largest process of the tree)."""
+    arguments = ["--quiet", "--jobs", str(options.jobs), "--matrix",
+                 str(matrix or options.matrix), "--results", str(results),
+                 *(options.selection if selection else ()), *extra]
+    command = (["nox", "-s", "matrix", "--", *arguments] if via_nox
+               else [sys.executable, "-m", "repro_matrix", "run", *arguments])
     before = Readings(options.engine_pid, containers=_containers_cpu(options.cgroup_parent))
     started = time.monotonic()
     child = subprocess.Popen(command, cwd=checkout, env={**os.environ, **(env or {})})
@@ -517,18 +523,29 @@ class Bench:
             "disagreements": figures.disagreements(harness, self.classified(outcomes))})
 
     def cold_full(self) -> None:
+        """`nox -s matrix` from a fresh clone of HEAD, as a new user runs it, once: every
+        harness image removed, and an empty XDG cache folder (the harness's cache, uv's cache
+        and the wheels nox's venv is made from). It writes the clone's own results/."""
         opts = self.options
+        clone = self.work / "clone"
+        shutil.rmtree(clone, ignore_errors=True)
+        subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
+                       check=True)
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", _git("rev-parse", "HEAD")],
+                       check=True)
         started = provenance(opts)
         _drop_harness_images()
-        cold = self.work / "cold"
-        with tempfile.TemporaryDirectory(dir=self.work, prefix="cold-cache-") as cache:
-            args, env = _cold_env(Path(cache))
-            run = harness_run(opts, cold, "--replace", *args, env=env)
+        with tempfile.TemporaryDirectory(dir=self.work, prefix="cold-xdg-") as xdg:
+            matrix = (clone / opts.matrix.relative_to(REPO)
+                      if opts.matrix.is_relative_to(REPO) else opts.matrix)
+            run = harness_run(opts, clone / "results", matrix=matrix, env={
+                "XDG_CACHE_HOME": xdg, "UV_CACHE_DIR": f"{xdg}/uv",
+                "REPRO_MATRIX_CACHE": f"{xdg}/repro-matrix"}, checkout=clone, via_nox=True)
         measure = timed_measure(
-            "harness cold, the whole selection, once (every harness image removed, empty "
-            "--cache-dir and uv cache; kept: the host's pyenv interpreters and the OS "
-            "package cache)", [run], opts, started)
-        statuses = {r.cell.id: r.status.value for r in records_of(cold)}
+            "`nox -s matrix` from a fresh clone, the whole selection, once (every harness "
+            "image removed, empty harness and uv caches, nox's venv made in the run; kept: the "
+            "host's pyenv interpreters and the OS package cache)", [run], opts, started)
+        statuses = {r.cell.id: r.status.value for r in records_of(run.results)}
         if list(self.full.glob("*/cells.json")):
             warm = {r.cell.id: r.status.value for r in records_of(self.full)}
             measure["statuses_vs_warm"] = figures.status_changes(warm, statuses)
