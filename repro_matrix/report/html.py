@@ -343,8 +343,9 @@ def render_case(case_id: str, stored_meta: Mapping[str, Any], records: Sequence[
           for line in [facts_line(meta, records).replace("`", ""), *evidence, *differs]),
         '<div class="layout">',
         matrix_table(records, meta.release_dates, boundaries),
-        '<aside class="panel" aria-live="polite"><p class="hint">Click a cell (or focus it and '
-        "press Enter) to see its evidence. Hover for a summary.</p></aside>",
+        '<aside class="panel" aria-live="polite"><p class="hint">Rows are releases in PEP 440 '
+        "order, columns Pythons. Click a cell (or focus it and press Enter) to see its "
+        "evidence. Hover for a summary.</p></aside>",
         "</div>",
         f'<p class="folded">{escape(folded)}</p>' if folded else "",
         _legend(records),
@@ -469,7 +470,7 @@ def render(cases: Sequence[CaseResult],
         "</head><body>",
         "<header><h1>repro-matrix report</h1>",
         '<p class="hint">Generated from the stored cell results; every verdict is computed '
-        "from them. Rows are releases in PEP 440 order, columns Pythons.</p>",
+        "from them.</p>",  # each case says what its rows and columns are (a grid's differ)
         f"<nav>{nav}</nav></header>",
         "<main>", *sections, "</main>",
         f'<script type="application/json" id="{DATA_ID}">{script_json({"cells": cells})}'

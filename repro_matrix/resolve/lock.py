@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import shutil
+import sys
 import sysconfig
 import threading
 from collections.abc import Callable, Sequence
@@ -291,20 +292,36 @@ class Resolver:
     def _compile(self, requirements: list[str], python: str, cutoff: str,
                  host_build_tools: bool, pinned: tuple[tuple[str, str], ...] = (),
                  ) -> dict[str, tuple[str, set[str]]]:
-        command = [
-            self.uv, "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
-            "--python-version", python,
-            "--python-platform", f"{platform.machine()}-manylinux_2_{_GLIBC_FLOOR}",
-            "--exclude-newer", cutoff,
-            "--index-url", self.index.index_url,
-        ]
-        command += exclude_newer_package_options(pinned, host_build_tools)
+        command = compile_command(self.uv, python, cutoff, self.index.index_url, pinned,
+                                  host_build_tools)
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
         # cpu.run: uv's CPU seconds count towards the stage clock's "resolve".
         proc = cpu.run(command, input="\n".join(requirements) + "\n", env=env, timeout=600)
         if proc.returncode != 0:
             raise _Unresolvable(_tail(proc.stderr))
         return parse_compiled(proc.stdout)
+
+
+def compile_command(uv: str, python: str, cutoff: str, index_url: str,
+                    pinned: Sequence[tuple[str, str]], host_build_tools: bool,
+                    build_python: str = sys.executable) -> list[str]:
+    """The ``uv pip compile`` of one lock (requirements on stdin).
+
+    ``--python`` names the interpreter that builds old sdists' metadata on the host: this
+    process's own, which is the one uv falls back to under nox anyway (the active venv). Left
+    to discovery, uv first looks for a pythonX.Y of the *target* version on PATH for every
+    lock, and a miss is not cached: behind pyenv's shims each lookup is a shell script that
+    fails, which cost ~0.5 CPU-seconds per lock, eight times the resolution itself.
+    """
+    return [
+        uv, "pip", "compile", "-", "--quiet", "--no-header", "--generate-hashes",
+        "--python", build_python,
+        "--python-version", python,
+        "--python-platform", f"{platform.machine()}-manylinux_2_{_GLIBC_FLOOR}",
+        "--exclude-newer", cutoff,
+        "--index-url", index_url,
+        *exclude_newer_package_options(pinned, host_build_tools),
+    ]
 
 
 def exclude_newer_package_options(pinned: Sequence[tuple[str, str]],

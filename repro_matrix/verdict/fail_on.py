@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_matrix import store
+from repro_matrix.model import CellRecord, Status
 from repro_matrix.verdict.derive import CaseResult
 
 FAIL_ON = ("refuted", "reproduced", "changed")
@@ -38,6 +39,19 @@ def _comparable(verdict: Any) -> Any:
     return verdict
 
 
+def _affected_lines(case_id: str, records: Sequence[CellRecord]) -> list[str]:
+    """The decisive "yes" cells in the case's own words: a bug reproduced, or (a compatibility
+    case, whose "yes" is a broken pair) pairs that broke."""
+    lines = []
+    for status, words in ((Status.REPRODUCED, ("cell", "reproduced the bug")),
+                          (Status.BROKEN, ("pair", "broke (compatibility)"))):
+        count = sum(1 for r in records if r.status is status)
+        if count:
+            noun, verb = words
+            lines.append(f"{case_id}: {count} {noun}{'s' if count != 1 else ''} {verb}")
+    return lines
+
+
 def met(conditions: Sequence[str], cases: Sequence[CaseResult],
         before: Mapping[str, Any]) -> list[str]:
     """One line per condition a case meets: its claim refuted, a cell reproduced, or its
@@ -46,10 +60,8 @@ def met(conditions: Sequence[str], cases: Sequence[CaseResult],
     for case_id, _, records, verdict in cases:
         if "refuted" in conditions and verdict.claim.holds is False:
             lines.append(f"{case_id}: the claim does not hold")
-        reproduced = sum(1 for r in records if r.status.affected)
-        if "reproduced" in conditions and reproduced:
-            lines.append(f"{case_id}: {reproduced} cell{'s' if reproduced != 1 else ''} "
-                         "reproduced the bug")
+        if "reproduced" in conditions:
+            lines += _affected_lines(case_id, records)
         if "changed" in conditions:
             now = _comparable(json.loads(json.dumps(store.verdict_to_json(verdict))))
             if before.get(case_id) != now:

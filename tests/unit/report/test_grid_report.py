@@ -212,6 +212,9 @@ def test_a_render_writes_the_grid_everywhere_and_no_osv_record(tmp_path: Path) -
     info = data["cells"]["pair/py3.11/1.1/lib==0.9"]
     assert info["version"] == "app 1.1 · lib 0.9"
     assert "stands for 4 cells" in info["status"]
+    # Only a case without an axis has Pythons for columns; the page-wide hint says neither.
+    assert "columns Pythons" not in page
+    assert "columns lib releases" in page
 
 
 def test_refusals_for_one_declared_requirement_group_together_whatever_the_pins() -> None:

@@ -175,3 +175,8 @@ def test_panel_leads_with_the_error_line_and_a_passing_cell_has_none() -> None:
     assert uninstallable["error"] == uninstallable["reason"]  # no output: the reason leads
     assert "none" not in str(html.cell_data(record("3.11", "1.2", CI), meta, ())
                              ["exit_code"])
+
+
+def test_a_case_without_an_axis_says_its_columns_are_pythons() -> None:
+    section = page().split('<section class="case"', 1)[1]
+    assert "columns Pythons" in section

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from repro_matrix.resolve.lock import (
     ResolveFailure,
     Resolver,
     choose_file,
+    compile_command,
     era_cutoffs,
     exclude_newer_package_options,
     package_cutoffs,
@@ -250,6 +252,17 @@ def test_uv_gets_one_option_per_package_cutoff_and_today_for_host_tools() -> Non
     assert options[:2] == ["--exclude-newer-package", "dep=2023-10-26T00:00:00Z"]
     assert [o.split("=")[0] for o in options[3::2]] == ["setuptools", "wheel"]
     assert exclude_newer_package_options([], False) == []
+
+
+def test_the_build_interpreter_is_named_so_uv_never_searches_for_the_target_python() -> None:
+    command = compile_command("uv", "3.9", "2021-06-01T00:00:00Z", "https://index.invalid/simple",
+                              [("dep", "2023-10-26T00:00:00Z")], True)
+    assert command[command.index("--python") + 1] == sys.executable
+    assert command[command.index("--python-version") + 1] == "3.9"  # the target, apart
+    assert command[command.index("--exclude-newer") + 1] == "2021-06-01T00:00:00Z"
+    assert command[-6:-4] == ["--exclude-newer-package", "dep=2023-10-26T00:00:00Z"]
+    assert compile_command("uv", "3.9", "x", "i", [], False, build_python="/py")[7:9] == [
+        "--python", "/py"]
 
 
 class _Index:

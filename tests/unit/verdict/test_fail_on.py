@@ -113,3 +113,13 @@ def test_run_on_engines_merges_then_summarizes_and_fails_on(
     err = capsys.readouterr().err
     assert "claim check: The claim \"first fixed in 1.2\" holds." in err
     assert "demo: 1 cell reproduced the bug" in err
+
+
+def test_fail_on_reproduced_names_broken_pairs_as_pairs_not_as_a_bug() -> None:
+    from repro_matrix.verdict.fail_on import _affected_lines
+
+    bug = [record("3.11", v, Status.REPRODUCED) for v in ("1.0", "1.1")]
+    pairs = [record("3.11", "2.0", Status.BROKEN), record("3.11", "2.1", Status.WORKS)]
+    assert _affected_lines("bug", bug) == ["bug: 2 cells reproduced the bug"]
+    assert _affected_lines("grid", pairs) == ["grid: 1 pair broke (compatibility)"]
+    assert _affected_lines("none", pairs[1:]) == []
