@@ -529,9 +529,8 @@ class Bench:
         opts = self.options
         clone = self.work / "clone"
         shutil.rmtree(clone, ignore_errors=True)
+        # A clone checks out the branch's HEAD: the commit provenance() records.
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
-                       check=True)
-        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", _git("rev-parse", "HEAD")],
                        check=True)
         started = provenance(opts)
         _drop_harness_images()
