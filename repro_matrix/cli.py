@@ -102,9 +102,6 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs: must be at least 1")
     if args.quiet and args.verbose:
         raise UsageError("--quiet and --verbose: choose one")
-    if args.shard and args.bisect:
-        raise UsageError("--shard and --bisect: a bisection needs every version of a Python; "
-                         "choose one")
     shard = parse_shard(args.shard) if args.shard else None
     conditions = _conditions(args)
     if args.replace and (args.shard or args.engines):
@@ -116,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
     matrix = config.load(args.matrix)
     selection = _selection(args)
     _check_selection(matrix, selection)
+    if args.shard:
+        _check_no_bisection(matrix, selection, args.bisect, "--shard")
     read_repros(plan.select_cases(matrix.cases, selection.case_ids))  # a syntax error: exit 2
     options = RunOptions(results=args.results, cache_dir=args.cache_dir or default_cache_dir(),
                          jobs=args.jobs, provider=args.provider, rerun=args.rerun,
@@ -158,6 +157,20 @@ def _check_selection(matrix: MatrixConfig, selection: plan.Selection) -> None:
                                  "option out")
 
 
+def _check_no_bisection(matrix: MatrixConfig, selection: plan.Selection,
+                        requested: bool | None, option: str) -> None:
+    """A shard holds a slice of a case's cells; a bisection needs all of a Python's."""
+    bisected = [case.id for case in plan.select_cases(matrix.cases, selection.case_ids)
+                if plan.bisects(case, requested)]
+    if requested:
+        raise UsageError(f"{option} and --bisect: a bisection needs every version of a "
+                         "Python; choose one")
+    if bisected:
+        raise UsageError(f"{option}: case {', '.join(bisected)} bisects (`bisect: true` in the "
+                         "matrix file), and a bisection needs every version of a Python",
+                         "add --no-bisect to run its every cell, or leave it out with --case")
+
+
 def _run_on_engines(args: argparse.Namespace) -> int:
     from repro_matrix.containers.cache import default_cache_dir
     from repro_matrix.report.render import render_results
@@ -165,8 +178,9 @@ def _run_on_engines(args: argparse.Namespace) -> int:
     from repro_matrix.run.fanout import parse_engines, run_on_engines
     from repro_matrix.run.shard import merge_results
 
-    if args.shard or args.bisect:
-        raise UsageError("--engines shards the run itself; drop --shard/--bisect")
+    if args.shard:
+        raise UsageError("--engines shards the run itself; drop --shard")
+    _check_no_bisection(config.load(args.matrix), _selection(args), args.bisect, "--engines")
     from repro_matrix.verdict.fail_on import stored_verdicts
 
     conditions = _conditions(args)
@@ -327,8 +341,10 @@ def _plan(args: argparse.Namespace) -> int:
     for cp in case_plans:
         axis = (f" × {len(cp.axis_versions)} {cp.case.axis.package} releases"
                 if cp.case.axis is not None else "")
+        bisected = (" (bisect: true, so a run bisects them and runs only the cells its "
+                    "search needs)" if cp.case.bisect else "")
         print(f"{cp.case.id}: {len(cp.versions)} versions{axis} × {len(cp.pythons)} Pythons = "
-              f"{len(cp.cells)} cells")
+              f"{len(cp.cells)} cells{bisected}")
         print(f"  Pythons: {', '.join(cp.pythons)}")
         print(f"  versions: {', '.join(cp.versions)}")
         if cp.case.axis is not None:

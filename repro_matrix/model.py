@@ -213,6 +213,9 @@ class Case:
     axis: Axis | None = None
     # Compatibility mode may leave the repro out: the image's import check alone decides.
     has_repro: bool = True
+    # Run only the cells a boundary search needs, unless the command line says otherwise
+    # (--bisect / --no-bisect): a large grid's default run.
+    bisect: bool = False
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one line per finished cell even on a terminal")
     run.add_argument("--engines", help="spread the run over these Docker engines (comma-"
                      "separated endpoints or context names): shard i runs on engine i")
-    run.add_argument("--bisect", action="store_true",
+    run.add_argument("--bisect", action=argparse.BooleanOptionalAction, default=None,
                      help="per Python, run only the cells needed to find where the bug starts "
-                          "and stops (logarithmic), then confirm the boundaries")
+                          "and stops (logarithmic), then confirm the boundaries; --no-bisect "
+                          "runs every cell (default: bisect the cases whose matrix entry says "
+                          "`bisect: true`)")
     run.add_argument("--shard", help="run only shard K of N (K/N): a deterministic slice "
                      "balanced by expected cost; cells that share an image stay together")
     _options(run, "cost_from")

@@ -148,10 +148,11 @@ class MatrixRun:
         self.clock = timing.StageClock()
         self._prefetch = LockPrefetch(self.resolver, self.clock)
 
-    def run(self, selection: plan.Selection, bisect: bool = False,
+    def run(self, selection: plan.Selection, bisect: bool | None = None,
             shard: ShardSpec | None = None) -> list[tuple[str, Verdict]]:
-        """Run every planned cell (of one shard), or in ``bisect`` mode only those a boundary
-        search needs."""
+        """Run every planned cell (of one shard), or in bisect mode only those a boundary
+        search needs: every case with ``bisect`` True, none with False, and with None the
+        cases whose matrix entry says so."""
         started = time.monotonic()
         full_plans, releases = make_plan(self.config, selection, self.index)
         case_plans = full_plans
@@ -166,17 +167,19 @@ class MatrixRun:
         builder = Builder(eng, self.resolver.wheelhouse, self.options.cache_dir,
                           retry_failures=self.options.rerun)
         builder.list_present()
-        if not bisect:  # a bisection needs a few cells, not every lock
-            self._resolve_ahead(case_plans, releases)
+        bisected = frozenset(cp.case.id for cp in case_plans if plan.bisects(cp.case, bisect))
+        # A bisection needs a few cells, not every lock.
+        self._resolve_ahead([cp for cp in case_plans if cp.case.id not in bisected], releases)
         try:
-            return self._run_cells(eng, builder, case_plans, releases, repros, bisect, started)
+            return self._run_cells(eng, builder, case_plans, releases, repros, bisected,
+                                   started)
         finally:
             self._prefetch.stop()
             eng.close()
 
     def _run_cells(self, eng: engine.ContainerEngine, builder: Builder,
                    case_plans: Sequence[plan.CasePlan], releases: Mapping[str, list[Release]],
-                   repros: Mapping[str, Mapping[str, bytes]], bisect: bool,
+                   repros: Mapping[str, Mapping[str, bytes]], bisected: frozenset[str],
                    started: float) -> list[tuple[str, Verdict]]:
         base_images = self._bases(eng, sorted({p for cp in case_plans for p in cp.pythons},
                                                key=pythons.sort_key))
@@ -190,17 +193,23 @@ class MatrixRun:
             self._say(f"--rerun: cells whose build failed before are built again (the cache "
                       f"remembers {builder.remembered_failures()} build failure(s))")
         context = RunContext(eng, builder, base_images)
-        tasks: list[tuple[str, Callable[[], None]]]  # (its Python, the task)
-        if bisect:
-            tasks = [(python, partial(self._bisect_task, context, recorder, python))
-                     for recorder in recorders for python in recorder.plan.pythons]
-            self._say(f"bisecting {len(tasks)} (case, Python) pairs with {self.options.jobs} "
-                      "job(s)")
-        else:
-            tasks = [(cell.python, partial(self._cell_task, context, recorder, cell))
-                     for recorder in recorders for cell in recorder.plan.cells]
-            self.progress.total = len(tasks)
-            self._say(f"running {len(tasks)} cells with {self.options.jobs} job(s)")
+        # (its Python, the task): a bisection per (case, Python), else a task per cell.
+        searches: list[tuple[str, Callable[[], None]]] = [
+            (python, partial(self._bisect_task, context, recorder, python))
+            for recorder in recorders if recorder.plan.case.id in bisected
+            for python in recorder.plan.pythons]
+        cells: list[tuple[str, Callable[[], None]]] = [
+            (cell.python, partial(self._cell_task, context, recorder, cell))
+            for recorder in recorders if recorder.plan.case.id not in bisected
+            for cell in recorder.plan.cells]
+        if cells:
+            if not searches:  # a bisection's cell count is known only as it goes
+                self.progress.total = len(cells)
+            self._say(f"running {len(cells)} cells with {self.options.jobs} job(s)")
+        if searches:
+            self._say(f"bisecting {len(searches)} (case, Python) pairs "
+                      f"({', '.join(sorted(bisected))}) with {self.options.jobs} job(s)")
+        tasks = [*searches, *cells]  # the searches first: each runs its probes in sequence
         try:
             self._run_as_bases_ready(tasks, base_images)
         except BaseException:

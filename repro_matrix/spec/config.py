@@ -45,7 +45,7 @@ CASE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TOP_KEYS = ("cases", "base_images", "era", "python_release_dates")
 _CASE_KEYS = (
     "id", "package", "import", "description", "versions", "pythons", "repro", "outcome", "claim",
-    "limits", "command", "env", "requirements", "axis",
+    "limits", "command", "env", "requirements", "axis", "bisect",
 )
 _AXIS_KEYS = ("package", "versions", "import")
 _VERSIONS_KEYS = ("spec", "include_prereleases", "include_yanked")
@@ -246,6 +246,7 @@ def _case(reader: _Reader, value: Any, key: str, root: Path,
         folder=folder,
         axis=axis,
         has_repro=has_repro,
+        bisect=reader.optional(data, "bisect", key, reader.boolean, False),
     )
 
 

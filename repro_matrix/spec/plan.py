@@ -48,6 +48,12 @@ def select_cases(cases: Sequence[Case], case_ids: Iterable[str]) -> tuple[Case, 
     return tuple(case for case in cases if not wanted or case.id in wanted)
 
 
+def bisects(case: Case, requested: bool | None) -> bool:
+    """Whether ``case`` runs in bisect mode: as --bisect / --no-bisect say, else as its matrix
+    entry does (``bisect: true``)."""
+    return case.bisect if requested is None else requested
+
+
 def select_pythons(case: Case, requested: Sequence[str]) -> tuple[str, ...]:
     if not requested:
         return case.pythons

@@ -127,6 +127,11 @@ def matrix_with(folder: Path, name: str, **changes: Any) -> str:
     ({}, ["--axis-versions", ">>1"], "--axis-versions: '>>1' is neither a specifier nor a list"),
     ({}, ["--case", "demo", "--axis-versions", "1.0"], "--axis-versions: case demo has no axis"),
     ({}, ["--quiet", "--verbose"], "--quiet and --verbose: choose one"),
+    ({"bisect": "yes"}, [], "cases[0].bisect: expected true or false, got str"),
+    ({}, ["--shard", "1/2", "--bisect"], "--shard and --bisect: a bisection needs every"),
+    ({"bisect": True}, ["--shard", "1/2"], "--shard: case demo bisects (`bisect: true` in the "
+                                           "matrix file)"),
+    ({"bisect": True}, ["--engines", "a,b"], "--engines: case demo bisects"),
 ])
 def test_bad_matrix_or_option_fails_before_the_engine(
         folder: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any],
@@ -165,6 +170,12 @@ def test_what_the_index_contradicts_names_file_key_or_option(
 def test_bisect_with_rerun_is_accepted() -> None:
     args = build_parser().parse_args(["run", "--bisect", "--rerun"])
     assert args.bisect and args.rerun
+
+
+def test_bisect_is_left_to_the_matrix_file_unless_the_command_line_says() -> None:
+    parse = build_parser().parse_args
+    assert [parse(["run", *flag]).bisect for flag in ([], ["--bisect"], ["--no-bisect"])] == [
+        None, True, False]
 
 
 @pytest.mark.parametrize("argv", [["run", "--engine", "a,b"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta, timezone
@@ -378,7 +379,7 @@ def axis_world(world: dict[str, Any]) -> dict[str, Any]:
 
 
 def _axis_run(world: dict[str, Any], selection: plan.Selection | None = None,
-              bisect: bool = False) -> list[tuple[str, Any]]:
+              bisect: bool | None = False) -> list[tuple[str, Any]]:
     options = RunOptions(results=world["tmp"] / "results", cache_dir=world["tmp"] / "cache",
                          jobs=2)
     run = MatrixRun(world["config"], options, Progress(io.StringIO()), index=AxisIndex(),
@@ -460,6 +461,21 @@ def test_without_a_repro_the_import_check_alone_decides(axis_world: dict[str, An
     assert "dep==2.0" in cells["demo/py3.11/2.0/dep==2.0"].reason
     assert cells["demo/py3.11/2.0/dep==3.0"].status is Status.WORKS  # the repro's failure
     assert cells["demo/py3.11/2.0/dep==1.0"].status is Status.DECLARED_INCOMPATIBLE
+
+
+def test_a_case_that_says_bisect_is_bisected_unless_the_run_says_no_bisect(
+        axis_world: dict[str, Any]) -> None:
+    axis_world["config"] = config.parse({"cases": [{**AXIS_CASE, "bisect": True}]},
+                                        axis_world["tmp"] / "matrix.yaml", digest="d")
+    _axis_run(axis_world, bisect=None)
+    meta, _ = store.read_cells(axis_world["tmp"] / "results" / "demo" / "cells.json")
+    assert "3.11" in meta["bisect"]  # searched, as the matrix file says
+    results = axis_world["tmp"] / "results"
+    shutil.rmtree(results)
+    _axis_run(axis_world, bisect=False)
+    meta, records = store.read_cells(results / "demo" / "cells.json")
+    assert "bisect" not in meta
+    assert len(records) == len(VERSIONS) * len(DEP_VERSIONS)  # every pair
 
 
 def test_bisect_searches_along_the_axis_row_by_row(axis_world: dict[str, Any]) -> None:
