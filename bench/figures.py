@@ -161,6 +161,36 @@ def status_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[
             if before.get(cell) != after.get(cell)]
 
 
+def status_comparison(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, Any]:
+    """Two runs' statuses cell by cell: how many cells both have, those of them whose status
+    differs ('cell: before -> after'), and the cells only one run has (a run that left cells
+    out, or ran others, is not "identical")."""
+    shared = before.keys() & after.keys()
+    return {"shared": len(shared),
+            "changed": [f"{cell}: {before[cell]} -> {after[cell]}" for cell in sorted(shared)
+                        if before[cell] != after[cell]],
+            "only_before": sorted(before.keys() - after.keys()),
+            "only_after": sorted(after.keys() - before.keys())}
+
+
+def describe_comparison(found: Mapping[str, Any] | Sequence[str], before: str) -> str:
+    """One line for ``status_comparison``'s result (a list: the earlier form, changes only)."""
+    if not isinstance(found, Mapping):
+        return "identical" if not found else f"{len(found)} differ: {'; '.join(found[:10])}"
+    changed, only_before, only_after = (found["changed"], found["only_before"],
+                                        found["only_after"])
+    line = (f"{'identical' if not changed else f'{len(changed)} differ'} on the "
+            f"{found['shared']} cells both have")
+    if changed:
+        line += f" ({'; '.join(changed[:10])})"
+    if only_before or only_after:
+        line += (f"; only in {before}: {len(only_before)} ({', '.join(only_before[:5])}); "
+                 f"only in this run: {len(only_after)} ({', '.join(only_after[:5])})")
+    else:
+        line += f"; no cell only in {before} or only in this run"
+    return line
+
+
 def cell_counts(records: Iterable[tuple[str, bool]]) -> dict[str, int]:
     """Planned cells, how many ran a repro in a container, and how many ended in each status,
     from (status, whether it ran) per cell: one way of counting for every measure."""
@@ -287,7 +317,8 @@ def _details(name: str, m: Mapping[str, Any]) -> list[str]:
         lines.append(f"- {note}")
     if "rss_mib" in m:
         rss = m["rss_mib"]
-        lines.append(f"- peak RSS of the harness process: {rss:.0f} MiB "
+        whose = m.get("rss_of", "the harness process")
+        lines.append(f"- peak RSS of {whose}: {rss:.0f} MiB "
                      f"(target < {RSS_TARGET_MIB:.0f} MiB: "
                      f"{'met' if rss < RSS_TARGET_MIB else 'NOT met'})")
     if name == "floor":
@@ -304,12 +335,12 @@ def _details(name: str, m: Mapping[str, Any]) -> list[str]:
         lines.append(f"- outcome disagreements with the harness: {len(rows)}")
         lines += [f"  - {r['cell']}: harness {r['harness']} ({r['harness_reason']}), baseline "
                   f"{r['baseline']} ({r['baseline_reason']})" for r in rows[:20]]
-    for key, words in (("statuses_vs_warm", "statuses against the warm run"),
-                       ("statuses_vs_committed", "statuses against the committed results")):
+    for key, words, before in (
+            ("statuses_vs_warm", "statuses against the warm run", "the warm run"),
+            ("statuses_vs_committed", "statuses against the committed results",
+             "the committed results")):
         if key in m:
-            changed = m[key]
-            lines.append(f"- {words}: " + ("identical" if not changed else
-                                           f"{len(changed)} differ: {'; '.join(changed[:10])}"))
+            lines.append(f"- {words}: {describe_comparison(m[key], before)}")
     if m.get("excluded"):
         lines.append("- left out: " + "; ".join(f"{n} cells: {why}"
                                                 for why, n in m["excluded"].items()))

@@ -105,6 +105,19 @@ def test_status_changes_and_cell_counts() -> None:
         "planned": 3, "repro_run": 2, "reproduced": 2, "cannot_install": 1}
 
 
+def test_a_status_comparison_keeps_cells_one_run_lacks_apart_from_changed_ones() -> None:
+    found = figures.status_comparison({"a": "x", "b": "y", "d": "x"},
+                                      {"a": "x", "b": "z", "c": "x"})
+    assert found == {"shared": 2, "changed": ["b: y -> z"], "only_before": ["d"],
+                     "only_after": ["c"]}
+    line = figures.describe_comparison(found, "the committed results")
+    assert line.startswith("1 differ on the 2 cells both have (b: y -> z)")
+    assert "only in the committed results: 1 (d); only in this run: 1 (c)" in line
+    same = figures.status_comparison({"a": "x"}, {"a": "x"})
+    assert figures.describe_comparison(same, "the warm run") == (
+        "identical on the 1 cells both have; no cell only in the warm run or only in this run")
+
+
 def test_meminfo_and_ratio() -> None:
     assert figures.meminfo_gib("MemTotal:       24590876 kB\nMemFree: 1 kB\n") == 23.5
     assert figures.meminfo_gib("") == 0.0
