@@ -15,8 +15,8 @@ finishes, with its own provenance: commit, date, machine, load):
   cold-pair   the same two cold, once: every harness image removed and an empty --cache-dir
               for the harness; a fresh uv cache and fresh venvs for the baseline.
   cold-full   `nox -s matrix` from a fresh clone of HEAD, once: every harness image removed,
-              empty harness and uv caches (an empty XDG_CACHE_HOME), nox's venv made in the
-              timed run. Kept: the host's pyenv interpreters (copied into the local bases),
+              its results/ emptied, empty harness and uv caches (an empty XDG_CACHE_HOME),
+              nox's venv made in the timed run. Kept: the host's pyenv interpreters (copied into the local bases),
               the OS package cache (debootstrap's .debs), nox and uv themselves.
 --cold adds cold-pair and cold-full to the default parts (warm, floor, baseline, bisect). The
 cold parts remove every harness image from the engine: run them on a machine nobody shares.
@@ -501,6 +501,9 @@ class Bench:
         folder = self.baseline_spec(chosen, interpreters, self.work / "baseline")
         harness = {r.cell.id: (r.status.value, r.reason) for r in chosen}
         same = self.work / "same-cells-cold"
+        # The run's own statuses only: merged into the committed records, a cell the run left
+        # out would keep its committed status and the comparison below could not tell.
+        shutil.rmtree(clone / "results")
         started = provenance(opts)
         _drop_harness_images()
         with tempfile.TemporaryDirectory(dir=self.work, prefix="cold-cache-") as cache:
@@ -525,7 +528,8 @@ class Bench:
     def cold_full(self) -> None:
         """`nox -s matrix` from a fresh clone of HEAD, as a new user runs it, once: every
         harness image removed, and an empty XDG cache folder (the harness's cache, uv's cache
-        and the wheels nox's venv is made from). It writes the clone's own results/."""
+        and the wheels nox's venv is made from). It writes the clone's own results/, emptied
+        first."""
         opts = self.options
         clone = self.work / "clone"
         shutil.rmtree(clone, ignore_errors=True)

@@ -37,6 +37,11 @@ class FakeEngine:
               labels: Mapping[str, str]) -> tuple[str | None, str]:
         raise AssertionError(f"unexpected: build({tag!r})")
 
+    def commit_run(self, image: str, command: list[str], into: str, files: Mapping[str, bytes],
+                   tag: str, labels: Mapping[str, str],
+                   changes: list[str]) -> tuple[str | None, str, int | None]:
+        raise AssertionError(f"unexpected: commit_run({tag!r})")
+
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], *, memory: str = sandbox.MEMORY,
             pids: int = sandbox.PIDS, tmpfs: str = sandbox.TMPFS,

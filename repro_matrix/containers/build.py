@@ -1,4 +1,4 @@
-"""Render cell Dockerfiles from images/ templates and build them; same inputs, same image."""
+"""Render cell recipes from images/ templates and build cell images; same inputs, same image."""
 
 from __future__ import annotations
 
@@ -23,16 +23,20 @@ from repro_matrix import atomic
 from repro_matrix.containers import sandbox
 from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.errors import EngineError, HarnessError
-from repro_matrix.model import BaseImage, BuildOutcome, Lock
+from repro_matrix.model import BaseImage, BuildOutcome, Lock, Pin
 
-TEMPLATE = "cell.Dockerfile.j2"
+TEMPLATE = "cell.Dockerfile.j2"  # the tools image every cell image is committed from
+INSTALL_TEMPLATE = "cell-install.sh.j2"  # what a cell's container runs before its commit
 REPOSITORY = "repro-matrix/cell"
+TOOLS_REPOSITORY = "repro-matrix/tools"
 UV_FROM = (3, 8)  # the oldest Python uv installs into; older ones keep the era's pip
 UV_IN_IMAGE = "/opt/repro-matrix/bin/uv"  # where the installer base puts uv
-# What the install step prints when the installed package does not import (images/ template).
+# What the install script prints when the installed package does not import (images/).
 IMPORT_FAILED = "repro-matrix: the installed package does not import"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FAILED_STEP = re.compile(r"The command '/bin/sh -c (.*?)' returned a non-zero code", re.S)
+# A committed cell image runs what a run asks for; by default, the venv's Python.
+_CELL_CHANGES = ['CMD ["python"]']
 
 
 def image_file(name: str) -> str:
@@ -42,15 +46,15 @@ def image_file(name: str) -> str:
 
 
 def template_source() -> str:
-    """The cell Dockerfile template."""
+    """The tools image's Dockerfile template."""
     return image_file(TEMPLATE)
 
 
 @functools.cache
-def _template() -> jinja2.Template:
-    """The cell template, compiled once per process (a rerun renders it for every cell)."""
+def _template(name: str) -> jinja2.Template:
+    """A template of images/, compiled once per process (a rerun renders it for every cell)."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    return env.from_string(template_source())
+    return env.from_string(image_file(name))
 
 
 def uv_can_install(python: str, lock: Lock) -> bool:
@@ -60,19 +64,29 @@ def uv_can_install(python: str, lock: Lock) -> bool:
             and all(pin.filename.endswith(".whl") for pin in (*lock.runtime, *lock.build)))
 
 
-def render_dockerfile(base: BaseImage, lock: Lock, import_name: str, cell_label: str,
-                      uv: str = "") -> str:
-    """The Dockerfile for one cell: pure, so golden tests can pin it. With ``uv`` (its path in
-    ``base``), uv installs the venv's tools and the lock instead of pip."""
-    pip = next(p for p in lock.build if p.name == "pip")
-    return _template().render(
-        uv=uv, base_reference=base.reference, interpreter=base.interpreter, pip_wheel=pip.filename,
-        import_name=import_name, import_failed=IMPORT_FAILED, cell_label=cell_label,
-        venv=sandbox.VENV,
-        venv_python=sandbox.VENV_PYTHON, no_cache_dir=no_cache_dir(pip.version),
+def render_dockerfile(base: BaseImage, lock: Lock, uv: str = "") -> str:
+    """The Dockerfile of a cell's tools image (``base``, a venv, the lock's build tools): pure,
+    so golden tests can pin it. With ``uv`` (its path in ``base``), uv installs the tools."""
+    pip = _pip(lock)
+    return _template(TEMPLATE).render(
+        uv=uv, base_reference=base.reference, interpreter=base.interpreter,
+        pip_wheel=pip.filename, venv=sandbox.VENV, venv_python=sandbox.VENV_PYTHON,
+        no_cache_dir=no_cache_dir(pip.version))
+
+
+def render_install(lock: Lock, import_name: str, cell_label: str, uv: str = "") -> str:
+    """The script that installs a cell's lock in a container of its tools image and checks the
+    import: pure, so golden tests can pin it. With ``uv``, uv installs the lock, not pip."""
+    return _template(INSTALL_TEMPLATE).render(
+        uv=uv, import_name=import_name, import_failed=IMPORT_FAILED, cell_label=cell_label,
+        venv_python=sandbox.VENV_PYTHON,
         # pip before 10 has no build isolation, and no option to turn it off.
-        no_build_isolation="--no-build-isolation " if Version(pip.version) >= Version("10")
+        no_build_isolation="--no-build-isolation " if Version(_pip(lock).version) >= Version("10")
         else "")
+
+
+def _pip(lock: Lock) -> Pin:
+    return next(p for p in lock.build if p.name == "pip")
 
 
 def no_cache_dir(pip_version: str) -> str:
@@ -81,25 +95,24 @@ def no_cache_dir(pip_version: str) -> str:
     return "0" if Version(pip_version) < Version("19") else "1"
 
 
-def image_tag(dockerfile: str, lock: Lock, base: BaseImage) -> str:
-    """A content address: same base image, Dockerfile and files give the same tag."""
+def image_tag(recipe: str, lock: Lock, base: BaseImage, repository: str = REPOSITORY) -> str:
+    """A content address: same base image, recipe (Dockerfile, install script) and files give
+    the same tag."""
     digest = hashlib.sha256()
-    for part in (base.image_id, dockerfile, lock.requirement_lines(lock.build),
+    for part in (base.image_id, recipe, lock.requirement_lines(lock.build),
                  lock.requirement_lines(lock.runtime)):
         digest.update(part.encode())
         digest.update(b"\0")
-    return f"{REPOSITORY}:{digest.hexdigest()[:20]}"
+    return f"{repository}:{digest.hexdigest()[:20]}"
 
 
 def failed_step(log: str) -> str:
-    """Which Dockerfile step broke: 'import' when the package did not import, else 'install'."""
+    """Which step broke: 'import' when the package did not import, else 'install'."""
     if any(line.strip() == IMPORT_FAILED for line in _ANSI.sub("", log).splitlines()):
-        return "import"  # printed on a line of its own (the command only quotes it)
+        return "import"  # printed on a line of its own (the script only quotes it)
     match = _FAILED_STEP.search(log)
     command = match.group(1) if match else ""
-    if IMPORT_FAILED in command:
-        return "install"  # the install step failed before its import check
-    # The template's earlier form: the import check a step of its own.
+    # A build log of the template's earlier forms: the import check a step of its own.
     return "import" if "-c \"import " in command or "-c 'import " in command else "install"
 
 
@@ -135,6 +148,9 @@ class Builder:
         self.uv = _uv_binary() if use_uv else None  # (path, "uv X.Y.Z"), or pip for every cell
         self._uv_mutex = threading.Lock()
         self._uv_bases: dict[str, BaseImage | None] = {}  # base image id → it with uv added
+        self._tools_mutex = threading.Lock()
+        self._tools_mutexes: dict[str, threading.Lock] = {}  # tools tag → its build's
+        self._tools: dict[str, tuple[str | None, str]] = {}  # tools tag → (image id, log)
 
     def list_present(self) -> None:
         """Ask the engine for every cell image now, in the background: one listing instead of
@@ -191,9 +207,10 @@ class Builder:
         with_uv = self._with_uv(base) if uv_can_install(base.python, lock) else None
         if with_uv is not None:
             base = with_uv
-        dockerfile = render_dockerfile(base, lock, import_name, cell_label,
-                                       uv=UV_IN_IMAGE if with_uv else "")
-        tag = image_tag(dockerfile, lock, base)
+        uv = UV_IN_IMAGE if with_uv else ""
+        dockerfile = render_dockerfile(base, lock, uv=uv)
+        script = render_install(lock, import_name, cell_label, uv=uv)
+        tag = image_tag(dockerfile + script, lock, base)
         existing = self._present(tag)
         if existing:
             return BuildOutcome(ok=True, image_ref=tag, image_id=existing, log_excerpt="")
@@ -202,9 +219,8 @@ class Builder:
         if remembered is not None:
             return remembered
         case_id = cell_label.split("/")[0]
-        outcome = self._build(dockerfile, lock, tag, {f"{LABEL}.kind": "cell",
-                                                      f"{LABEL}.case": case_id,
-                                                      f"{LABEL}.cell": cell_label})
+        outcome = self._build(base, dockerfile, script, lock, tag, {
+            f"{LABEL}.kind": "cell", f"{LABEL}.case": case_id, f"{LABEL}.cell": cell_label})
         if not outcome.ok and not outcome.interrupted:
             atomic.write_atomic(failure, json.dumps({"format": FAILURE_FORMAT,
                                                     **outcome.__dict__}))
@@ -212,24 +228,53 @@ class Builder:
             failure.unlink(missing_ok=True)  # retried and built: forget the failure
         return outcome
 
-    def _build(self, dockerfile: str, lock: Lock, tag: str,
+    def _build(self, base: BaseImage, dockerfile: str, script: str, lock: Lock, tag: str,
                labels: dict[str, str]) -> BuildOutcome:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
-            context = Path(tmp)
-            (context / "Dockerfile").write_text(dockerfile)
-            for folder, pins, name in (("tools", lock.build, "build-requirements.txt"),
-                                       ("wheelhouse", lock.runtime, "requirements.txt")):
-                (context / folder).mkdir()
-                (context / folder / name).write_text(lock.requirement_lines(pins))
-                for pin in pins:
-                    _link(self.wheelhouse / pin.filename, context / folder / pin.filename)
-            image_id, log = self.engine.build(context, tag, labels=labels)
-        excerpt = _excerpt(log)
+        """The tools image (once per base and tools), then the lock installed in a container of
+        it, committed as ``tag``."""
+        tools, log = self._tools_image(base, dockerfile, lock)
+        if tools is None:
+            return BuildOutcome(ok=False, image_ref=tag, image_id="", log_excerpt=_excerpt(log),
+                                failed_step="install", interrupted=killed(log))
+        files = {f"wheelhouse/{pin.filename}": (self.wheelhouse / pin.filename).read_bytes()
+                 for pin in lock.runtime}
+        files["wheelhouse/requirements.txt"] = lock.requirement_lines(lock.runtime).encode()
+        image_id, output, exit_code = self.engine.commit_run(
+            tools, ["/bin/sh", "-c", script], "/tmp", files, tag, labels, _CELL_CHANGES)
+        excerpt = _excerpt(output)
         if image_id is None:
             return BuildOutcome(ok=False, image_ref=tag, image_id="", log_excerpt=excerpt,
-                                failed_step=failed_step(log), interrupted=killed(log))
+                                failed_step=failed_step(output),
+                                # Killed (a signal: 128 + its number), not the lock's doing.
+                                interrupted=exit_code is None or exit_code >= 128)
         return BuildOutcome(ok=True, image_ref=tag, image_id=image_id, log_excerpt=excerpt)
+
+    def _tools_image(self, base: BaseImage, dockerfile: str, lock: Lock) -> tuple[str | None, str]:
+        """The tools image's id (built the first time any cell asks), or None and the build's
+        log; one build per tag at a time, the other cells of those tools wait for it."""
+        tag = image_tag(dockerfile, replace(lock, runtime=()), base, TOOLS_REPOSITORY)
+        with self._tools_mutex:
+            tag_mutex = self._tools_mutexes.setdefault(tag, threading.Lock())
+        with tag_mutex:
+            if tag in self._tools:
+                return self._tools[tag]
+            image_id = self.engine.image_id(tag)
+            log = ""
+            if image_id is None:
+                self.work_dir.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=self.work_dir) as tmp:
+                    context = Path(tmp)
+                    (context / "Dockerfile").write_text(dockerfile)
+                    (context / "tools").mkdir()
+                    (context / "tools" / "build-requirements.txt").write_text(
+                        lock.requirement_lines(lock.build))
+                    for pin in lock.build:
+                        _link(self.wheelhouse / pin.filename, context / "tools" / pin.filename)
+                    image_id, log = self.engine.build(context, tag,
+                                                      labels={f"{LABEL}.kind": "tools"})
+            if image_id is not None or not killed(log):  # a killed build is tried again
+                self._tools[tag] = (image_id, log)
+            return image_id, log
 
 
 @functools.cache

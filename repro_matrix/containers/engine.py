@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import io
+import json
 import os
 import re
 import socket
@@ -54,6 +55,10 @@ class ContainerEngine(Protocol):
 
     def build(self, context: Path, tag: str,
               labels: Mapping[str, str]) -> tuple[str | None, str]: ...
+
+    def commit_run(self, image: str, command: list[str], into: str, files: Mapping[str, bytes],
+                   tag: str, labels: Mapping[str, str],
+                   changes: list[str]) -> tuple[str | None, str, int | None]: ...
 
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], *, memory: str = MEMORY, pids: int = PIDS,
@@ -242,6 +247,44 @@ class Engine:
         if image_id is None:  # the stream ended with neither an image nor an error
             raise EngineError(f"engine ended the build of {tag} without a result", _LOST)
         return image_id, "".join(log)
+
+    def commit_run(self, image: str, command: list[str], into: str, files: Mapping[str, bytes],
+                   tag: str, labels: Mapping[str, str],
+                   changes: list[str]) -> tuple[str | None, str, int | None]:
+        """Run ``command`` as root with networking off in a fresh container of ``image``, with
+        ``files`` (path under the existing folder ``into`` → bytes) copied in first; when it
+        exits 0, commit the container as ``tag`` with ``labels`` and Dockerfile ``changes``. Returns
+        (image id or None, the output, the exit code). One container and one commit: a build
+        of the same step would also send a context and commit a COPY layer."""
+        name = tag.split(":")[-1]
+        try:
+            container = self.client.containers.create(
+                image, command=command, detach=True, network_disabled=True,
+                labels={**MANAGED, **owner_label()})
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"engine failed while creating a container to build {tag}: "
+                              f"{_short(exc)}", _LOST) from None
+        try:
+            _LIVE.add(container)
+            with _engine_call(f"building {name}"):
+                container.put_archive(into, _tar(files, mode=0o644))
+                container.start()
+                exit_code = int(container.wait().get("StatusCode", -1))
+                _LIVE.check()  # stop_all killed it: abandon the build, record nothing
+                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+                if exit_code != 0:
+                    return None, output, exit_code
+                repository, _, version = tag.rpartition(":")
+                # The container's owner label would pass to the image; an image has no owner.
+                container.commit(repository=repository, tag=version, changes=[
+                    *changes, *(f"LABEL {key}={json.dumps(value)}" for key, value in
+                                {**MANAGED, **labels, **dict.fromkeys(owner_label(), "")}.items())])
+        finally:
+            self._remove(container)
+        image_id = self.image_id(tag)
+        if image_id is None:
+            raise EngineError(f"engine committed {tag} but has no such image", _LOST)
+        return image_id, output, exit_code
 
     def _still_there(self, what: str) -> None:
         with _engine_call(what):
@@ -520,7 +563,7 @@ def _follow(container: Any, on_output: Callable[[str], None]) -> None:
     on_output(decoder.decode(b"", final=True))
 
 
-def _tar(files: Mapping[str, bytes]) -> bytes:
+def _tar(files: Mapping[str, bytes], mode: int = 0o755) -> bytes:
     """A tar of ``files``; the folders on their paths come first. Entries belong to root and
     the cell runs as uid 65534, so the repro is read-only inside the container."""
     buffer = io.BytesIO()
@@ -536,7 +579,7 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.mode = 0o755
+            info.mode = mode
             info.mtime = int(time.time())
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()

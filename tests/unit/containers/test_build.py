@@ -25,6 +25,7 @@ from repro_matrix.containers.build import (
     killed,
     no_cache_dir,
     render_dockerfile,
+    render_install,
     template_source,
     uv_can_install,
     without_commands,
@@ -45,11 +46,18 @@ LOCK = Lock(
 
 
 def render() -> str:
-    return render_dockerfile(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+    return render_dockerfile(BASE, LOCK)
 
 
-def test_rendered_dockerfile_matches_golden(golden: Callable[[str, str], None]) -> None:
+def script() -> str:
+    return render_install(LOCK, "pkg", "demo/py3.9/1.0")
+
+
+def test_rendered_tools_dockerfile_and_install_script_match_golden(
+        golden: Callable[[str, str], None]) -> None:
     golden("cell.Dockerfile", render())
+    golden("cell-install.sh", script())
+    assert "demo/py3.9/1.0" not in render()  # one tools image for every cell of those tools
 
 
 def test_image_tag_is_a_content_address() -> None:
@@ -98,15 +106,16 @@ def test_failed_step_tells_import_from_install(log: str, step: str) -> None:
     assert failed_step(log) == step
 
 
-def test_failed_step_recognises_both_steps_of_the_real_template() -> None:
-    tools, install = run_commands(render())
+def test_failed_step_tells_a_failed_import_check_from_a_failed_install() -> None:
+    (tools,) = run_commands(render())
     assert failed_step(classic_failure(tools)) == "install"
     pip_failed = "ERROR: Could not install packages due to an OSError\n"
-    assert failed_step(classic_failure(install, pip_failed)) == "install"
+    assert failed_step(pip_failed) == "install"
     no_import = ("Successfully installed pkg-1.0\nTraceback (most recent call last):\n"
                  "ModuleNotFoundError: No module named 'pkg'\n" + IMPORT_FAILED + "\n")
-    assert failed_step(classic_failure(install, no_import)) == "import"
-    assert failed_step("\x1b[31m" + classic_failure(install, no_import) + "\x1b[0m") == "import"
+    assert failed_step(no_import) == "import"
+    assert failed_step("\x1b[31m" + no_import + "\x1b[0m") == "import"
+    assert f'echo "{IMPORT_FAILED}"' in script()  # the script prints it on a line of its own
 
 
 def test_a_step_killed_by_a_signal_is_not_a_verdict_on_the_lock() -> None:
@@ -122,13 +131,15 @@ def test_repro_requirements_change_the_lock_not_the_dockerfile(
     cached images); extra requirements only add pins to the lock's requirements.txt."""
     extra = Pin("six", "1.16.0", "six-1.16.0-py2.py3-none-any.whl", "e" * 64)
     with_extra = replace(LOCK, runtime=(*LOCK.runtime, extra))
-    dockerfile = render_dockerfile(BASE, with_extra, "pkg", "demo/py3.9/1.0")
+    dockerfile = render_dockerfile(BASE, with_extra)
     golden("cell.Dockerfile", dockerfile)
+    golden("cell-install.sh", render_install(with_extra, "pkg", "demo/py3.9/1.0"))
     assert image_tag(dockerfile, with_extra, BASE) != image_tag(dockerfile, LOCK, BASE)
 
 
 class FakeEngine(fakes.FakeEngine):
-    """Builds fail until ``fixed``; counts the builds and keeps the labels they carried."""
+    """Builds tools images; a cell's install fails its import check until ``fixed``; keeps
+    the labels of every image but the tools images it made."""
 
     def __init__(self) -> None:
         self.builds: list[Mapping[str, str]] = []
@@ -136,8 +147,20 @@ class FakeEngine(fakes.FakeEngine):
 
     def build(self, context: Path, tag: str,
               labels: Mapping[str, str]) -> tuple[str | None, str]:
+        if labels["org.repro-matrix.kind"] != "tools":
+            self.builds.append(labels)
+        return "sha256:" + "f" * 64, ""
+
+    def commit_run(self, image: str, command: list[str], into: str, files: Mapping[str, bytes],
+                   tag: str, labels: Mapping[str, str],
+                   changes: list[str]) -> tuple[str | None, str, int | None]:
         self.builds.append(labels)
-        return ("sha256:" + "e" * 64, "") if self.fixed else (None, IMPORT_LOG)
+        assert image == "sha256:" + "f" * 64 and command[:2] == ["/bin/sh", "-c"]
+        assert set(files) == {f"wheelhouse/{pin.filename}" for pin in LOCK.runtime} | {
+            "wheelhouse/requirements.txt"} or all(f.startswith("wheelhouse/") for f in files)
+        if self.fixed:
+            return "sha256:" + "e" * 64, "", 0
+        return None, f"Traceback (most recent call last):\n{IMPORT_FAILED}\n", 1
 
 
 def _builder(tmp_path: Path, engine: FakeEngine, retry: bool, uv: bool = False) -> Builder:
@@ -171,10 +194,10 @@ def test_old_pips_get_the_no_cache_value_they_understand() -> None:
     assert no_cache_dir("19.0") == "1"
     assert no_cache_dir("20.2.4") == "1"  # the Dockerfile of every newer-pip cell is unchanged
     old = replace(LOCK, build=(Pin("pip", "9.0.1", "pip-9.0.1-py2.py3-none-any.whl", "c" * 64),))
-    text = render_dockerfile(BASE, old, "pkg", "demo/py3.6/1.0")
-    assert "PIP_NO_CACHE_DIR=0 " in text
-    assert "--no-build-isolation" not in text  # pip 9 knows no such option
-    assert "--no-deps --no-build-isolation -r" in render()
+    assert "PIP_NO_CACHE_DIR=0 " in render_dockerfile(BASE, old)
+    # pip 9 knows no such option.
+    assert "--no-build-isolation" not in render_install(old, "pkg", "demo/py3.6/1.0")
+    assert "--no-deps --no-build-isolation -r" in script()
 
 
 def test_template_ships_as_package_data_mapped_from_the_top_level_images_folder() -> None:
@@ -213,8 +236,7 @@ class ListingEngine(FakeEngine):
 
 def test_present_images_come_from_one_listing_and_new_ones_from_a_lookup(
         tmp_path: Path) -> None:
-    dockerfile = render_dockerfile(BASE, LOCK, "pkg", "demo/py3.9/1.0")
-    tag = image_tag(dockerfile, LOCK, BASE)
+    tag = image_tag(render() + script(), LOCK, BASE)
     engine = ListingEngine({tag: "sha256:listed"}, {})
     builder = _builder(tmp_path, engine, retry=False)
     builder.list_present()
@@ -239,9 +261,11 @@ def test_uv_installs_wheel_locks_from_python_3_8_and_pip_the_rest() -> None:
 
 
 def test_rendered_dockerfile_with_uv_matches_golden(golden: Callable[[str, str], None]) -> None:
-    dockerfile = render_dockerfile(BASE, WHEELS, "pkg", "demo/py3.9/1.0", uv=UV_IN_IMAGE)
+    dockerfile = render_dockerfile(BASE, WHEELS, uv=UV_IN_IMAGE)
+    install = render_install(WHEELS, "pkg", "demo/py3.9/1.0", uv=UV_IN_IMAGE)
     golden("cell-uv.Dockerfile", dockerfile)
-    tools, install = run_commands(dockerfile)
+    golden("cell-uv-install.sh", install)
+    (tools,) = run_commands(dockerfile)
     assert tools.count(UV_IN_IMAGE) == install.count(UV_IN_IMAGE) == 1
     assert "--require-hashes --no-deps" in install and "--offline" in install
 
@@ -261,11 +285,12 @@ def test_a_wheel_lock_builds_on_the_base_with_uv_added_once(tmp_path: Path) -> N
 
 
 def test_an_excerpt_keeps_the_error_not_the_long_command_of_the_failed_step() -> None:
-    _, install = run_commands(render())
-    error = "ImportError: cannot import name 'Markup' from 'jinja2' (/opt/venv/lib/x.py)"
-    log = classic_failure(install, f"Traceback (most recent call last):\n{error}\n"
-                                   f"{IMPORT_FAILED}\n")
+    (tools,) = run_commands(render())
+    error = "ERROR: Could not find a version that satisfies the requirement pip"
+    log = classic_failure(tools, f"{error}\n")
     short = without_commands(log)
     assert error in short[-500:] and "pip install" not in short.splitlines()[-1]
     assert short.endswith("The command of the step returned a non-zero code: 1\n")
-    assert failed_step(log) == "import"  # told from the whole log, command and all
+    assert failed_step(log) == "install"  # told from the whole log, command and all
+
+
