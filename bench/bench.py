@@ -16,8 +16,8 @@ finishes, with its own provenance: commit, date, machine, load):
               for the harness; a fresh uv cache and fresh venvs for the baseline.
   cold-full   `nox -s matrix` from a fresh clone of HEAD, once: every harness image removed,
               its results/ emptied, empty harness and uv caches (an empty XDG_CACHE_HOME),
-              nox's venv made in the timed run. Kept: the host's pyenv interpreters (copied into the local bases),
-              the OS package cache (debootstrap's .debs), nox and uv themselves.
+              nox's venv made in the timed run. Kept: the host's pyenv interpreters (copied
+              into the local bases), the OS package cache (debootstrap's .debs), nox and uv.
 --cold adds cold-pair and cold-full to the default parts (warm, floor, baseline, bisect). The
 cold parts remove every harness image from the engine: run them on a machine nobody shares.
 Harness selection options (--case, --python, --versions) apply to every part.
@@ -501,9 +501,6 @@ class Bench:
         folder = self.baseline_spec(chosen, interpreters, self.work / "baseline")
         harness = {r.cell.id: (r.status.value, r.reason) for r in chosen}
         same = self.work / "same-cells-cold"
-        # The run's own statuses only: merged into the committed records, a cell the run left
-        # out would keep its committed status and the comparison below could not tell.
-        shutil.rmtree(clone / "results")
         started = provenance(opts)
         _drop_harness_images()
         with tempfile.TemporaryDirectory(dir=self.work, prefix="cold-cache-") as cache:
@@ -536,6 +533,9 @@ class Bench:
         # A clone checks out the branch's HEAD: the commit provenance() records.
         subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
                        check=True)
+        # The run's own statuses only: merged into the committed records, a cell the run left
+        # out would keep its committed status and the comparison below could not tell.
+        shutil.rmtree(clone / "results")
         started = provenance(opts)
         _drop_harness_images()
         with tempfile.TemporaryDirectory(dir=self.work, prefix="cold-xdg-") as xdg:
