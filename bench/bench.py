@@ -188,8 +188,7 @@ def harness_run(options: argparse.Namespace, results: Path, *extra: str,
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bench: the harness failed: {' '.join(command)}")
     after = Readings(options.engine_pid, containers=_containers_cpu(options.cgroup_parent))
-    containers = (after.containers - before.containers
-                  if after.containers is not None and before.containers is not None else None)
+    containers = figures.containers_delta(before.containers, after.containers)
     return HarnessRun(wall, {"harness": usage.ru_utime + usage.ru_stime,
                              "engine_daemons": after.daemons - before.daemons,
                              "containers": containers,

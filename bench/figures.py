@@ -202,6 +202,15 @@ def cell_counts(records: Iterable[tuple[str, bool]]) -> dict[str, int]:
     return counts
 
 
+def containers_delta(before: float | None, after: float | None) -> float | None:
+    """The containers' CPU seconds between two readings. The engine makes its cgroup parent
+    with its first container, so a parent missing before and present after (a cold run on a
+    fresh engine) held nothing before: all it holds was charged in between."""
+    if after is None:
+        return None
+    return after - (before or 0.0)
+
+
 def meminfo_gib(text: str) -> float:
     """MemTotal of /proc/meminfo, in GiB."""
     for line in text.splitlines():

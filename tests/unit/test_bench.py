@@ -165,3 +165,10 @@ def test_render_puts_every_measure_in_one_table_with_its_provenance() -> None:
     assert "outcome disagreements with the harness: 0" in text
     assert "| run | 9.0 | 4 | 0.5 | 0.0 |" in text
     assert "peak RSS of the harness process: 70 MiB (target < 150 MiB: met)" in text
+
+
+def test_the_containers_cpu_counts_a_cgroup_parent_made_during_the_run_from_zero() -> None:
+    assert figures.containers_delta(10.0, 25.5) == 15.5
+    assert figures.containers_delta(None, 25.5) == 25.5  # the engine's first container
+    assert figures.containers_delta(10.0, None) is None
+    assert figures.containers_delta(None, None) is None
