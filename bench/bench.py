@@ -344,25 +344,34 @@ class Bench:
         return chosen, excluded, {p: host[p] for p in sorted({r.cell.python for r in chosen})}
 
     def same_cells_matrix(self, chosen: Sequence[CellRecord]) -> Path:
-        """A matrix file with one case per (case, Python) of ``chosen``, whose versions are
-        exactly the chosen ones: the harness then runs exactly the baseline's cells."""
+        """A matrix file with one case per (case, Python), or per (case, Python, release) for
+        a case with an axis, whose versions (and axis versions) are exactly the chosen ones,
+        and no bisection: the harness then runs exactly the baseline's cells."""
         raw = yaml.safe_load(self.options.matrix.read_text())
         by_case = {case["id"]: case for case in raw["cases"]}
-        groups: dict[tuple[str, str], list[str]] = {}
+        groups: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
         for record in chosen:
-            groups.setdefault((record.cell.case_id, record.cell.python), []).append(
-                record.cell.version)
+            cell = record.cell
+            row = cell.version if cell.axis_package else ""  # an axis case: one per release
+            groups.setdefault((cell.case_id, cell.python, row), []).append(
+                (cell.version, cell.axis_version))
         # Every release on the index, not only the full run's: a release the full run's
         # --versions left out must not slip into the range either.
         index = IndexClient(default_cache_dir())
         cases = []
-        for (case_id, python), versions in sorted(groups.items()):
+        for (case_id, python, row), pairs in sorted(groups.items()):
             entry = json.loads(json.dumps(by_case[case_id]))
-            entry["id"] = f"{case_id}--py{python}"
+            entry["id"] = f"{case_id}--py{python}" + (f"--{row}" if row else "")
             entry["pythons"] = [python]
+            entry["bisect"] = False  # a bisection would choose its own cells
             released = [r.version for r in index.releases(self.cases[case_id].package)]
             entry.setdefault("versions", {})["spec"] = figures.versions_spec(
-                entry["versions"].get("spec", ""), released, versions)
+                entry["versions"].get("spec", ""), released, [v for v, _ in pairs])
+            if row:
+                axis = entry["axis"]
+                axis_released = [r.version for r in index.releases(axis["package"])]
+                axis.setdefault("versions", {})["spec"] = figures.versions_spec(
+                    axis["versions"].get("spec", ""), axis_released, [a for _, a in pairs])
             entry["repro"] = str(self.cases[case_id].repro.resolve())
             claim = entry.get("claim") or {}
             if "osv" in claim:
