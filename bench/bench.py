@@ -602,7 +602,12 @@ def _bisect_summary(bisect_dir: Path, full: Path) -> dict[str, Any]:
     for path in sorted(bisect_dir.glob("*/cells.json")):
         meta, _ = store.read_cells(path)
         verdict = json.loads((full / path.parent.name / "verdict.json").read_text())
+        full_meta, _ = store.read_cells(full / path.parent.name / "cells.json")
         for python, found in (meta.get("bisect") or {}).items():
+            if "rows" in found:  # along an axis: each row's boundaries
+                summary[f"{path.parent.name}/py{python}"] = figures.axis_bisect_summary(
+                    found, (full_meta.get("bisect") or {}).get(python))
+                continue
             truth = verdict["observed"]["per_python"].get(python, {})
             n = len(meta["versions"])
             summary[f"{path.parent.name}/py{python}"] = {

@@ -172,3 +172,14 @@ def test_the_containers_cpu_counts_a_cgroup_parent_made_during_the_run_from_zero
     assert figures.containers_delta(None, 25.5) == 25.5  # the engine's first container
     assert figures.containers_delta(10.0, None) is None
     assert figures.containers_delta(None, None) is None
+
+
+def test_an_axis_bisection_agrees_only_when_every_rows_boundaries_match() -> None:
+    row = {"cells_run": 4, "boundaries": [["2.0.3", "2.1.0"]]}
+    found = {"cells_run": 8, "rows": {"2.0.0": row, "2.0.1": row}}
+    same = figures.axis_bisect_summary(found, found)
+    assert (same["cells_run"], same["rows"], same["agrees"]) == (8, 2, True)
+    moved = {"cells_run": 8, "rows": {"2.0.0": row,
+                                      "2.0.1": {**row, "boundaries": [["2.1.0", "2.1.1"]]}}}
+    assert figures.axis_bisect_summary(found, moved)["agrees"] is False
+    assert isinstance(figures.axis_bisect_summary(found, None)["agrees"], str)
