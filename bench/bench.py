@@ -453,6 +453,8 @@ class Bench:
         folder = self.baseline_spec(chosen, interpreters, self.work / "baseline")
         envdir, uv_cache = self.work / "baseline-envs", self.work / "baseline-uv-cache"
         same = self.work / "same-cells"
+        # An earlier run's case folders would be counted as this run's cells: start empty.
+        shutil.rmtree(same, ignore_errors=True)
         harness = {r.cell.id: (r.status.value, r.reason) for r in chosen}
         # Warm both: venvs and uv's cache for the baseline; the harness's images exist.
         self.run_baseline(folder, envdir, uv_cache, list(interpreters), len(chosen))
@@ -512,6 +514,7 @@ class Bench:
         folder = self.baseline_spec(chosen, interpreters, self.work / "baseline")
         harness = {r.cell.id: (r.status.value, r.reason) for r in chosen}
         same = self.work / "same-cells-cold"
+        shutil.rmtree(same, ignore_errors=True)
         started = provenance(opts)
         _drop_harness_images()
         with tempfile.TemporaryDirectory(dir=self.work, prefix="cold-cache-") as cache:
