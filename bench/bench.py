@@ -148,7 +148,7 @@ def provenance(options: argparse.Namespace) -> dict[str, Any]:
             "load_before": [round(v, 2) for v in os.getloadavg()],
             "engine": version or "?", "jobs": options.jobs,
             "selection": options.selection, "repeats": options.repeats,
-            "bytecode": getattr(options, "bytecode", "as found"),
+            "bytecode": options.bytecode,
             "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
 
 
@@ -358,20 +358,27 @@ class Bench:
         # Every release on the index, not only the full run's: a release the full run's
         # --versions left out must not slip into the range either.
         index = IndexClient(default_cache_dir())
+        released: dict[str, list[str]] = {}  # package → its releases, read once
+
+        def releases_of(package: str) -> list[str]:
+            if package not in released:
+                released[package] = [r.version for r in index.releases(package)]
+            return released[package]
+
         cases = []
         for (case_id, python, row), pairs in sorted(groups.items()):
             entry = json.loads(json.dumps(by_case[case_id]))
             entry["id"] = f"{case_id}--py{python}" + (f"--{row}" if row else "")
             entry["pythons"] = [python]
             entry["bisect"] = False  # a bisection would choose its own cells
-            released = [r.version for r in index.releases(self.cases[case_id].package)]
             entry.setdefault("versions", {})["spec"] = figures.versions_spec(
-                entry["versions"].get("spec", ""), released, [v for v, _ in pairs])
+                entry["versions"].get("spec", ""), releases_of(self.cases[case_id].package),
+                [v for v, _ in pairs])
             if row:
                 axis = entry["axis"]
-                axis_released = [r.version for r in index.releases(axis["package"])]
                 axis.setdefault("versions", {})["spec"] = figures.versions_spec(
-                    axis["versions"].get("spec", ""), axis_released, [a for _, a in pairs])
+                    axis["versions"].get("spec", ""), releases_of(axis["package"]),
+                    [a for _, a in pairs])
             entry["repro"] = str(self.cases[case_id].repro.resolve())
             claim = entry.get("claim") or {}
             if "osv" in claim:
@@ -681,6 +688,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--matrix", type=Path, default=REPO / "matrix.yaml")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="the results file (results.md is written beside it)")
+    parser.set_defaults(bytecode="as found")  # main() compiles it before any part
     parser.add_argument("--cgroup-parent", default="docker",
                         help="the engine's cgroup parent, for the containers' CPU")
     parser.add_argument("--engine-pid", type=int,
