@@ -42,6 +42,11 @@ class FakeEngine:
                    changes: list[str]) -> tuple[str | None, str, int | None]:
         raise AssertionError(f"unexpected: commit_run({tag!r})")
 
+    def run_collect(self, image: str, command: list[str], into: str,
+                    files: Mapping[str, bytes], collect: str,
+                    ) -> tuple[dict[str, bytes], str, int | None]:
+        raise AssertionError(f"unexpected: run_collect({image!r})")
+
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], *, memory: str = sandbox.MEMORY,
             pids: int = sandbox.PIDS, tmpfs: str = sandbox.TMPFS,

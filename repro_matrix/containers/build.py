@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from repro_matrix import atomic
@@ -27,6 +28,7 @@ from repro_matrix.model import BaseImage, BuildOutcome, Lock, Pin
 
 TEMPLATE = "cell.Dockerfile.j2"  # the tools image every cell image is committed from
 INSTALL_TEMPLATE = "cell-install.sh.j2"  # what a cell's container runs before its commit
+WHEELS_TEMPLATE = "sdist-wheels.sh.j2"  # builds a lock's sdists as wheels, once per tools image
 REPOSITORY = "repro-matrix/cell"
 TOOLS_REPOSITORY = "repro-matrix/tools"
 UV_FROM = (3, 8)  # the oldest Python uv installs into; older ones keep the era's pip
@@ -74,15 +76,20 @@ def render_dockerfile(base: BaseImage, lock: Lock, uv: str = "") -> str:
         no_cache_dir=no_cache_dir(pip.version))
 
 
-def render_install(lock: Lock, import_name: str, cell_label: str, uv: str = "") -> str:
+def render_install(lock: Lock, import_name: str, cell_label: str, uv: str = "",
+                   prebuilt: str = "") -> str:
     """The script that installs a cell's lock in a container of its tools image and checks the
-    import: pure, so golden tests can pin it. With ``uv``, uv installs the lock, not pip."""
+    import: pure, so golden tests can pin it. With ``uv``, uv installs the lock, not pip;
+    ``prebuilt`` names the lock's sdists that come built as wheels."""
     return _template(INSTALL_TEMPLATE).render(
         uv=uv, import_name=import_name, import_failed=IMPORT_FAILED, cell_label=cell_label,
-        venv_python=sandbox.VENV_PYTHON,
-        # pip before 10 has no build isolation, and no option to turn it off.
-        no_build_isolation="--no-build-isolation " if Version(_pip(lock).version) >= Version("10")
-        else "")
+        venv_python=sandbox.VENV_PYTHON, prebuilt=prebuilt,
+        no_build_isolation=_no_build_isolation(lock))
+
+
+def _no_build_isolation(lock: Lock) -> str:
+    # pip before 10 has no build isolation, and no option to turn it off.
+    return "--no-build-isolation " if Version(_pip(lock).version) >= Version("10") else ""
 
 
 def _pip(lock: Lock) -> Pin:
@@ -143,14 +150,18 @@ class Builder:
         self.wheelhouse = wheelhouse
         self.failures_dir = cache_dir / "build-failures"
         self.work_dir = cache_dir / "contexts"
+        self.wheels_dir = cache_dir / "sdist-wheels"  # tools image → sdist hash → its wheel
         self.retry_failures = retry_failures
         self._listed: Future[dict[str, str]] | None = None
+        self._built_mutex = threading.Lock()
+        self._built: dict[str, str] = {}  # cell tag → image id, for cells built by this run
         self.uv = _uv_binary() if use_uv else None  # (path, "uv X.Y.Z"), or pip for every cell
         self._uv_mutex = threading.Lock()
         self._uv_bases: dict[str, BaseImage | None] = {}  # base image id → it with uv added
         self._tools_mutex = threading.Lock()
         self._tools_mutexes: dict[str, threading.Lock] = {}  # tools tag → its build's
         self._tools: dict[str, tuple[str | None, str]] = {}  # tools tag → (image id, log)
+        self._wheels_mutexes: dict[str, threading.Lock] = {}  # tools tag → its sdists' builds
 
     def list_present(self) -> None:
         """Ask the engine for every cell image now, in the background: one listing instead of
@@ -159,16 +170,18 @@ class Builder:
         self._listed = pool.submit(self.engine.tagged, REPOSITORY)
         pool.shutdown(wait=False)  # the listing goes on; nothing else is submitted
 
-    def _present(self, tag: str) -> str | None:
-        """The image ``tag`` names, if the engine has it (listed at the start, else asked)."""
-        if self._listed is not None:
-            try:
-                found = self._listed.result().get(tag)
-            except EngineError:
-                found = None  # asked one by one instead
-            if found:
-                return found
-        return self.engine.image_id(tag)  # built since the listing, or never listed
+    def _listed_id(self, tag: str) -> str | None:
+        """The image ``tag`` names if the start listing has it or this run built it; None
+        when neither knows (no listing, or an image that was not there)."""
+        with self._built_mutex:
+            if tag in self._built:
+                return self._built[tag]
+        if self._listed is None:
+            return None
+        try:
+            return self._listed.result().get(tag)
+        except EngineError:
+            return None  # asked one by one instead
 
     def _with_uv(self, base: BaseImage) -> BaseImage | None:
         """``base`` with the host's uv added (built once per base and uv), or None when uv is
@@ -204,39 +217,140 @@ class Builder:
 
     def build(self, base: BaseImage, lock: Lock, import_name: str,
               cell_label: str) -> BuildOutcome:
-        with_uv = self._with_uv(base) if uv_can_install(base.python, lock) else None
+        """The cell's image. A lock's sdists are built as wheels first, once per tools image
+        (``_sdist_wheels``), and the cell installs those; when they do not build as wheels,
+        the era's pip installs the sdists in the cell itself, as it always did."""
+        if _sdists(lock):
+            outcome = self._build_cell(base, lock, import_name, cell_label, prebuild=True)
+            if outcome is not None:
+                return outcome
+        outcome = self._build_cell(base, lock, import_name, cell_label, prebuild=False)
+        assert outcome is not None  # only a prebuild gives up
+        return outcome
+
+    def _build_cell(self, base: BaseImage, lock: Lock, import_name: str, cell_label: str,
+                    prebuild: bool) -> BuildOutcome | None:
+        """The image of one recipe: found, remembered as failed, or built; None when the
+        recipe installs sdists built as wheels and they did not build."""
+        plain = base
+        if prebuild and self._wheels_failed(plain, lock):
+            return None
+        installs_wheels = prebuild or not _sdists(lock)
+        with_uv = (self._with_uv(base)
+                   if installs_wheels and uv_can_install(base.python, _as_wheels(lock)) else None)
         if with_uv is not None:
             base = with_uv
         uv = UV_IN_IMAGE if with_uv else ""
         dockerfile = render_dockerfile(base, lock, uv=uv)
-        script = render_install(lock, import_name, cell_label, uv=uv)
+        prebuilt = " ".join(pin.filename for pin in _sdists(lock)) if prebuild else ""
+        script = render_install(lock, import_name, cell_label, uv=uv, prebuilt=prebuilt)
+        # The lock as resolved names the image: a wheel built again has other bytes, the same
+        # content.
         tag = image_tag(dockerfile + script, lock, base)
-        existing = self._present(tag)
+        existing = self._listed_id(tag)
         if existing:
             return BuildOutcome(ok=True, image_ref=tag, image_id=existing, log_excerpt="")
         failure = self.failures_dir / f"{tag.split(':')[1]}.json"
         remembered = None if self.retry_failures else _remembered(failure)
         if remembered is not None:
+            # Before any lookup: a failed build has no image, and a rerun would otherwise ask
+            # the engine once per remembered failure.
             return remembered
+        existing = self.engine.image_id(tag)  # built since the listing, or never listed
+        if existing:
+            return BuildOutcome(ok=True, image_ref=tag, image_id=existing, log_excerpt="")
+        sources = {pin.filename: self.wheelhouse / pin.filename for pin in lock.runtime}
+        install = lock
+        if prebuild:
+            wheels = self._sdist_wheels(plain, lock)
+            if wheels is None:
+                return None
+            install = replace(lock, runtime=tuple(wheels[pin.filename][0] if pin.filename in wheels
+                                                  else pin for pin in lock.runtime))
+            sources.update({pin.filename: path for pin, path in wheels.values()})
         case_id = cell_label.split("/")[0]
-        outcome = self._build(base, dockerfile, script, lock, tag, {
+        outcome = self._build(base, dockerfile, script, install, sources, tag, {
             f"{LABEL}.kind": "cell", f"{LABEL}.case": case_id, f"{LABEL}.cell": cell_label})
         if not outcome.ok and not outcome.interrupted:
             atomic.write_atomic(failure, json.dumps({"format": FAILURE_FORMAT,
                                                     **outcome.__dict__}))
         elif outcome.ok:
             failure.unlink(missing_ok=True)  # retried and built: forget the failure
+            with self._built_mutex:
+                self._built[tag] = outcome.image_id
         return outcome
 
-    def _build(self, base: BaseImage, dockerfile: str, script: str, lock: Lock, tag: str,
-               labels: dict[str, str]) -> BuildOutcome:
-        """The tools image (once per base and tools), then the lock installed in a container of
-        it, committed as ``tag``."""
+    def _sdist_wheels(self, base: BaseImage, lock: Lock) -> dict[str, tuple[Pin, Path]] | None:
+        """Each sdist of ``lock`` (by file name) as a wheel built by the era's pip in the
+        lock's pip tools image on ``base`` (its pin, with the wheel's name and hash, and the
+        file): built once per tools image and sdist, kept in the cache. None when one does
+        not build (a failure is remembered unless killed)."""
+        dockerfile = render_dockerfile(base, lock)
+        folder = self._wheels_folder(base, lock)
+        with self._tools_mutex:
+            mutex = self._wheels_mutexes.setdefault(folder.name, threading.Lock())
+        with mutex:
+            sdists = _sdists(lock)
+            if self._wheels_failed(base, lock):
+                return None
+            missing = [pin for pin in sdists if not _built_wheel(folder / pin.sha256)]
+            if missing and not self._build_wheels(base, dockerfile, lock, missing, folder):
+                return None
+            found: dict[str, tuple[Pin, Path]] = {}
+            for pin in sdists:
+                wheel = _built_wheel(folder / pin.sha256)
+                if wheel is None:
+                    return None
+                digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+                found[pin.filename] = (replace(pin, filename=wheel.name, sha256=digest), wheel)
+            return found
+
+    def _wheels_folder(self, base: BaseImage, lock: Lock) -> Path:
+        """Where the wheels built from sdists by the lock's pip tools image on ``base`` are."""
+        tools = image_tag(render_dockerfile(base, lock), replace(lock, runtime=()), base,
+                          TOOLS_REPOSITORY)
+        return self.wheels_dir / tools.split(":")[1]
+
+    def _wheels_failed(self, base: BaseImage, lock: Lock) -> bool:
+        """Whether one of the lock's sdists is remembered not to build as a wheel there."""
+        folder = self._wheels_folder(base, lock)
+        return any((folder / f"{pin.sha256}.failed").exists() for pin in _sdists(lock))
+
+    def _build_wheels(self, base: BaseImage, dockerfile: str, lock: Lock,
+                      sdists: list[Pin], folder: Path) -> bool:
+        """Build ``sdists`` as wheels into ``folder`` (one folder per sdist's hash)."""
+        tools, _ = self._tools_image(base, dockerfile, lock)
+        if tools is None:
+            return False  # the cell's own build says why
+        files = {f"wheelhouse/{pin.filename}": (self.wheelhouse / pin.filename).read_bytes()
+                 for pin in sdists}
+        files["wheelhouse/requirements.txt"] = lock.requirement_lines(tuple(sdists)).encode()
+        script = _template(WHEELS_TEMPLATE).render(
+            venv_python=sandbox.VENV_PYTHON, no_build_isolation=_no_build_isolation(lock))
+        built, output, exit_code = self.engine.run_collect(
+            tools, ["/bin/sh", "-c", script], "/tmp", files, "/tmp/built")
+        by_name = {_wheel_project(name): (name, data) for name, data in built.items()
+                   if name.endswith(".whl")}
+        if exit_code != 0 or any(canonicalize_name(pin.name) not in by_name for pin in sdists):
+            if exit_code is not None and exit_code < 128:  # a signal says nothing of the sdist
+                for pin in sdists:
+                    atomic.write_atomic(folder / f"{pin.sha256}.failed", output)
+            return False
+        for pin in sdists:
+            name, data = by_name[canonicalize_name(pin.name)]
+            with atomic.atomic_file(folder / pin.sha256 / name) as handle:
+                handle.write(data)
+        return True
+
+    def _build(self, base: BaseImage, dockerfile: str, script: str, lock: Lock,
+               sources: dict[str, Path], tag: str, labels: dict[str, str]) -> BuildOutcome:
+        """The tools image (once per base and tools), then the lock (its files from
+        ``sources``) installed in a container of it, committed as ``tag``."""
         tools, log = self._tools_image(base, dockerfile, lock)
         if tools is None:
             return BuildOutcome(ok=False, image_ref=tag, image_id="", log_excerpt=_excerpt(log),
                                 failed_step="install", interrupted=killed(log))
-        files = {f"wheelhouse/{pin.filename}": (self.wheelhouse / pin.filename).read_bytes()
+        files = {f"wheelhouse/{pin.filename}": sources[pin.filename].read_bytes()
                  for pin in lock.runtime}
         files["wheelhouse/requirements.txt"] = lock.requirement_lines(lock.runtime).encode()
         image_id, output, exit_code = self.engine.commit_run(
@@ -289,6 +403,29 @@ def _uv_binary() -> tuple[Path, str] | None:
     except (HarnessError, OSError, subprocess.SubprocessError):
         return None
     return (uv, version) if version else None
+
+
+def _sdists(lock: Lock) -> tuple[Pin, ...]:
+    return tuple(pin for pin in lock.runtime if not pin.filename.endswith(".whl"))
+
+
+def _as_wheels(lock: Lock) -> Lock:
+    """``lock`` as a cell installs it once its sdists are built as wheels (names only)."""
+    return replace(lock, runtime=tuple(replace(pin, filename=f"{pin.name}.whl")
+                                       for pin in lock.runtime))
+
+
+def _built_wheel(folder: Path) -> Path | None:
+    """The wheel built from one sdist, if the cache has it."""
+    found = sorted(folder.glob("*.whl")) if folder.is_dir() else []
+    return found[0] if found else None
+
+
+def _wheel_project(filename: str) -> str:
+    try:
+        return str(parse_wheel_filename(filename)[0])
+    except InvalidWheelFilename:
+        return ""
 
 
 def _remembered(path: Path) -> BuildOutcome | None:

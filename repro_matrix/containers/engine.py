@@ -60,6 +60,10 @@ class ContainerEngine(Protocol):
                    tag: str, labels: Mapping[str, str],
                    changes: list[str]) -> tuple[str | None, str, int | None]: ...
 
+    def run_collect(self, image: str, command: list[str], into: str,
+                    files: Mapping[str, bytes], collect: str,
+                    ) -> tuple[dict[str, bytes], str, int | None]: ...
+
     def run(self, image: str, command: list[str], files: Mapping[str, bytes], timeout_s: float,
             labels: Mapping[str, str], *, memory: str = MEMORY, pids: int = PIDS,
             tmpfs: str = TMPFS, workdir: str = _sandbox.WORKDIR,
@@ -257,34 +261,63 @@ class Engine:
         (image id or None, the output, the exit code). One container and one commit: a build
         of the same step would also send a context and commit a COPY layer."""
         name = tag.split(":")[-1]
-        try:
-            container = self.client.containers.create(
-                image, command=command, detach=True, network_disabled=True,
-                labels={**MANAGED, **owner_label()})
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise EngineError(f"engine failed while creating a container to build {tag}: "
-                              f"{_short(exc)}", _LOST) from None
-        try:
-            _LIVE.add(container)
+        with self._one_shot(image, command, into, files, f"build {tag}") as (container, output,
+                                                                              exit_code):
+            if exit_code != 0:
+                return None, output, exit_code
             with _engine_call(f"building {name}"):
-                container.put_archive(into, _tar(files, mode=0o644))
-                container.start()
-                exit_code = int(container.wait().get("StatusCode", -1))
-                _LIVE.check()  # stop_all killed it: abandon the build, record nothing
-                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-                if exit_code != 0:
-                    return None, output, exit_code
                 repository, _, version = tag.rpartition(":")
                 # The container's owner label would pass to the image; an image has no owner.
                 container.commit(repository=repository, tag=version, changes=[
                     *changes, *(f"LABEL {key}={json.dumps(value)}" for key, value in
                                 {**MANAGED, **labels, **dict.fromkeys(owner_label(), "")}.items())])
-        finally:
-            self._remove(container)
         image_id = self.image_id(tag)
         if image_id is None:
             raise EngineError(f"engine committed {tag} but has no such image", _LOST)
         return image_id, output, exit_code
+
+    def run_collect(self, image: str, command: list[str], into: str,
+                    files: Mapping[str, bytes], collect: str,
+                    ) -> tuple[dict[str, bytes], str, int | None]:
+        """Run ``command`` as ``commit_run`` does, but commit nothing: return the files it left
+        in the folder ``collect`` (name → bytes; none unless it exited 0), its output and its
+        exit code."""
+        with self._one_shot(image, command, into, files, f"run {image}") as (container, output,
+                                                                              exit_code):
+            if exit_code != 0:
+                return {}, output, exit_code
+            with _engine_call(f"copying {collect} out of a container of {image}"):
+                stream, _ = container.get_archive(collect)
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                    found = {Path(member.name).name: extracted.read()
+                             for member in archive.getmembers() if member.isfile()
+                             for extracted in (archive.extractfile(member),) if extracted}
+        return found, output, exit_code
+
+    @contextlib.contextmanager
+    def _one_shot(self, image: str, command: list[str], into: str, files: Mapping[str, bytes],
+                  what: str) -> Iterator[tuple[Any, str, int]]:
+        """A container of ``image`` that ran ``command`` to its end as root, networking off,
+        with ``files`` copied into ``into`` first; yields it, its output and its exit code,
+        and removes it afterwards."""
+        try:
+            container = self.client.containers.create(
+                image, command=command, detach=True, network_disabled=True,
+                labels={**MANAGED, **owner_label()})
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise EngineError(f"engine failed while creating a container to {what}: "
+                              f"{_short(exc)}", _LOST) from None
+        try:
+            _LIVE.add(container)
+            with _engine_call(f"running a container to {what}"):
+                container.put_archive(into, _tar(files, mode=0o644))
+                container.start()
+                exit_code = int(container.wait().get("StatusCode", -1))
+                _LIVE.check()  # stop_all killed it: abandon the build, record nothing
+                output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            yield container, output, exit_code
+        finally:
+            self._remove(container)
 
     def _still_there(self, what: str) -> None:
         with _engine_call(what):

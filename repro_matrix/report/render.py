@@ -19,6 +19,9 @@ from repro_matrix.verdict import boundary
 from repro_matrix.verdict.derive import CaseResult, Observation, Verdict, derive
 from repro_matrix.verdict.grid import AxisObservation, derive_grid
 
+REPORTS = ("report.md", "report.html")  # at the top of the results folder, over every case
+CASE_FILES = ("verdict.json", "matrix.svg", "boundaries.json")  # in each case's folder
+
 
 def render_results(results: Path, case_ids: Sequence[str] | None = None,
                    on_case: Callable[[str], None] | None = None,
@@ -58,8 +61,9 @@ def render_results(results: Path, case_ids: Sequence[str] | None = None,
         verdicts.append((case_id, verdict))
         if on_case:
             on_case(case_id)
-    store.write_report(results, "report.md", markdown.render(rendered, explained))
-    store.write_report(results, "report.html", html.render(rendered, explained))
+    report_md, report_html = REPORTS
+    store.write_report(results, report_md, markdown.render(rendered, explained))
+    store.write_report(results, report_html, html.render(rendered, explained))
     store.append_step_summary(markdown.step_summary(rendered))
     return verdicts
 

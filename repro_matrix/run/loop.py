@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from repro_matrix import pythons
+from repro_matrix import pythons, store
 from repro_matrix.containers import bases, engine
 from repro_matrix.containers.build import Builder, without_commands
 from repro_matrix.errors import UsageError
@@ -32,7 +32,7 @@ from repro_matrix.model import (
     Status,
     claim_to_json,
 )
-from repro_matrix.report.render import render_results
+from repro_matrix.report.render import CASE_FILES, REPORTS, case_verdict, render_results
 from repro_matrix.resolve.dists import dist_finder
 from repro_matrix.resolve.index import IndexClient
 from repro_matrix.resolve.lock import ResolveFailure, Resolver, era_cutoffs
@@ -64,6 +64,7 @@ from repro_matrix.run.progress import Progress
 from repro_matrix.run.record import CaseRecorder, new_record, now_utc
 from repro_matrix.run.shard import ShardSpec, shard_plans
 from repro_matrix.spec import plan
+from repro_matrix.store import STEP_SUMMARY_ENV
 from repro_matrix.verdict.derive import AFFECTED, UNAFFECTED, UNDETERMINED, Verdict
 from repro_matrix.verdict.grid import axis_state
 
@@ -220,10 +221,15 @@ class MatrixRun:
             raise
         self.progress.close()
         wall = time.monotonic() - started
+        # Nothing to write when every record and the way each case ran are as stored: the
+        # files (and the run they name) stay those of the run that found these cells.
+        unchanged = all(recorder.unchanged() for recorder in recorders) and _rendered(
+            self.options.results, [recorder.plan.case.id for recorder in recorders])
         for recorder in recorders:
-            recorder.meta.update(finished_at=now_utc(), wall_time_s=round(wall, 1),
-                                 stages=self.clock.totals())
-            recorder.flush()
+            if not unchanged:
+                recorder.meta.update(finished_at=now_utc(), wall_time_s=round(wall, 1),
+                                     stages=self.clock.totals())
+                recorder.flush()
             planned = {cell.id for cell in recorder.plan.cells}
             for line in column_failures(recorder.plan.case,
                                         [r for r in recorder.records.values()
@@ -232,6 +238,13 @@ class MatrixRun:
             kept = recorder.kept_line()
             if kept:
                 self._say(kept)
+        if unchanged:
+            self._say(f"done: {self.progress.done} cells, every one unchanged since the last "
+                      f"run (not rerun), in {wall:.0f} s; nothing in "
+                      f"{self.options.results} rewritten; report: "
+                      f"{self.options.results / 'report.md'}")
+            return [(r.plan.case.id, case_verdict(r.stored_meta, list(r.records.values())))
+                    for r in recorders]
         with self.clock.stage("report"):
             verdicts = render_results(self.options.results,
                                       [c.plan.case.id for c in recorders],
@@ -601,6 +614,15 @@ class MatrixRun:
 
     def _say(self, line: str) -> None:
         self.progress.say(line)
+
+
+def _rendered(results: Path, case_ids: Sequence[str]) -> bool:
+    """Whether the files a run renders are there: the reports, and each case's verdict and
+    picture (a CI job's summary is rendered in every run: it is the job's, not the folder's)."""
+    return (all((results / name).is_file() for name in REPORTS)
+            and all((store.case_dir(results, case_id) / name).is_file()
+                    for case_id in case_ids for name in CASE_FILES)
+            and not os.environ.get(STEP_SUMMARY_ENV))
 
 
 def _with_lock(record: CellRecord, lock: Lock, cutoff: str) -> CellRecord:

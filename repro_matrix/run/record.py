@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from repro_matrix import pythons, store
+from repro_matrix import __version__, pythons, store
 from repro_matrix.errors import HarnessError, UsageError
 from repro_matrix.model import BaseImage, Cell, CellRecord, Status
 from repro_matrix.run.classify import Classification
@@ -51,6 +52,7 @@ class CaseRecorder:
         self.records = dict(stored)
         self.uploads = dict(uploads or {})  # version → when the index got it (era cutoffs)
         self.kept: dict[Status, int] = {}  # outcomes of this run that could not replace a record
+        self.changed = start_over  # a record this run added or replaced differs from the stored
         self._flushed_at = 0.0
 
     def set_base(self, image: BaseImage) -> None:
@@ -63,15 +65,26 @@ class CaseRecorder:
         with self.mutex:
             stored = self.records.get(record.cell.id)
             if store.supersedes(record, stored):
+                self.changed = self.changed or record != stored
                 self.records[record.cell.id] = record
             else:
                 self.kept[record.status] = self.kept.get(record.status, 0) + 1
-            if time.monotonic() - self._flushed_at >= self.FLUSH_EVERY_S:
+            if self.changed and time.monotonic() - self._flushed_at >= self.FLUSH_EVERY_S:
                 self._write()
 
     def flush(self) -> None:
         with self.mutex:
             self._write()
+
+    def unchanged(self) -> bool:
+        """Whether cells.json would say what it says now, but for when this run started and
+        ended and what its stages took: every record the same, the case run the same way, by
+        a harness of the same version."""
+        with self.mutex:
+            if self.changed or self.stored_meta.get("harness_version") != __version__:
+                return False  # (a harness of another version renders the files its own way)
+            merged = store.merge_meta(self.stored_meta, self.meta)
+            return bool(_as_run(merged) == _as_run(self.stored_meta))
 
     def kept_line(self) -> str | None:
         """One line on the stored records this run's outcomes could not replace, if any."""
@@ -92,6 +105,15 @@ class CaseRecorder:
                           store.cell_order(list(self.records.values())),
                           store.merge_meta(self.stored_meta, self.meta))
         self._flushed_at = time.monotonic()
+
+
+# What differs between two runs that found the same cells: when, and how long each stage took.
+_RUN_TIMES = ("started_at", "finished_at", "wall_time_s", "stages")
+
+
+def _as_run(meta: Mapping[str, Any]) -> Any:
+    """``meta`` as stored JSON (lists, not tuples) without the run's own times."""
+    return json.loads(json.dumps({k: v for k, v in meta.items() if k not in _RUN_TIMES}))
 
 
 def stored_records(results: Path, case_id: str, strict: bool = True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ LOCK = Lock(
            Pin("setuptools", "50.3.2", "setuptools-50.3.2-py3-none-any.whl", "d" * 64)),
 )
 
+WHEELS = replace(LOCK, runtime=(Pin("dep", "2.0", "dep-2.0-py3-none-any.whl", "b" * 64),
+                                 Pin("pkg", "1.0", "pkg-1.0-py3-none-any.whl", "a" * 64)))
 
 def render() -> str:
     return render_dockerfile(BASE, LOCK)
@@ -144,6 +147,22 @@ class FakeEngine(fakes.FakeEngine):
     def __init__(self) -> None:
         self.builds: list[Mapping[str, str]] = []
         self.fixed = False
+        self.wheels_build = False  # whether the lock's sdists build as wheels
+        self.wheel_builds: list[set[str]] = []  # the sdists of each wheel build
+        self.wheel_scripts: list[str] = []
+
+    def run_collect(self, image: str, command: list[str], into: str,
+                    files: Mapping[str, bytes], collect: str,
+                    ) -> tuple[dict[str, bytes], str, int | None]:
+        sdists = {name.split("/")[1] for name in files if not name.endswith(".txt")}
+        self.wheel_builds.append(sdists)
+        self.wheel_scripts.append(command[2])
+        assert image == "sha256:" + "f" * 64 and collect == "/tmp/built"
+        assert "pip wheel" in command[2] and "--require-hashes" in command[2]
+        if not self.wheels_build:
+            return {}, "error: invalid command 'bdist_wheel'", 1
+        return {f"{name.split('-')[0]}-{name.split('-')[1].removesuffix('.tar.gz')}"
+                f"-py3-none-any.whl": b"built " + name.encode() for name in sdists}, "", 0
 
     def build(self, context: Path, tag: str,
               labels: Mapping[str, str]) -> tuple[str | None, str]:
@@ -155,6 +174,7 @@ class FakeEngine(fakes.FakeEngine):
                    tag: str, labels: Mapping[str, str],
                    changes: list[str]) -> tuple[str | None, str, int | None]:
         self.builds.append(labels)
+        self.installed = dict(files)
         assert image == "sha256:" + "f" * 64 and command[:2] == ["/bin/sh", "-c"]
         assert set(files) == {f"wheelhouse/{pin.filename}" for pin in LOCK.runtime} | {
             "wheelhouse/requirements.txt"} or all(f.startswith("wheelhouse/") for f in files)
@@ -166,7 +186,7 @@ class FakeEngine(fakes.FakeEngine):
 def _builder(tmp_path: Path, engine: FakeEngine, retry: bool, uv: bool = False) -> Builder:
     wheelhouse = tmp_path / "wheelhouse"
     wheelhouse.mkdir(exist_ok=True)
-    for pin in (*LOCK.runtime, *LOCK.build):
+    for pin in (*LOCK.runtime, *LOCK.build, *WHEELS.runtime):
         (wheelhouse / pin.filename).write_bytes(b"x")
     return Builder(engine, wheelhouse, tmp_path / "cache", retry_failures=retry,
                    use_uv=uv)
@@ -236,22 +256,44 @@ class ListingEngine(FakeEngine):
 
 def test_present_images_come_from_one_listing_and_new_ones_from_a_lookup(
         tmp_path: Path) -> None:
-    tag = image_tag(render() + script(), LOCK, BASE)
+    tag = image_tag(render_dockerfile(BASE, WHEELS)
+                    + render_install(WHEELS, "pkg", "demo/py3.9/1.0"), WHEELS, BASE)
     engine = ListingEngine({tag: "sha256:listed"}, {})
     builder = _builder(tmp_path, engine, retry=False)
     builder.list_present()
-    assert builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").image_id == "sha256:listed"
+    assert builder.build(BASE, WHEELS, "pkg", "demo/py3.9/1.0").image_id == "sha256:listed"
     assert engine.lookups == [] and engine.builds == []
     # Built by another run after the listing: a lookup finds it, nothing is built.
     engine = ListingEngine({}, {tag: "sha256:since"})
     builder = _builder(tmp_path, engine, retry=False)
     builder.list_present()
-    assert builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0").image_id == "sha256:since"
+    assert builder.build(BASE, WHEELS, "pkg", "demo/py3.9/1.0").image_id == "sha256:since"
     assert engine.lookups == [tag] and engine.builds == []
 
 
-WHEELS = replace(LOCK, runtime=(Pin("dep", "2.0", "dep-2.0-py3-none-any.whl", "b" * 64),
-                                 Pin("pkg", "1.0", "pkg-1.0-py3-none-any.whl", "a" * 64)))
+
+def test_a_rerun_asks_the_engine_nothing_for_a_remembered_failure_or_its_own_builds(
+        tmp_path: Path) -> None:
+    engine = ListingEngine({}, {})
+    first = _builder(tmp_path, engine, retry=False)
+    first.list_present()
+    assert not first.build(BASE, WHEELS, "pkg", "demo/py3.9/1.0").ok
+    tag = image_tag(render_dockerfile(BASE, WHEELS)
+                    + render_install(WHEELS, "pkg", "demo/py3.9/1.0"), WHEELS, BASE)
+    assert engine.lookups[0] == tag  # not listed: asked
+    engine.lookups.clear()
+    rerun = _builder(tmp_path, engine, retry=False)
+    rerun.list_present()
+    assert not rerun.build(BASE, WHEELS, "pkg", "demo/py3.9/1.0").ok
+    assert engine.lookups == [] and len(engine.builds) == 1  # remembered, nothing asked
+    engine.fixed = True
+    retried = _builder(tmp_path, engine, retry=True)
+    retried.list_present()
+    built = retried.build(BASE, WHEELS, "pkg", "demo/py3.9/1.0")
+    engine.lookups.clear()
+    # The same image asked for again in the same run: this run's own build, not a lookup.
+    assert retried.build(BASE, WHEELS, "pkg", "demo/py3.9/1.0") == replace(built, log_excerpt="")
+    assert engine.lookups == [] and len(engine.builds) == 2
 
 
 def test_uv_installs_wheel_locks_from_python_3_8_and_pip_the_rest() -> None:
@@ -283,6 +325,53 @@ def test_a_wheel_lock_builds_on_the_base_with_uv_added_once(tmp_path: Path) -> N
     kinds = [labels["org.repro-matrix.kind"] for labels in engine.builds]
     assert kinds.count("installer") == 1 and kinds.count("cell") == 2
 
+
+def test_an_sdist_is_built_as_a_wheel_once_per_tools_image_and_cells_install_the_wheel(
+        tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.fixed = engine.wheels_build = True
+    builder = _builder(tmp_path, engine, retry=False, uv=True)
+    first = builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+    assert first.ok and engine.wheel_builds == [{"dep-2.0.tar.gz"}]
+    installed = engine.installed
+    wheel = b"built dep-2.0.tar.gz"
+    assert installed["wheelhouse/dep-2.0-py3-none-any.whl"] == wheel
+    assert "wheelhouse/dep-2.0.tar.gz" not in installed
+    requirements = installed["wheelhouse/requirements.txt"].decode()
+    assert f"dep==2.0 --hash=sha256:{hashlib.sha256(wheel).hexdigest()}" in requirements
+    # Another cell of the same tools and sdist, in a later run: the wheel comes from the cache.
+    again = _builder(tmp_path, engine, retry=False, uv=True)
+    assert again.build(BASE, LOCK, "pkg", "demo/py3.9/1.1").ok
+    assert len(engine.wheel_builds) == 1 and engine.installed == installed
+    if builder.uv is not None:  # every file a wheel now: uv installs them on 3.9
+        assert "installer" in [labels["org.repro-matrix.kind"] for labels in engine.builds]
+    # The image is named by the lock as resolved (the sdist), not by the wheel's bytes.
+    assert first.image_ref != _builder(tmp_path, engine, retry=False).build(
+        BASE, LOCK, "pkg", "demo/py3.9/1.0").image_ref  # (without uv: another recipe)
+
+
+def test_an_sdist_that_does_not_build_as_a_wheel_is_installed_by_the_cells_pip(
+        tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.fixed = True
+    builder = _builder(tmp_path, engine, retry=False, uv=True)
+    outcome = builder.build(BASE, LOCK, "pkg", "demo/py3.9/1.0")
+    assert outcome.ok and engine.wheel_builds == [{"dep-2.0.tar.gz"}]
+    assert "wheelhouse/dep-2.0.tar.gz" in engine.installed  # the recipe before wheels
+    assert outcome.image_ref == image_tag(render() + script(), LOCK, BASE)
+    # The failure is remembered: the next cell of these tools does not try again.
+    assert _builder(tmp_path, engine, retry=False).build(BASE, LOCK, "pkg", "demo/py3.9/1.1").ok
+    assert len(engine.wheel_builds) == 1
+
+
+def test_the_wheel_build_script_matches_golden(golden: Callable[[str, str], None],
+                                               tmp_path: Path) -> None:
+    engine = FakeEngine()
+    engine.fixed = engine.wheels_build = True
+    assert _builder(tmp_path, engine, retry=False).build(BASE, LOCK, "pkg", "demo/py3.9/1.0").ok
+    (wheels,) = engine.wheel_scripts
+    golden("sdist-wheels.sh", wheels)
+    assert "--no-build-isolation" in wheels  # the era's setuptools in the tools image builds
 
 def test_an_excerpt_keeps_the_error_not_the_long_command_of_the_failed_step() -> None:
     (tools,) = run_commands(render())

@@ -9,6 +9,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,34 @@ def test_a_second_run_keeps_cells_whose_inputs_are_unchanged_and_rerun_runs_them
     _run(world, rerun=True)
     assert sorted(world["engine"].runs) == sorted(first)
 
+
+def test_a_rerun_that_changes_nothing_rewrites_nothing_and_returns_the_same_verdicts(
+        world: dict[str, Any]) -> None:
+    first = _run(world)
+    results = world["tmp"] / "results"
+    written = {path: (path.stat().st_mtime_ns, path.read_bytes())
+               for path in results.rglob("*") if path.is_file()}
+    again = _run(world)
+    assert again == first
+    assert {path: (path.stat().st_mtime_ns, path.read_bytes())
+            for path in results.rglob("*") if path.is_file()} == written
+    # A report gone: the run renders again, and cells.json names this run.
+    (results / "report.html").unlink()
+    _run(world)
+    assert (results / "report.html").exists()
+    assert (results / "demo" / "cells.json").stat().st_mtime_ns \
+        != written[results / "demo" / "cells.json"][0]
+
+
+def test_a_rerun_whose_case_changed_rewrites_its_cells(world: dict[str, Any]) -> None:
+    _run(world)
+    path = world["tmp"] / "results" / "demo" / "cells.json"
+    before = json.loads(path.read_text())
+    world["config"] = replace(world["config"], digest="e")  # the matrix file was edited
+    _run(world)
+    after = json.loads(path.read_text())
+    assert after["matrix_digest"] == "e" and after["finished_at"] >= before["finished_at"]
+    assert after["cells"] == before["cells"]  # every input unchanged: the same records
 
 def test_a_stored_pass_whose_output_has_the_signature_runs_again(world: dict[str, Any]) -> None:
     """Recorded before exit 0 with the signature had its own status: not reused as a pass."""
