@@ -17,10 +17,13 @@ from repro_matrix.resolve.index import TTL_ENV, cache_ttl
 
 # Folder of each file kind under the cache; "images" live in the Docker engine.
 FOLDERS = {"index": "index", "locks": "locks", "wheelhouse": "wheelhouse",
-           "failures": "build-failures", "rootfs": "rootfs", "checks": "base-checks"}
+           "wheels": "sdist-wheels", "failures": "build-failures", "rootfs": "rootfs",
+           "checks": "base-checks"}
 KINDS = (*FOLDERS, "images")
 _WHAT = {"index": "package index pages", "locks": "resolved locks",
-         "wheelhouse": "downloaded distributions", "failures": "remembered build failures",
+         "wheelhouse": "downloaded distributions",
+         "wheels": "wheels built from sdists, per tools image",
+         "failures": "remembered build failures",
          "rootfs": "base image bootstrap work", "checks": "passed checks of local base images"}
 
 
