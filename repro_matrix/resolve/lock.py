@@ -6,6 +6,7 @@ move the era cutoff and try again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from repro_matrix import atomic, cpu
 from repro_matrix.errors import HarnessError, IndexUnavailable, ResolveToolError
@@ -94,16 +95,31 @@ def package_cutoffs(requirements: Sequence[str], cutoff: str,
         except HarnessError:
             continue
         admitted = [r for r in releases if r.upload_time is not None and not r.yanked
-                    and requirement.specifier.contains(r.version)]
+                    and _contains(requirement.specifier, r.version)]
         # A yanked release counts only when nothing else is admitted (an exact pin to it).
         admitted = admitted or [r for r in releases if r.upload_time is not None
-                                and requirement.specifier.contains(r.version)]
+                                and _contains(requirement.specifier, r.version)]
         times = [r.upload_time for r in admitted if r.upload_time is not None]
         if not times or any(t <= limit for t in times):
             continue
         day = _end_of_day(min(times).astimezone(timezone.utc).date())
         found[name] = max(found.get(name, ""), day)
     return tuple(sorted(found.items()))
+
+
+def _contains(specifier: SpecifierSet, version: str) -> bool:
+    parsed = _parsed_version(version)
+    return parsed is not None and specifier.contains(parsed)
+
+
+@functools.cache
+def _parsed_version(text: str) -> Version | None:
+    """A release's version, parsed once per process: every lock checks its pins against every
+    release of each package, and parsing was most of a no-change rerun's resolve stage."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 def target_tags(python: str, machine: str | None = None) -> list[Tag]:
@@ -235,7 +251,7 @@ class Resolver:
                 if pin.filename in self._verified:
                     continue
                 wheel = self.wheelhouse / pin.filename
-                if pin.sha256 and not (wheel.is_file() and file_sha256(wheel) == pin.sha256):
+                if pin.sha256 and not _intact(wheel, pin.sha256):
                     dist = next((f for r in self.index.releases(pin.name) for f in r.files
                                  if f.filename == pin.filename), None)
                     if dist is None:
@@ -338,6 +354,30 @@ def exclude_newer_package_options(pinned: Sequence[tuple[str, str]],
     for name, day in cutoffs.items():
         options += ["--exclude-newer-package", f"{name}={day}"]
     return options
+
+
+# Beside the wheelhouse: for each file whose hash was checked, its hash, size and time.
+_STAMPS = ".checked"
+
+
+def _intact(wheel: Path, sha256: str) -> bool:
+    """Whether ``wheel`` has the hash ``sha256``: hashed once, then trusted while its size and
+    time are those it was hashed with (a rerun would hash 100 MiB of wheels to learn nothing)."""
+    try:
+        stat = wheel.stat()
+    except OSError:
+        return False
+    seen = f"{sha256} {stat.st_size} {stat.st_mtime_ns}"
+    stamp = wheel.parent / _STAMPS / wheel.name
+    try:
+        if stamp.read_text() == seen:
+            return True
+    except OSError:
+        pass
+    if file_sha256(wheel) != sha256:
+        return False
+    atomic.write_atomic(stamp, seen)
+    return True
 
 
 class _Unresolvable(Exception):

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,10 @@ class CaseRecorder:
     def add(self, record: CellRecord) -> None:
         with self.mutex:
             stored = self.records.get(record.cell.id)
-            if store.supersedes(record, stored):
-                self.changed = self.changed or record != stored
+            if stored is not None and replace(record, finished_at=stored.finished_at) == stored:
+                pass  # decided again the same way (without a run): the stored record stands
+            elif store.supersedes(record, stored):
+                self.changed = True
                 self.records[record.cell.id] = record
             else:
                 self.kept[record.status] = self.kept.get(record.status, 0) + 1

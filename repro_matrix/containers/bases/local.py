@@ -46,6 +46,9 @@ def install_path(interpreter: Interpreter) -> Path:
     return interpreter.prefix
 
 
+_GLIBC_SCAN = "glibc-scan-1"  # the format of a remembered scan (a new one rescans)
+
+
 def _fingerprint(interpreter: Interpreter, dockerfile: str) -> str:
     """Same recipe, Dockerfile and interpreter files (by size and time): same base."""
     digest = hashlib.sha256(f"{_LOCAL_RECIPE}\0{interpreter.prefix}\0{dockerfile}".encode())
@@ -109,7 +112,7 @@ def base(engine: ContainerEngine, python: str, settings: ProviderSettings, work_
     if isinstance(found, str):
         return BaseImage.unavailable(python, "local", found)
     elf_files = interpreters.elf_files(found)
-    needed = interpreters.glibc_needed_by(elf_files)
+    needed = _glibc_needed(elf_files, work_dir.parent / "base-checks")
     suite = interpreters.oldest_suite(needed)
     if suite is None:
         return BaseImage.unavailable(python, "local", f"{found.describe()} needs glibc "
@@ -162,6 +165,25 @@ def _build_local(engine: ContainerEngine, interpreter: Interpreter, target: Path
 
 
 _PROBE = "interpreter-probe.py"
+
+
+def _glibc_needed(elf_files: list[Path], remembered: Path) -> tuple[int, int]:
+    """``glibc_needed_by`` of an interpreter's files, remembered by their paths, sizes and
+    times (as ``_fingerprint`` names a base): the scan reads tens of MiB per interpreter, on
+    every run."""
+    digest = hashlib.sha256(_GLIBC_SCAN.encode())
+    for path in elf_files:
+        stat = path.stat()
+        digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    entry = remembered / f"glibc-{digest.hexdigest()[:24]}.json"
+    try:
+        major, minor = json.loads(entry.read_text())["glibc"]
+        return int(major), int(minor)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not scanned yet (or an unreadable entry): scan now
+    needed = interpreters.glibc_needed_by(elf_files)
+    atomic.write_atomic(entry, json.dumps({"glibc": list(needed)}))
+    return needed
 
 
 def _checked(engine: ContainerEngine, image_id: str, python: str,

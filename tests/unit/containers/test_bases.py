@@ -225,3 +225,22 @@ def test_a_suite_newer_than_debootstrap_gets_the_sid_script_as_its_fourth_argume
     assert positional == ["some-future-suite", str(tmp_path / "root"), "", str(tmp_path / "sid")]
     assert [part for part in known if not part.startswith("--")][1:] == [
         "bookworm", str(tmp_path / "root")]
+
+
+def test_an_interpreters_glibc_scan_is_remembered_until_its_files_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = tmp_path / "libpython3.9.so"
+    binary.write_bytes(b"\0GLIBC_2.17\0GLIBC_2.28\0")
+    scans: list[list[Path]] = []
+    real = local.interpreters.glibc_needed_by
+
+    def counting(paths: list[Path]) -> tuple[int, int]:
+        scans.append(list(paths))
+        return real(paths)
+
+    monkeypatch.setattr(local.interpreters, "glibc_needed_by", counting)
+    checks = tmp_path / "base-checks"
+    assert local._glibc_needed([binary], checks) == (2, 28)
+    assert local._glibc_needed([binary], checks) == (2, 28) and len(scans) == 1
+    binary.write_bytes(b"\0GLIBC_2.34\0")  # rebuilt: scanned again
+    assert local._glibc_needed([binary], checks) == (2, 34) and len(scans) == 2

@@ -358,3 +358,24 @@ def test_tool_pin_is_the_newest_final_release_by_the_cutoff_for_the_python(
 def test_tool_pin_is_none_before_the_first_release() -> None:
     assert tool_pin("pip", TOOLS, "3.9", "2018-01-01T00:00:00Z",
                     target_tags("3.9", "x86_64")) is None
+
+
+def test_a_wheelhouse_file_is_hashed_once_then_trusted_until_it_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel")
+    digest = hashlib.sha256(b"wheel").hexdigest()
+    hashed: list[Path] = []
+    real = lock_module.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(lock_module, "file_sha256", counting)
+    assert lock_module._intact(wheel, digest) and lock_module._intact(wheel, digest)
+    assert hashed == [wheel]
+    assert not lock_module._intact(wheel, "0" * 64)  # another hash is checked, not trusted
+    wheel.write_bytes(b"damaged")  # another size: hashed again, and found damaged
+    assert not lock_module._intact(wheel, digest)
+    assert not lock_module._intact(tmp_path / "missing.whl", digest)

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,23 @@ def test_an_outage_keeps_the_decided_record_and_says_so(tmp_path: Path) -> None:
     assert line is not None and line.startswith("demo: kept 2 stored record(s) over an "
                                                 "infrastructure outage of this run (2 unavailable)")
 
+
+def test_a_cell_decided_again_the_same_way_keeps_its_record_and_changes_nothing(
+        tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _stored_full(results)
+    recorder = CaseRecorder(_plan(_case(tmp_path), ("3.9",), ("1.0", "1.1")), results,
+                             {**FULL_META}, {})
+    stored = recorder.records["demo/py3.9/1.0"]
+    # Decided without a run (e.g. not for this Python): a new record, only its time differs.
+    recorder.add(replace(stored, finished_at="2099-01-01T00:00:00Z"))
+    assert recorder.records["demo/py3.9/1.0"] == stored and recorder.unchanged()
+    recorder.add(replace(recorder.records["demo/py3.9/1.1"], status=R, reason="new"))
+    assert not recorder.unchanged()
+    # The case run another way (another matrix file) is a change too, with the same records.
+    other = CaseRecorder(_plan(_case(tmp_path), ("3.9",), ("1.0",)), results,
+                         {**FULL_META, "matrix_digest": "other"}, {})
+    assert not other.unchanged()
 
 def test_replace_starts_over(tmp_path: Path) -> None:
     results = tmp_path / "results"
