@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from repro_matrix import cpu
-from repro_matrix.containers import bases
+from repro_matrix.containers import bases, interpreters
 from repro_matrix.containers.bases import debian, local, registry
 from repro_matrix.containers.interpreters import Interpreter
 from repro_matrix.errors import UsageError
@@ -232,13 +232,13 @@ def test_an_interpreters_glibc_scan_is_remembered_until_its_files_change(
     binary = tmp_path / "libpython3.9.so"
     binary.write_bytes(b"\0GLIBC_2.17\0GLIBC_2.28\0")
     scans: list[list[Path]] = []
-    real = local.interpreters.glibc_needed_by
+    real = interpreters.glibc_needed_by
 
     def counting(paths: list[Path]) -> tuple[int, int]:
         scans.append(list(paths))
         return real(paths)
 
-    monkeypatch.setattr(local.interpreters, "glibc_needed_by", counting)
+    monkeypatch.setattr(interpreters, "glibc_needed_by", counting)
     checks = tmp_path / "base-checks"
     assert local._glibc_needed([binary], checks) == (2, 28)
     assert local._glibc_needed([binary], checks) == (2, 28) and len(scans) == 1

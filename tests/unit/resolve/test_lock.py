@@ -14,6 +14,7 @@ from packaging.tags import Tag
 
 from repro_matrix.errors import UsageError
 from repro_matrix.model import DistFile, EraPolicy, Lock, Pin, Release
+from repro_matrix.resolve import index as index_module
 from repro_matrix.resolve import lock as lock_module
 from repro_matrix.resolve.lock import (
     ResolveFailure,
@@ -366,7 +367,7 @@ def test_a_wheelhouse_file_is_hashed_once_then_trusted_until_it_changes(
     wheel.write_bytes(b"wheel")
     digest = hashlib.sha256(b"wheel").hexdigest()
     hashed: list[Path] = []
-    real = lock_module.file_sha256
+    real = index_module.file_sha256
 
     def counting(path: Path) -> str:
         hashed.append(path)
