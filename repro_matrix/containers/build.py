@@ -25,6 +25,7 @@ from repro_matrix.containers import sandbox
 from repro_matrix.containers.engine import LABEL, ContainerEngine
 from repro_matrix.errors import EngineError, HarnessError
 from repro_matrix.model import BaseImage, BuildOutcome, Lock, Pin
+from repro_matrix.resolve.index import file_sha256
 
 TEMPLATE = "cell.Dockerfile.j2"  # the tools image every cell image is committed from
 INSTALL_TEMPLATE = "cell-install.sh.j2"  # what a cell's container runs before its commit
@@ -233,7 +234,7 @@ class Builder:
         """The image of one recipe: found, remembered as failed, or built; None when the
         recipe installs sdists built as wheels and they did not build."""
         plain = base
-        if prebuild and self._wheels_failed(plain, lock):
+        if prebuild and self._wheels_failed(self._wheels_folder(plain, lock), lock):
             return None
         installs_wheels = prebuild or not _sdists(lock)
         with_uv = (self._with_uv(base)
@@ -286,12 +287,12 @@ class Builder:
         file): built once per tools image and sdist, kept in the cache. None when one does
         not build (a failure is remembered unless killed)."""
         dockerfile = render_dockerfile(base, lock)
-        folder = self._wheels_folder(base, lock)
+        folder = self._wheels_folder(base, lock, dockerfile)
         with self._tools_mutex:
             mutex = self._wheels_mutexes.setdefault(folder.name, threading.Lock())
         with mutex:
             sdists = _sdists(lock)
-            if self._wheels_failed(base, lock):
+            if self._wheels_failed(folder, lock):  # (another cell's build, meanwhile)
                 return None
             missing = [pin for pin in sdists if not _built_wheel(folder / pin.sha256)]
             if missing and not self._build_wheels(base, dockerfile, lock, missing, folder):
@@ -301,19 +302,20 @@ class Builder:
                 wheel = _built_wheel(folder / pin.sha256)
                 if wheel is None:
                     return None
-                digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-                found[pin.filename] = (replace(pin, filename=wheel.name, sha256=digest), wheel)
+                found[pin.filename] = (replace(pin, filename=wheel.name,
+                                               sha256=file_sha256(wheel)), wheel)
             return found
 
-    def _wheels_folder(self, base: BaseImage, lock: Lock) -> Path:
-        """Where the wheels built from sdists by the lock's pip tools image on ``base`` are."""
-        tools = image_tag(render_dockerfile(base, lock), replace(lock, runtime=()), base,
-                          TOOLS_REPOSITORY)
+    def _wheels_folder(self, base: BaseImage, lock: Lock, dockerfile: str = "") -> Path:
+        """Where the wheels built from sdists by the lock's pip tools image on ``base`` (its
+        ``dockerfile``, rendered here when not given) are."""
+        tools = image_tag(dockerfile or render_dockerfile(base, lock), replace(lock, runtime=()),
+                          base, TOOLS_REPOSITORY)
         return self.wheels_dir / tools.split(":")[1]
 
-    def _wheels_failed(self, base: BaseImage, lock: Lock) -> bool:
+    @staticmethod
+    def _wheels_failed(folder: Path, lock: Lock) -> bool:
         """Whether one of the lock's sdists is remembered not to build as a wheel there."""
-        folder = self._wheels_folder(base, lock)
         return any((folder / f"{pin.sha256}.failed").exists() for pin in _sdists(lock))
 
     def _build_wheels(self, base: BaseImage, dockerfile: str, lock: Lock,

@@ -8,10 +8,11 @@ import hashlib
 import json
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -52,10 +53,15 @@ _GLIBC_SCAN = "glibc-scan-1"  # the format of a remembered scan (a new one resca
 def _fingerprint(interpreter: Interpreter, dockerfile: str) -> str:
     """Same recipe, Dockerfile and interpreter files (by size and time): same base."""
     digest = hashlib.sha256(f"{_LOCAL_RECIPE}\0{interpreter.prefix}\0{dockerfile}".encode())
-    for path in interpreters.elf_files(interpreter)[:2]:  # the executable and libpython
+    _add_stats(digest, interpreters.elf_files(interpreter)[:2])  # the executable and libpython
+    return digest.hexdigest()[:10]
+
+
+def _add_stats(digest: Any, paths: Iterable[Path]) -> None:
+    """Each file's path, size and time into ``digest``: what names its content here."""
+    for path in paths:
         stat = path.stat()
         digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:10]
 
 
 def local_reference(interpreter: Interpreter, suite: str, fingerprint: str) -> str:
@@ -172,9 +178,7 @@ def _glibc_needed(elf_files: list[Path], remembered: Path) -> tuple[int, int]:
     times (as ``_fingerprint`` names a base): the scan reads tens of MiB per interpreter, on
     every run."""
     digest = hashlib.sha256(_GLIBC_SCAN.encode())
-    for path in elf_files:
-        stat = path.stat()
-        digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+    _add_stats(digest, elf_files)
     entry = remembered / f"glibc-{digest.hexdigest()[:24]}.json"
     try:
         major, minor = json.loads(entry.read_text())["glibc"]
